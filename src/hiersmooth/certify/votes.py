@@ -1,0 +1,119 @@
+"""Vote counts from Monte-Carlo sampling: the input of every certificate (SPEC.md §4).
+
+A votes file is an ``.npz`` with three arrays:
+- ``pre_votes`` (points × classes, integers): class counts from the n₀ selection samples; they pick the class A;
+- ``votes`` (points × classes, integers): class counts from the n estimation samples; they bound p_A (and p_B);
+- ``labels`` (points,): the true class of each point, for certified accuracy.
+Every row of ``votes`` sums to the same n, every row of ``pre_votes`` to the same n₀.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+_KEYS = ("pre_votes", "votes", "labels")
+
+
+def _integer_array(name: str, value, ndim: int) -> np.ndarray:
+    array = np.asarray(value)
+    if array.ndim != ndim:
+        shape = "points × classes" if ndim == 2 else "points"
+        raise ValueError(f"{name}: must be a {ndim}-d array ({shape}), got shape {array.shape}")
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{name}: must hold integers, got {array.dtype} values")
+    if array.size and array.min() < 0:
+        raise ValueError(f"{name}: counts must be non-negative, found {array.min()}")
+    return array.astype(np.int64)
+
+
+def _common_total(name: str, counts: np.ndarray) -> int:
+    totals = counts.sum(axis=1)
+    if totals.size and np.any(totals != totals[0]):
+        bad = int(np.flatnonzero(totals != totals[0])[0])
+        raise ValueError(
+            f"{name}: every row must sum to the same number of samples; row 0 sums to {totals[0]}, row {bad} to {totals[bad]}"
+        )
+    if totals.size and totals[0] == 0:
+        raise ValueError(f"{name}: rows sum to 0 samples")
+    return int(totals[0]) if totals.size else 0
+
+
+@dataclass(frozen=True)
+class Votes:
+    """Validated vote counts; ``n0`` and ``n`` are the per-point sample counts."""
+
+    pre_votes: np.ndarray
+    votes: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        pre_votes = _integer_array("pre_votes", self.pre_votes, 2)
+        votes = _integer_array("votes", self.votes, 2)
+        labels = _integer_array("labels", self.labels, 1)
+        if votes.shape != pre_votes.shape:
+            raise ValueError(f"votes has shape {votes.shape} but pre_votes has shape {pre_votes.shape}: they must match")
+        if labels.shape[0] != votes.shape[0]:
+            raise ValueError(f"labels has {labels.shape[0]} entries but votes has {votes.shape[0]} points: they must match")
+        if votes.shape[0] == 0:
+            raise ValueError("votes: there are no points")
+        if votes.shape[1] < 2:
+            raise ValueError(f"votes: need at least 2 classes, got {votes.shape[1]}")
+        if labels.max() >= votes.shape[1]:
+            raise ValueError(f"labels: values must be class indices in [0, {votes.shape[1] - 1}], found {labels.max()}")
+        _common_total("pre_votes", pre_votes)
+        _common_total("votes", votes)
+        for name, array in zip(_KEYS, (pre_votes, votes, labels)):
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
+
+    @property
+    def n0(self) -> int:
+        return int(self.pre_votes[0].sum())
+
+    @property
+    def n(self) -> int:
+        return int(self.votes[0].sum())
+
+    @property
+    def points(self) -> int:
+        return self.votes.shape[0]
+
+    @property
+    def classes(self) -> int:
+        return self.votes.shape[1]
+
+
+def load_votes(path) -> Votes:
+    """Read and validate a votes ``.npz`` without ever unpickling (``allow_pickle=False``)."""
+    path = Path(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path}: holds a single array, not an .npz archive of {', '.join(_KEYS)}")
+        with data:
+            missing = [key for key in _KEYS if key not in data.files]
+            if missing:
+                raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; a votes file holds {', '.join(_KEYS)}")
+            arrays = {key: data[key] for key in _KEYS}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such votes file") from None
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    except ValueError as error:
+        if "allow_pickle" in str(error):
+            raise ValueError(f"{path}: holds pickled objects; hiersmooth never unpickles files, save plain integer arrays") from None
+        if str(error).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    return Votes(**arrays)
+
+
+def save_votes(path, votes: Votes) -> None:
+    """Write ``votes`` in the format :func:`load_votes` reads."""
+    np.savez(path, pre_votes=votes.pre_votes, votes=votes.votes, labels=votes.labels)

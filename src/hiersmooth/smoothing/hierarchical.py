@@ -1,0 +1,144 @@
+"""The two-level smoothing distribution Ψ_X and its certificate bounds (SPEC.md §2–§3, Theorem 1 of the paper).
+
+With Δ = Δ(r) the selection's probability that not all changed rows are smoothed and L, U the noise's
+worst-case bounds for the same threat, the least and greatest probabilities of a class under any perturbed
+input within the threat are (Scholten et al., NeurIPS 2023, Theorem 1; tight):
+
+    p̲ = (1 − Δ) · L((p_A − Δ) / (1 − Δ))       if p_A > Δ, else 0
+    p̄ = (1 − Δ) · U(min(1, p_B / (1 − Δ))) + Δ
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from ..threat import Threat
+from .noise import NOISES, Noise
+from .selection import SELECTIONS, All, Selection
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """Selection (upper level) + noise (lower level) + indicator column τ_i = 1[i ∈ S]."""
+
+    selection: Selection
+    noise: Noise
+    indicator: bool = True
+
+    def __post_init__(self):
+        if not isinstance(self.indicator, bool):
+            raise ValueError(f"indicator={self.indicator!r}: must be true or false")
+
+    def delta(self, r):
+        """Δ(r) = 1 − P(all r changed rows are selected), worst case over which rows change."""
+        return self.selection.delta(r)
+
+    def _delta_for(self, threat: Threat) -> float:
+        self.noise.check_threat(threat)
+        return float(self.delta(threat.changeable_rows))
+
+    def lower_bound(self, p_a, threat: Threat) -> np.ndarray:
+        """p̲_{X̃,A}: least probability of class A under any X̃ within ``threat``, given p_{X,A} >= ``p_a``."""
+        delta = self._delta_for(threat)
+        return theorem1_lower(_probabilities("p_a", p_a), delta, lambda q: self.noise.lower(q, threat))
+
+    def upper_bound(self, p_b, threat: Threat) -> np.ndarray:
+        """p̄_{X̃,B}: greatest probability of class B under any X̃ within ``threat``, given p_{X,B} <= ``p_b``."""
+        delta = self._delta_for(threat)
+        return theorem1_upper(_probabilities("p_b", p_b), delta, lambda q: self.noise.upper(q, threat))
+
+    def to_config(self) -> dict:
+        """The config mapping this smoothing was (or could have been) built from."""
+        return {"selection": _as_config(self.selection, SELECTIONS), "noise": _as_config(self.noise, NOISES), "indicator": self.indicator}
+
+
+def theorem1_lower(p_a, delta, lower) -> np.ndarray:
+    """(1 − Δ) · L((p_A − Δ)/(1 − Δ)) where p_A > Δ, else 0; broadcasts over p_a and delta (Theorem 1)."""
+    p_a, delta = np.asarray(p_a, dtype=float), np.asarray(delta, dtype=float)
+    reachable = p_a > delta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(reachable, np.minimum((p_a - delta) / (1 - delta), 1.0), 0.0)
+    return np.where(reachable, (1 - delta) * lower(q), 0.0)
+
+
+def theorem1_upper(p_b, delta, upper) -> np.ndarray:
+    """(1 − Δ) · U(min(1, p_B/(1 − Δ))) + Δ, capped at 1; broadcasts over p_b and delta (Theorem 1)."""
+    p_b, delta = np.asarray(p_b, dtype=float), np.asarray(delta, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(delta < 1, np.minimum(p_b / (1 - delta), 1.0), 1.0)
+    return np.minimum((1 - delta) * upper(q) + delta, 1.0)
+
+
+def _probabilities(name: str, value) -> np.ndarray:
+    array = np.asarray(value, dtype=float)
+    if np.any(~(array >= 0) | ~(array <= 1)):
+        raise ValueError(f"{name}: probabilities must be in [0, 1]")
+    return array
+
+
+def _as_config(part, registry: dict) -> dict:
+    kind = next(name for name, cls in registry.items() if isinstance(part, cls))
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(part).items() if v is not None}
+    return {"kind": kind, **options}
+
+
+def _build(section: str, config, registry: dict):
+    """Instantiate ``registry[config['kind']]`` with the remaining keys, naming what is wrong otherwise."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{section}={config!r}: must be a mapping with a 'kind'")
+    options = dict(config)
+    kind = options.pop("kind", None)
+    if kind not in registry:
+        raise ValueError(f"{section}.kind={kind!r}: must be one of {', '.join(registry)}")
+    fields = dataclasses.fields(registry[kind])
+    allowed = {f.name for f in fields}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{section}: unknown option {', '.join(unknown)} for kind {kind!r} (allowed: {', '.join(sorted(allowed)) or 'none'})"
+        )
+    required = {f.name for f in fields if f.default is dataclasses.MISSING}
+    missing = sorted(required - set(options))
+    if missing:
+        raise ValueError(f"{section}: kind {kind!r} needs {', '.join(missing)}")
+    return registry[kind](**options)
+
+
+def from_config(config) -> Smoothing:
+    """Build a :class:`Smoothing` from a mapping or a YAML file (DESIGN.md schema)::
+
+        selection: {kind: bernoulli, p: 0.81}       # or {kind: subset, size: m, entities: N} or {kind: all}
+        noise:     {kind: sparse, p_plus: 0.05, p_minus: 0.8}   # or {kind: gaussian, sigma: 0.25} or {kind: ablation}
+        indicator: true
+
+    The three keys may also sit under a top-level ``smoothing:`` key (as in an experiment file).
+    """
+    if isinstance(config, Smoothing):
+        return config
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise ValueError(f"smoothing config {path}: cannot be read ({error.strerror})") from None
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ValueError(f"smoothing config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if isinstance(config, dict) and set(config) == {"smoothing"}:
+        config = config["smoothing"]
+    if not isinstance(config, dict):
+        raise ValueError(f"smoothing config: must be a mapping with selection and noise, got {type(config).__name__}")
+    unknown = sorted(set(config) - {"selection", "noise", "indicator"})
+    if unknown:
+        raise ValueError(f"smoothing config: unknown key {', '.join(unknown)} (allowed: selection, noise, indicator)")
+    if "noise" not in config:
+        raise ValueError("smoothing config: 'noise' is missing ({kind: gaussian|sparse|ablation, ...})")
+    selection = _build("selection", config.get("selection", {"kind": "all"}), SELECTIONS)
+    noise = _build("noise", config["noise"], NOISES)
+    return Smoothing(selection, noise, config.get("indicator", not isinstance(selection, All)))
