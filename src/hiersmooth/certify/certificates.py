@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import elementwise
 from scipy.special import ndtr, ndtri
 
 from ..smoothing.hierarchical import Smoothing, theorem1_lower, theorem1_upper
@@ -30,6 +29,7 @@ from .bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
 from .votes import Votes
 
 RUNNER_UP_CHOICES = ("sound", "selection")
+_BISECTION_STEPS = 1100  # enough to reach adjacent doubles anywhere in [0, 1e3]
 
 
 @dataclass(frozen=True)
@@ -157,29 +157,31 @@ class Certificate:
 
 
 def _multiclass_root(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Largest t with Φ(a − t) − Φ(b + t) > c (decreasing in t); 0 where none, (a − b)/2 where c = 0."""
+    """Largest t (to machine precision) with Φ(a − t) − Φ(b + t) > c; 0 where none, (a − b)/2 where c = 0.
+
+    The margin falls monotonically in t, so bisection keeps the invariant margin(low) > 0 >= margin(high) and
+    returns ``low``: a t that is certified, never one beyond the root.
+    """
     a, b, c = np.broadcast_arrays(a, b, c)
 
-    def margin(t, a, b, c):
+    def margin(t):
         return ndtr(a - t) - ndtr(b + t) - c
 
-    t = np.zeros(a.shape)
+    low = np.zeros(a.shape)
     half_gap = (a - b) / 2
-    certified = margin(0.0, a, b, c) > 0
-    exact = certified & (c == 0)
-    t[exact] = half_gap[exact]
+    certified = margin(low) > 0
+    low[certified & (c == 0)] = half_gap[certified & (c == 0)]
     solve = certified & (c > 0)
-    if solve.any():
-        a_s, b_s, c_s = a[solve], b[solve], c[solve]
-        high = np.where(np.isfinite(half_gap[solve]), half_gap[solve], 1e3)
-        result = elementwise.find_root(
-            margin, (np.zeros_like(high), high), args=(a_s, b_s, c_s),
-        )
-        # Keep the largest point known to be certified: the bracket end with a positive margin.
-        candidates = np.stack([*result.bracket, result.x])
-        still_certified = margin(candidates, a_s, b_s, c_s) > 0
-        t[solve] = np.max(np.where(still_certified, candidates, 0.0), axis=0)
-    return t
+    high = np.where(solve, np.where(np.isfinite(half_gap), half_gap, 1e3), 0.0)
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2
+        moving = solve & (middle > low) & (middle < high)
+        if not moving.any():
+            break
+        above = margin(middle) > 0
+        low = np.where(moving & above, middle, low)
+        high = np.where(moving & ~above, middle, high)
+    return low
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,135 @@
+"""The files of a certification: certified-accuracy table, per-point results, JSON sidecar, and a printed summary.
+
+For ``OUT.csv``: ``OUT.csv`` (tidy, one row per certificate × threat), ``OUT.points.csv`` (one row per point:
+label, selected class, bounds, abstentions, and the radius per r or largest certified r), ``OUT.points.npz``
+(the same per-point certificates as arrays, including the full (r, ra, rd) grid for sparse noise) and
+``OUT.json`` (inputs, config, α, sample counts, grid, timings, versions).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..results import library_versions, write_arrays, write_csv, write_json
+from ..smoothing.noise import Gaussian, Sparse
+from .certificates import VoteCertificates
+
+
+def output_paths(out_csv) -> dict[str, Path]:
+    out_csv = Path(out_csv)
+    stem = out_csv.with_suffix("") if out_csv.suffix == ".csv" else out_csv
+    return {
+        "table": out_csv,
+        "points_csv": stem.with_name(stem.name + ".points.csv"),
+        "points_npz": stem.with_name(stem.name + ".points.npz"),
+        "sidecar": stem.with_name(stem.name + ".json"),
+    }
+
+
+def per_point(result: VoteCertificates, axes: dict[str, list]) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Per-point rows (scalars) and arrays (the family's certificate for every point)."""
+    noise = result.smoothing.noise
+    arrays = {"labels": result.votes.labels, "selected": result.selected, "runner_up": result.runner_up_class, "correct": result.correct}
+    columns = {"point": np.arange(result.votes.points), **arrays}
+    rows = np.asarray(axes["rows"])
+    arrays["rows"] = rows
+    for cert in result.certificates:
+        columns[f"abstain_{cert.name}"] = cert.abstain
+        columns[f"p_lower_{cert.name}"] = cert.p_lower
+        if cert.p_upper is not None:
+            columns[f"p_upper_{cert.name}"] = cert.p_upper
+        if isinstance(noise, Gaussian):
+            radius = cert.largest_l2(rows)
+            arrays[f"radius_{cert.name}"] = radius
+            columns.update({f"radius_{cert.name}_r{r}": radius[:, k] for k, r in enumerate(rows)})
+        elif isinstance(noise, Sparse):
+            arrays["added"], arrays["deleted"] = np.asarray(axes["added"]), np.asarray(axes["deleted"])
+            arrays[f"certified_{cert.name}"] = cert.certified_bits(rows, axes["added"], axes["deleted"])
+        else:
+            largest = cert.largest_rows()
+            arrays[f"largest_rows_{cert.name}"] = largest
+            columns[f"largest_rows_{cert.name}"] = largest
+        arrays[f"abstain_{cert.name}"] = cert.abstain
+        arrays[f"p_lower_{cert.name}"] = cert.p_lower
+        if cert.p_upper is not None:
+            arrays[f"p_upper_{cert.name}"] = cert.p_upper
+    table = [{name: values[i].item() for name, values in columns.items()} for i in range(result.votes.points)]
+    return table, arrays
+
+
+def summary(result: VoteCertificates) -> dict:
+    """Headline numbers: accuracy of the selected class, and clean certified accuracy / abstentions per certificate."""
+    record = {"accuracy_of_selected_class": float(result.correct.mean())}
+    for cert in result.certificates:
+        record[cert.name] = {
+            "clean_certified_accuracy": float((~cert.abstain & result.correct).mean()),
+            "abstain_rate": float(cert.abstain.mean()),
+        }
+    return record
+
+
+def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, list], out_csv, inputs: dict, started: float) -> dict[str, Path]:
+    """Write the table, per-point files and sidecar; returns their paths."""
+    paths = output_paths(out_csv)
+    point_rows, point_arrays = per_point(result, axes)
+    write_csv(paths["table"], table)
+    write_csv(paths["points_csv"], point_rows)
+    write_arrays(paths["points_npz"], **point_arrays)
+    write_json(
+        paths["sidecar"],
+        {
+            "inputs": inputs,
+            "smoothing": result.smoothing.to_config(),
+            "alpha": result.alpha,
+            "runner_up": result.runner_up,
+            "points": result.votes.points,
+            "classes": result.votes.classes,
+            "n0": result.votes.n0,
+            "n": result.votes.n,
+            "threat_grid": axes,
+            "summary": summary(result),
+            "outputs": {name: str(path) for name, path in paths.items()},
+            "seconds": round(time.perf_counter() - started, 4),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": library_versions(),
+        },
+    )
+    return paths
+
+
+def format_table(result: VoteCertificates, table: list[dict], max_columns: int = 8) -> str:
+    """A readable pivot of certified accuracy: one line per (certificate, r), a few threats as columns."""
+    noise = result.smoothing.noise
+    if isinstance(noise, Gaussian):
+        key, label = (lambda row: row["eps"]), "eps"
+    elif isinstance(noise, Sparse):
+        key, label = (lambda row: (row["ra"], row["rd"])), "(ra,rd)"
+    else:
+        key, label = (lambda row: row["r"]), "r"
+    lines = []
+    for cert in result.certificates:
+        rows = [row for row in table if row["certificate"] == cert.name]
+        if isinstance(noise, Sparse):
+            # The two edges of the (ra, rd) grid: deletions only, then additions only.
+            rows = [row for row in rows if row["ra"] == 0 or row["rd"] == 0]
+        by_r = {} if label != "r" else {"any": rows}
+        if label != "r":
+            for row in rows:
+                by_r.setdefault(row["r"], []).append(row)
+        lines.append(f"{cert.name} certified accuracy")
+        for r, group in by_r.items():
+            group = [row for row in group if row["certified_accuracy"] > 0] or group[:1]
+            shown = group[:: max(1, -(-len(group) // max_columns))]
+            head = f"  r={r}" if r != "any" else " "
+            cells = "  ".join(f"{label}={_fmt(key(row))}: {row['certified_accuracy']:.3f}" for row in shown)
+            lines.append(f"{head}  {cells}")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ",".join(_fmt(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,116 @@
+"""Dataset-level results: threat grids and certified accuracy / certified ratio per threat (SPEC.md §4).
+
+The certified accuracy at a threat is the fraction of points whose selected class A equals the label and that
+are certified for that threat; the certified ratio counts certified points whatever their label. The default
+grid reaches every threat at which any point is certified, and one step beyond.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from ..smoothing.noise import Ablation, Gaussian, Sparse
+from ..threat import Threat
+from .certificates import Certificate, VoteCertificates
+
+_SEARCH_LIMIT = 1 << 20
+
+
+def _largest(predicate, start: int, limit: int | None = None) -> int:
+    """Largest k >= start with predicate(k) true, for a predicate true up to some k and false after; start − 1 if none.
+
+    Exponential then binary search; stops at ``limit`` (inclusive) when given.
+    """
+    if not predicate(start):
+        return start - 1
+    good, step = start, 1
+    while True:
+        probe = good + step
+        if limit is not None and probe >= limit:
+            if predicate(limit):
+                return limit
+            bad = limit
+            break
+        if probe > _SEARCH_LIMIT:
+            raise ValueError(f"points stay certified beyond {_SEARCH_LIMIT} changes; give the threat grid explicitly")
+        if not predicate(probe):
+            bad = probe
+            break
+        good, step = probe, 2 * step
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if predicate(middle) else (good, middle)
+    return good
+
+
+def _any_certified(certificates: tuple[Certificate, ...], threats) -> bool:
+    return any(cert.certified(threat).any() for cert in certificates for threat in threats)
+
+
+def _nice_step(largest: float, points: int = 100) -> float:
+    """The smallest of 1, 2.5, 5 × 10^k giving at most ``points`` steps up to ``largest``."""
+    if not largest > 0 or not math.isfinite(largest):
+        return 0.05
+    exponent = math.floor(math.log10(largest / points))
+    return min(m * 10.0**e for e in (exponent, exponent + 1) for m in (1, 2.5, 5) if m * 10.0**e * points >= largest)
+
+
+def default_axes(result: VoteCertificates) -> dict[str, list]:
+    """Threat-grid axes covering every threat at which some point is certified (by either certificate)."""
+    smoothing, certs = result.smoothing, result.certificates
+    noise, constant_from = smoothing.noise, smoothing.selection.constant_from
+    if isinstance(noise, Gaussian):
+        last_row = max(1, _largest(lambda r: any((c.largest_l2([r]) > 0).any() for c in certs), 1, constant_from))
+        rows = list(range(1, last_row + 1))
+        largest = max(float(c.largest_l2(rows).max()) for c in certs)
+        step = _nice_step(largest)
+        return {"rows": rows, "eps": [round(step * k, 12) for k in range(int(largest / step) + 2)]}
+    if isinstance(noise, Sparse):
+        last_row = max(1, _largest(lambda r: _any_certified(certs, [Threat(r, added=a, deleted=r - a) for a in range(r + 1)]), 1, constant_from))
+        last_added = _largest(lambda a: _any_certified(certs, [Threat(1, added=a, deleted=0)]), 0)
+        last_deleted = _largest(lambda d: _any_certified(certs, [Threat(1, added=0, deleted=d)]), 0)
+        return {
+            "rows": list(range(1, last_row + 1)),
+            "added": list(range(max(last_added, 0) + 2)),
+            "deleted": list(range(max(last_deleted, 0) + 2)),
+        }
+    largest = max(float(np.max(c.largest_rows())) for c in certs)
+    last_row = constant_from if math.isinf(largest) else max(int(largest), 0)
+    return {"rows": list(range(0, last_row + 2))}
+
+
+def threats_from_axes(noise, axes: dict[str, list]) -> list[Threat]:
+    """Every threat of the grid (r = 0, ε = 0 or ra + rd = 0 are the empty threat: no change)."""
+    rows = axes["rows"]
+    if isinstance(noise, Gaussian):
+        return [Threat(r, l2=e) for r, e in itertools.product(rows, axes["eps"])]
+    if isinstance(noise, Sparse):
+        return [Threat(r, added=a, deleted=d) for r, a, d in itertools.product(rows, axes["added"], axes["deleted"])]
+    if isinstance(noise, Ablation):
+        return [Threat(r) for r in rows]
+    raise ValueError(f"no threat grid for {type(noise).__name__} noise")
+
+
+def threat_columns(threat: Threat) -> dict:
+    """The tidy-table columns that identify a threat: r, then eps (ℓ2) or ra, rd (bits)."""
+    columns = {"r": threat.rows}
+    if threat.kind == "l2":
+        columns["eps"] = threat.l2
+    elif threat.kind == "bits":
+        columns.update(ra=threat.added, rd=threat.deleted)
+    return columns
+
+
+def certified_accuracy_table(result: VoteCertificates, threats: list[Threat]) -> list[dict]:
+    """One row per (certificate, threat): certified accuracy and certified ratio over all points."""
+    table = []
+    for cert in result.certificates:
+        certified = cert.certified_many(threats)
+        accuracy = (certified & result.correct[:, None]).mean(axis=0)
+        ratio = certified.mean(axis=0)
+        for threat, acc, share in zip(threats, accuracy, ratio):
+            table.append({"certificate": cert.name, **threat_columns(threat), "certified_accuracy": float(acc), "certified_ratio": float(share)})
+    return table
