@@ -78,7 +78,7 @@ def _certify_votes(args) -> None:
 
     print(f"{votes.points} points, {votes.classes} classes, n0={votes.n0}, n={votes.n}, alpha={result.alpha}")
     print(f"accuracy of the selected class: {result.correct.mean():.4f}")
-    print(format_table(result, table))
+    print(format_table(result, table, axes))
     print("wrote " + ", ".join(str(path) for path in paths.values()))
 
 

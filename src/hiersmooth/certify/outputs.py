@@ -100,36 +100,27 @@ def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, l
     return paths
 
 
-def format_table(result: VoteCertificates, table: list[dict], max_columns: int = 8) -> str:
-    """A readable pivot of certified accuracy: one line per (certificate, r), a few threats as columns."""
+def format_table(result: VoteCertificates, table: list[dict], axes: dict[str, list], max_columns: int = 8) -> str:
+    """Certified accuracy as aligned text: a line per (certificate, r), up to ``max_columns`` threats as columns.
+
+    Sparse grids are shown along their two edges: deletions only (ra = 0), then additions only (rd = 0).
+    """
     noise = result.smoothing.noise
     if isinstance(noise, Gaussian):
-        key, label = (lambda row: row["eps"]), "eps"
+        views = [("eps", lambda row, v: row["eps"] == v, axes["eps"])]
     elif isinstance(noise, Sparse):
-        key, label = (lambda row: (row["ra"], row["rd"])), "(ra,rd)"
+        views = [("rd (ra=0)", lambda row, v: row["ra"] == 0 and row["rd"] == v, axes["deleted"]),
+                 ("ra (rd=0)", lambda row, v: row["rd"] == 0 and row["ra"] == v, axes["added"])]
     else:
-        key, label = (lambda row: row["r"]), "r"
+        views = [("r", lambda row, v: row["r"] == v, axes["rows"])]
     lines = []
-    for cert in result.certificates:
-        rows = [row for row in table if row["certificate"] == cert.name]
-        if isinstance(noise, Sparse):
-            # The two edges of the (ra, rd) grid: deletions only, then additions only.
-            rows = [row for row in rows if row["ra"] == 0 or row["rd"] == 0]
-        by_r = {} if label != "r" else {"any": rows}
-        if label != "r":
-            for row in rows:
-                by_r.setdefault(row["r"], []).append(row)
-        lines.append(f"{cert.name} certified accuracy")
-        for r, group in by_r.items():
-            group = [row for row in group if row["certified_accuracy"] > 0] or group[:1]
-            shown = group[:: max(1, -(-len(group) // max_columns))]
-            head = f"  r={r}" if r != "any" else " "
-            cells = "  ".join(f"{label}={_fmt(key(row))}: {row['certified_accuracy']:.3f}" for row in shown)
-            lines.append(f"{head}  {cells}")
+    for title, matches, values in views:
+        shown = list(values)[:: max(1, -(-len(values) // max_columns))]
+        lines.append(f"{'certified accuracy, ' + title:<34}" + "".join(f"{v:>8g}" for v in shown))
+        for cert in result.certificates:
+            rows = [row for row in table if row["certificate"] == cert.name]
+            for r in ([None] if title == "r" else sorted({row["r"] for row in rows})):
+                cells = [next((row["certified_accuracy"] for row in rows if (r is None or row["r"] == r) and matches(row, v)), None) for v in shown]
+                label = f"  {cert.name}" + ("" if r is None else f", r={r}")
+                lines.append(f"{label:<34}" + "".join("       -" if c is None else f"{c:>8.3f}" for c in cells))
     return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    if isinstance(value, tuple):
-        return "(" + ",".join(_fmt(v) for v in value) + ")"
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,31 @@
+# hiersmooth: `make demo` runs the main job, `make test` the whole suite. Both set up .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+# PyTorch is installed only when missing, so a CUDA build you already have is kept; override e.g. TORCH=torch==2.5.1
+TORCH  ?= torch==2.13.0
+SHARED ?= $(if $(HIERSMOOTH_SHARED),$(HIERSMOOTH_SHARED),../shared)
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest
+
+demo: setup
+	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python -m hiersmooth.demo
+
+bench: setup
+	$(BIN)/python benchmarks/certify_reference_votes.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
