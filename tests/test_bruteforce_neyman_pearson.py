@@ -244,6 +244,21 @@ def test_brute_force_oracle_sanity():
     np.testing.assert_allclose(upper, [0.5, 0.7, 1.0, 1.0], atol=1e-12)
 
 
+@pytest.mark.parametrize("probabilities", [[0.9, 0.5, 0.7], [0.4, 1.0, 0.6], [1.0, 1.0, 0.3]])
+@pytest.mark.parametrize(
+    "noise, threat",
+    [
+        ({"kind": "ablation"}, Threat(rows=1)),
+        ({"kind": "ablation"}, Threat(rows=2)),
+        ({"kind": "sparse", "p_plus": 0.2, "p_minus": 0.5}, Threat(rows=1, added=1, deleted=0)),
+        ({"kind": "sparse", "p_plus": 0.2, "p_minus": 0.5}, Threat(rows=2, added=1, deleted=1)),
+    ],
+)
+def test_per_row_worst_case_changes_least_selected_rows(probabilities, noise, threat):
+    """With one p_i per row, the adversary changes whichever rows are least likely to be smoothed."""
+    check_against_brute_force({"selection": {"kind": "bernoulli", "p": probabilities}, "noise": noise}, 3, 1, threat, [0.3, 0.85])
+
+
 FULL_SELECTIONS = [{"kind": "all"}, {"kind": "bernoulli", "p": 1.0}, {"kind": "bernoulli", "p": [1.0, 1.0]}, {"kind": "subset", "size": 2, "entities": 2}]
 PURE_NOISE_CASES = [
     ({"kind": "sparse", "p_plus": 0.1, "p_minus": 0.4}, Threat(rows=1, added=1, deleted=0)),
