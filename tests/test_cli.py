@@ -41,8 +41,10 @@ def test_sparse_outputs_and_reference_figures(reference, tmp_path, capsys):
     # The default grid reaches one step past the last certified threat on both edges, and covers every r.
     for name in ("binary", "multiclass"):
         rows = [row for row in table if row["certificate"] == name]
-        assert max(float(row["certified_accuracy"]) for row in rows if int(row["ra"]) == max(int(r["ra"]) for r in rows)) == 0
-        assert max(float(row["certified_accuracy"]) for row in rows if int(row["rd"]) == max(int(r["rd"]) for r in rows)) == 0
+        for axis in ("ra", "rd"):
+            last = max(int(row[axis]) for row in rows)
+            assert max(float(row["certified_ratio"]) for row in rows if int(row[axis]) == last) == 0
+            assert max(float(row["certified_ratio"]) for row in rows if int(row[axis]) == last - 1) > 0
     result = certify_votes(load_votes(reference / "cora_ml_gat_hierarchical_sparse_votes.npz"), hiersmooth.from_config(CONFIGS / "cora_ml_hierarchical_sparse.yaml"))
     last_r = max(int(row["r"]) for row in table)
     beyond = [hiersmooth.Threat(last_r + 1, added=a, deleted=last_r + 1 - a) for a in range(last_r + 2)]

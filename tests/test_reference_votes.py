@@ -21,6 +21,7 @@ import bisect
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -387,6 +388,7 @@ def test_cifar_gaussian_empty_budget_is_not_abstaining(cifar_gaussian):
 def test_cifar_gaussian_multiclass_vs_reference_grid(cifar_gaussian, cifar_ref):
     res, ref = cifar_gaussian, cifar_ref
     lib_radius = res.multiclass.largest_l2(list(GAUSSIAN_ROWS))
+    worst_by_rows = {}
     for column, r in enumerate(GAUSSIAN_ROWS):
         delta = bernoulli_delta(float(CIFAR_P), r)
         steps = reference_multiclass_steps(ref.p_lower, ref.p_upper, delta, CIFAR_SIGMA)
@@ -407,7 +409,8 @@ def test_cifar_gaussian_multiclass_vs_reference_grid(cifar_gaussian, cifar_ref):
             lost = int(np.sum(ref_certified & ref.correct)) - int(np.sum(got & res.correct))
             assert 0 <= lost <= 4, f"r={r} eps={eps}: library certifies {lost} points fewer than the reference"
             worst = max(worst, lost)
-        assert worst >= 0
+        worst_by_rows[r] = worst
+    assert max(worst_by_rows.values()) >= 1, worst_by_rows  # the reference's rounding up does show
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -491,14 +494,20 @@ def test_all_sparse_is_bojchevski(cora_path, cora_ref):
 
 
 def bernoulli_delta_exact(p: Fraction):
-    return lambda r: 1 - p**r
+    return lru_cache(maxsize=None)(lambda r: 1 - p**r)
 
 
 def levine_feizi_delta_exact(kept: int, entities: int):
+    """Δ(r) = 1 − (d−r)!(d−k)! / (d!(d−k−r)!), exact (1 once r > d − k)."""
     d, k = entities, kept
-    return lambda r: 1 - Fraction(
-        math.factorial(d - r) * math.factorial(d - k), math.factorial(d) * math.factorial(d - k - r)
-    ) if d - k - r >= 0 else Fraction(1)
+
+    @lru_cache(maxsize=None)
+    def delta(r):
+        if r > d - k:
+            return Fraction(1)
+        return 1 - Fraction(math.factorial(d - r) * math.factorial(d - k), math.factorial(d) * math.factorial(d - k - r))
+
+    return delta
 
 
 ABLATION_CASES = {
