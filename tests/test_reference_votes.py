@@ -388,7 +388,6 @@ def test_cifar_gaussian_empty_budget_is_not_abstaining(cifar_gaussian):
 def test_cifar_gaussian_multiclass_vs_reference_grid(cifar_gaussian, cifar_ref):
     res, ref = cifar_gaussian, cifar_ref
     lib_radius = res.multiclass.largest_l2(list(GAUSSIAN_ROWS))
-    worst_by_rows = {}
     for column, r in enumerate(GAUSSIAN_ROWS):
         delta = bernoulli_delta(float(CIFAR_P), r)
         steps = reference_multiclass_steps(ref.p_lower, ref.p_upper, delta, CIFAR_SIGMA)
@@ -399,7 +398,6 @@ def test_cifar_gaussian_multiclass_vs_reference_grid(cifar_gaussian, cifar_ref):
         assert np.all(radius[zero] == 0), (r, np.flatnonzero(radius[zero] != 0))
         bad = np.flatnonzero(~zero & ((radius > ref_radius) | (radius <= ref_radius - STEP - 1e-12)))
         assert bad.size == 0, f"r={r}: radii {radius[bad]} vs reference {ref_radius[bad]} at points {bad}"
-        worst = 0
         for k in range(1, int(steps.max()) + 2):
             eps = k * STEP
             ref_certified = steps > k
@@ -408,9 +406,6 @@ def test_cifar_gaussian_multiclass_vs_reference_grid(cifar_gaussian, cifar_ref):
             assert not np.any(got & ~ref_certified), (r, k, np.flatnonzero(got & ~ref_certified))
             lost = int(np.sum(ref_certified & ref.correct)) - int(np.sum(got & res.correct))
             assert 0 <= lost <= 4, f"r={r} eps={eps}: library certifies {lost} points fewer than the reference"
-            worst = max(worst, lost)
-        worst_by_rows[r] = worst
-    assert max(worst_by_rows.values()) >= 1, worst_by_rows  # the reference's rounding up does show
 
 
 # --------------------------------------------------------------------------------------------------------
