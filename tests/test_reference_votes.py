@@ -398,6 +398,7 @@ def test_cifar_gaussian_multiclass_vs_reference_grid(cifar_gaussian, cifar_ref):
         assert np.all(radius[zero] == 0), (r, np.flatnonzero(radius[zero] != 0))
         bad = np.flatnonzero(~zero & ((radius > ref_radius) | (radius <= ref_radius - STEP - 1e-12)))
         assert bad.size == 0, f"r={r}: radii {radius[bad]} vs reference {ref_radius[bad]} at points {bad}"
+        # On the grid itself the reference's "radius > ε" is exact; the bound below is the SPEC's (§6).
         for k in range(1, int(steps.max()) + 2):
             eps = k * STEP
             ref_certified = steps > k
