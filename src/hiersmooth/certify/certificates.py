@@ -62,7 +62,7 @@ class Certificate:
     def largest_l2(self, rows) -> np.ndarray:
         """Largest certified ℓ2 radius ε* per point and per r in ``rows`` (gaussian noise), shape (points, rows).
 
-        Certified for (r, ε) iff ε < ε*. Binary: ε* = σ·(Φ⁻¹((p_A − Δ)/(1 − Δ)) − Φ⁻¹(1/(2(1 − Δ)))) when
+        Certified for (r, ε > 0) iff ε < ε* (ε = 0 changes nothing: certified iff not abstaining). Binary: ε* = σ·(Φ⁻¹((p_A − Δ)/(1 − Δ)) − Φ⁻¹(1/(2(1 − Δ)))) when
         1 − Δ > 1/2 (SPEC.md §3). Multi-class: the root of (1−Δ)Φ(a − ε/σ) = (1−Δ)Φ(b + ε/σ) + Δ with
         a = Φ⁻¹((p_A−Δ)/(1−Δ)), b = Φ⁻¹(p_B/(1−Δ)), found to machine precision and reported at the end of the
         bracket that is still certified — never rounded up. 0 where nothing is certified. For r = 0 nothing can
