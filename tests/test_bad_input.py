@@ -52,6 +52,7 @@ def _cli_error(capsys, argv) -> str:
         ({"selection": {"kind": "all"}, "noise": {"kind": "sparse", "p_plus": 1.0, "p_minus": 0.0}}, "noise.p_plus=1.0: must be in [0, 1)"),
         ({"selection": {"kind": "all"}, "noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": -0.1}}, "noise.p_minus=-0.1: must be in [0, 1)"),
         ({"selection": {"kind": "all"}, "noise": {"kind": "sparse", "p_plus": 0.3, "p_minus": 0.7}}, "noise.p_plus + noise.p_minus = 1: must be < 1"),
+        ({"selection": {"kind": "all"}, "noise": {"kind": "sparse", "p_plus": 1e-308, "p_minus": 0.5}}, "noise.p_plus=1e-308: must be 0 or at least 1e-300"),
         ({"selection": {"kind": "subset", "size": 11, "entities": 10}, "noise": {"kind": "ablation"}}, "selection.size=11: cannot select more rows than selection.entities=10"),
         ({"selection": {"kind": "lottery"}, "noise": {"kind": "ablation"}}, "selection.kind='lottery': must be one of bernoulli, subset, all"),
         ({"selection": {"kind": "all"}, "noise": {"kind": "laplace"}}, "noise.kind='laplace'"),

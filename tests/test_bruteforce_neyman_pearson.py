@@ -199,9 +199,9 @@ def cases(draw, selection_kind: str, noise_kind: str):
         selection = {"kind": "all"}
     r = draw(st.integers(0, n))
     if noise_kind == "sparse":
-        # Flip probabilities are exactly 0 or at least 1e-12. Below ~2.2e-308 the library raises an
-        # OverflowError from scipy's binom.pmf (reported separately). Values near float underflow would
-        # also make the brute force and the library round masses like p_plus**2 to zero differently.
+        # Flip probabilities are exactly 0 or at least 1e-12 (the library refuses 0 < p < 1e-300, where
+        # scipy's binomial pmf overflows). Values near float underflow would also make the brute force and
+        # the library round masses like p_plus**2 to zero differently.
         p_plus = draw(st.one_of(st.just(0.0), st.floats(1e-12, 0.9)))
         p_minus = draw(st.one_of(st.just(0.0), st.floats(1e-12, 0.98 - p_plus)))
         noise = {"kind": "sparse", "p_plus": p_plus, "p_minus": p_minus}
@@ -330,3 +330,14 @@ def test_bounds_bracket_p(config):
     assert np.all(upper >= P_GRID - 1e-12) and np.all(upper <= 1)
     np.testing.assert_allclose(lower[0, 0, 0], P_GRID, atol=1e-12)  # r = 0 (and ra = rd = 0)
     np.testing.assert_allclose(upper[0, 0, 0], P_GRID, atol=1e-12)
+
+
+def test_no_changeable_row_means_no_change():
+    """r = 0 leaves the input as it is, whatever bit budget comes with it: the bounds are p itself."""
+    p = np.linspace(0, 1, 11)
+    for selection in ({"kind": "bernoulli", "p": 0.7}, {"kind": "all"}):
+        smoothing = hiersmooth.from_config({"selection": selection, "noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.3}})
+        for added, deleted in ((1, 0), (0, 3), (2, 2)):
+            threat = Threat(rows=0, added=added, deleted=deleted)
+            assert np.allclose(smoothing.lower_bound(p, threat), p, rtol=0, atol=1e-15)
+            assert np.allclose(smoothing.upper_bound(p, threat), p, rtol=0, atol=1e-15)

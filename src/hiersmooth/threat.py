@@ -8,7 +8,7 @@ changed rows take any value (the threat ablation smoothing certifies).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 
@@ -64,6 +64,14 @@ class Threat:
         if self.kind == "bits":
             return min(self.rows, self.added + self.deleted)
         return self.rows
+
+    @property
+    def effective(self) -> "Threat":
+        """The same threat with only what the adversary can spend: ``changeable_rows`` rows, no budget if none."""
+        rows = self.changeable_rows
+        if rows > 0:
+            return replace(self, rows=rows)
+        return replace(self, rows=0, **{"l2": 0.0} if self.kind == "l2" else {"added": 0, "deleted": 0} if self.kind == "bits" else {})
 
     def __str__(self) -> str:
         if self.kind == "l2":

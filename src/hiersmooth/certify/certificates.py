@@ -57,7 +57,8 @@ class Certificate:
     def certified(self, threat: Threat) -> np.ndarray:
         """Whether each point is certified against ``threat`` (exact; bool per point)."""
         self.smoothing.noise.check_threat(threat)
-        return self._decide(self.smoothing.delta(threat.changeable_rows), threat)
+        threat = threat.effective
+        return self._decide(self.smoothing.delta(threat.rows), threat)
 
     def largest_l2(self, rows) -> np.ndarray:
         """Largest certified ℓ2 radius ε* per point and per r in ``rows`` (gaussian noise), shape (points, rows).
@@ -108,10 +109,15 @@ class Certificate:
                     active &= grid[:, :, i, j - 1].any(axis=1)
                 if not active.any():
                     break
-                threat = Threat(rows=int(rows[-1]), added=int(ra), deleted=int(rd))
-                # ra + rd flipped bits change at most ra + rd rows (Threat.changeable_rows), for every r at once.
-                delta = delta_of_rows[np.minimum(rows, ra + rd)][:, None]
-                grid[active, :, i, j] = self._decide(delta, threat, active).T
+                # ra + rd flipped bits change at most ra + rd rows (Threat.effective), for every r at once;
+                # where that is no row at all, nothing changes and the point is certified iff it does not abstain.
+                changeable = np.minimum(rows, ra + rd)
+                grid[active, :, i, j] = ~self.abstain[active, None]
+                if changeable.any():
+                    moved = changeable > 0
+                    threat = Threat(rows=int(rows[-1]), added=int(ra), deleted=int(rd))
+                    delta = delta_of_rows[changeable[moved]][:, None]
+                    grid[np.ix_(active, moved, [i], [j])] = self._decide(delta, threat, active).T[:, :, None, None]
         return grid[:, row_of][:, :, added_of][:, :, :, deleted_of]
 
     def largest_rows(self) -> np.ndarray:
@@ -143,7 +149,7 @@ class Certificate:
         noise = self.smoothing.noise
         for threat in threats:
             noise.check_threat(threat)
-        r_eff = np.array([t.changeable_rows for t in threats], dtype=np.int64)
+        r_eff = np.array([t.effective.rows for t in threats], dtype=np.int64)
         if isinstance(noise, Gaussian):
             rows, column = np.unique(r_eff, return_inverse=True)
             radius = self.largest_l2(rows)

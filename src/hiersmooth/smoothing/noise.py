@@ -20,6 +20,9 @@ from ..certify.regions import Regions, sparse_regions
 from ..threat import Threat
 
 
+_SMALLEST_FLIP = 1e-300
+
+
 def _number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
         raise ValueError(f"{name}={value!r}: must be a finite number")
@@ -69,6 +72,8 @@ class Sparse:
             value = _number(f"noise.{name}", getattr(self, name))
             if not 0 <= value < 1:
                 raise ValueError(f"noise.{name}={value!r}: must be in [0, 1)")
+            if 0 < value < _SMALLEST_FLIP:
+                raise ValueError(f"noise.{name}={value!r}: must be 0 or at least {_SMALLEST_FLIP:g} (binomial masses underflow below)")
             object.__setattr__(self, name, value)
         if self.p_plus + self.p_minus >= 1:
             raise ValueError(
