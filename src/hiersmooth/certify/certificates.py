@@ -63,8 +63,8 @@ class Certificate:
     def largest_l2(self, rows) -> np.ndarray:
         """Largest certified ℓ2 radius ε* per point and per r in ``rows`` (gaussian noise), shape (points, rows).
 
-        Certified for (r, ε > 0) iff ε < ε* (ε = 0 changes nothing: certified iff not abstaining). Binary: ε* = σ·(Φ⁻¹((p_A − Δ)/(1 − Δ)) − Φ⁻¹(1/(2(1 − Δ)))) when
-        1 − Δ > 1/2 (SPEC.md §3). Multi-class: the root of (1−Δ)Φ(a − ε/σ) = (1−Δ)Φ(b + ε/σ) + Δ with
+        Certified for (r, ε > 0) iff ε < ε* (ε = 0 changes nothing: certified iff not abstaining).
+        Binary: ε* = σ·(Φ⁻¹((p_A − Δ)/(1 − Δ)) − Φ⁻¹(1/(2(1 − Δ)))) when 1 − Δ > 1/2 (SPEC.md §3). Multi-class: the root of (1−Δ)Φ(a − ε/σ) = (1−Δ)Φ(b + ε/σ) + Δ with
         a = Φ⁻¹((p_A−Δ)/(1−Δ)), b = Φ⁻¹(p_B/(1−Δ)), found to machine precision and reported at the end of the
         bracket that is still certified — never rounded up. 0 where nothing is certified. For r = 0 nothing can
         change: ε* = ∞ unless the point abstains.
@@ -112,9 +112,9 @@ class Certificate:
                 # ra + rd flipped bits change at most ra + rd rows (Threat.effective), for every r at once;
                 # where that is no row at all, nothing changes and the point is certified iff it does not abstain.
                 changeable = np.minimum(rows, ra + rd)
+                moved = changeable > 0
                 grid[active, :, i, j] = ~self.abstain[active, None]
-                if changeable.any():
-                    moved = changeable > 0
+                if moved.any():
                     threat = Threat(rows=int(rows[-1]), added=int(ra), deleted=int(rd))
                     delta = delta_of_rows[changeable[moved]][:, None]
                     grid[np.ix_(active, moved, [i], [j])] = self._decide(delta, threat, active).T[:, :, None, None]
@@ -155,10 +155,10 @@ class Certificate:
             radius = self.largest_l2(rows)
             return radius[:, column] > np.array([t.l2 for t in threats])[None, :]
         if isinstance(noise, Sparse):
-            axes = [np.unique(v) for v in (r_eff, [t.added for t in threats], [t.deleted for t in threats])]
+            coordinates = (r_eff, np.array([t.added for t in threats]), np.array([t.deleted for t in threats]))
+            axes = [np.unique(values) for values in coordinates]
             grid = self.certified_bits(*axes)
-            index = [np.searchsorted(axis, v) for axis, v in zip(axes, (r_eff, [t.added for t in threats], [t.deleted for t in threats]))]
-            return grid[:, index[0], index[1], index[2]]
+            return grid[(slice(None), *(np.searchsorted(axis, values) for axis, values in zip(axes, coordinates)))]
         return self.largest_rows()[:, None] >= r_eff[None, :]
 
 
