@@ -17,7 +17,7 @@ _INTEGER_AXES = ("rows", "added", "deleted")
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2, no usage dump
-        raise _UsageError(f"{self.prog}: {message}")
+        raise _UsageError(f"{message} (see {self.prog} --help)")
 
 
 class _UsageError(ValueError):
