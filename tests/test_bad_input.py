@@ -1,7 +1,6 @@
 """Bad input: every rule gives a ValueError naming the parameter, and the CLI prints that same message on one
 line with exit status 2 and no traceback."""
 
-import pickle
 import subprocess
 import sys
 
