@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,8 +76,6 @@ def sha256(path) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a result depends on (torch only if already imported)."""
-    import sys
-
     import scipy
 
     from . import __version__

@@ -56,9 +56,8 @@ class Certificate:
 
     def certified(self, threat: Threat) -> np.ndarray:
         """Whether each point is certified against ``threat`` (exact; bool per point)."""
-        self.smoothing.noise.check_threat(threat)
-        threat = threat.effective
-        return self._decide(self.smoothing.delta(threat.rows), threat)
+        threat, delta = self.smoothing.resolve(threat)
+        return self._decide(delta, threat)
 
     def largest_l2(self, rows) -> np.ndarray:
         """Largest certified ℓ2 radius ε* per point and per r in ``rows`` (gaussian noise), shape (points, rows).

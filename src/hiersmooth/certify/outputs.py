@@ -31,32 +31,28 @@ def output_paths(out_csv) -> dict[str, Path]:
 
 def per_point(result: VoteCertificates, axes: dict[str, list]) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Per-point rows (scalars) and arrays (the family's certificate for every point)."""
-    noise = result.smoothing.noise
-    arrays = {"labels": result.votes.labels, "selected": result.selected, "runner_up": result.runner_up_class, "correct": result.correct}
-    columns = {"point": np.arange(result.votes.points), **arrays}
+    noise, points = result.smoothing.noise, result.votes.points
     rows = np.asarray(axes["rows"])
-    arrays["rows"] = rows
+    arrays = {"labels": result.votes.labels, "selected": result.selected, "runner_up": result.runner_up_class, "correct": result.correct}
     for cert in result.certificates:
-        columns[f"abstain_{cert.name}"] = cert.abstain
-        columns[f"p_lower_{cert.name}"] = cert.p_lower
-        if cert.p_upper is not None:
-            columns[f"p_upper_{cert.name}"] = cert.p_upper
-        if isinstance(noise, Gaussian):
-            radius = cert.largest_l2(rows)
-            arrays[f"radius_{cert.name}"] = radius
-            columns.update({f"radius_{cert.name}_r{r}": radius[:, k] for k, r in enumerate(rows)})
-        elif isinstance(noise, Sparse):
-            arrays["added"], arrays["deleted"] = np.asarray(axes["added"]), np.asarray(axes["deleted"])
-            arrays[f"certified_{cert.name}"] = cert.certified_bits(rows, axes["added"], axes["deleted"])
-        else:
-            largest = cert.largest_rows()
-            arrays[f"largest_rows_{cert.name}"] = largest
-            columns[f"largest_rows_{cert.name}"] = largest
         arrays[f"abstain_{cert.name}"] = cert.abstain
         arrays[f"p_lower_{cert.name}"] = cert.p_lower
         if cert.p_upper is not None:
             arrays[f"p_upper_{cert.name}"] = cert.p_upper
-    table = [{name: values[i].item() for name, values in columns.items()} for i in range(result.votes.points)]
+        if isinstance(noise, Gaussian):
+            arrays[f"radius_{cert.name}"] = cert.largest_l2(rows)
+        elif isinstance(noise, Sparse):
+            arrays[f"certified_{cert.name}"] = cert.certified_bits(rows, axes["added"], axes["deleted"])
+        else:
+            arrays[f"largest_rows_{cert.name}"] = cert.largest_rows()
+    columns = {"point": np.arange(points)}
+    for name, values in arrays.items():
+        if values.ndim == 1:
+            columns[name] = values
+        elif values.ndim == 2:  # radius per r
+            columns.update({f"{name}_r{r}": values[:, k] for k, r in enumerate(rows)})
+    arrays.update({axis: np.asarray(values) for axis, values in axes.items() if axis != "eps"})
+    table = [{name: values[i].item() for name, values in columns.items()} for i in range(points)]
     return table, arrays
 
 

@@ -38,17 +38,21 @@ class Smoothing:
         """Δ(r) = 1 − P(all r changed rows are selected), worst case over which rows change."""
         return self.selection.delta(r)
 
-    def lower_bound(self, p_a, threat: Threat) -> np.ndarray:
-        """p̲_{X̃,A}: least probability of class A under any X̃ within ``threat``, given p_{X,A} >= ``p_a``."""
+    def resolve(self, threat: Threat) -> tuple[Threat, float]:
+        """The threat as far as the adversary can spend it (``Threat.effective``) and its Δ; checks it fits the noise."""
         self.noise.check_threat(threat)
         threat = threat.effective
-        return theorem1_lower(_probabilities("p_a", p_a), self.delta(threat.rows), lambda q: self.noise.lower(q, threat))
+        return threat, float(self.delta(threat.rows))
+
+    def lower_bound(self, p_a, threat: Threat) -> np.ndarray:
+        """p̲_{X̃,A}: least probability of class A under any X̃ within ``threat``, given p_{X,A} >= ``p_a``."""
+        threat, delta = self.resolve(threat)
+        return theorem1_lower(_probabilities("p_a", p_a), delta, lambda q: self.noise.lower(q, threat))
 
     def upper_bound(self, p_b, threat: Threat) -> np.ndarray:
         """p̄_{X̃,B}: greatest probability of class B under any X̃ within ``threat``, given p_{X,B} <= ``p_b``."""
-        self.noise.check_threat(threat)
-        threat = threat.effective
-        return theorem1_upper(_probabilities("p_b", p_b), self.delta(threat.rows), lambda q: self.noise.upper(q, threat))
+        threat, delta = self.resolve(threat)
+        return theorem1_upper(_probabilities("p_b", p_b), delta, lambda q: self.noise.upper(q, threat))
 
     def to_config(self) -> dict:
         """The config mapping this smoothing was (or could have been) built from."""
