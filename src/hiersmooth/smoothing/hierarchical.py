@@ -54,6 +54,17 @@ class Smoothing:
         threat, delta = self.resolve(threat)
         return theorem1_upper(_probabilities("p_b", p_b), delta, lambda q: self.noise.upper(q, threat))
 
+    def sampler(self, x):
+        """A :class:`~hiersmooth.smoothing.sampler.Sampler` for input ``x``: checks and indexes ``x`` once."""
+        from .sampler import Sampler
+
+        return Sampler(self, x)
+
+    def sample(self, x, n: int, generator=None, token=None):
+        """n samples Z ~ Ψ_x (SPEC.md §2): (C, H, W) → (n, C [+1], H, W); (N, D) → (n, N, D [+1]); sparse (N, D)
+        → sparse CSR (n·N, D [+1]). τ is the last channel/column when ``indicator`` is on."""
+        return self.sampler(x).draw(n, generator, token)
+
     def to_config(self) -> dict:
         """The config mapping this smoothing was (or could have been) built from."""
         return {"selection": _as_config(self.selection, SELECTIONS), "noise": _as_config(self.noise, NOISES), "indicator": self.indicator}

@@ -6,6 +6,11 @@ whose probability under the clean input is q, for a change confined to the selec
 - ``Gaussian(sigma)``, ℓ2 change ε: L(q) = Φ(Φ⁻¹(q) − ε/σ), U(q) = Φ(Φ⁻¹(q) + ε/σ)   (Cohen et al., 2019);
 - ``Sparse(p_plus, p_minus)``, change (ra, rd): discrete Neyman–Pearson over regions (Bojchevski et al., 2020);
 - ``Ablation()``: an ablated row carries no information, L(q) = U(q) = q.
+
+Each noise also samples: ``prepare(rows, sparse)`` checks an input given as N rows of D values once and returns
+``draw(mask, indicator, generator, token)``, which turns a selection mask (n, N) into n noisy copies
+(n, N, D' [+1]) — or, for sparse binary input, one (n·N, D' [+1]) sparse CSR matrix (the disjoint union).
+PyTorch is imported only when sampling, so certifying vote counts never needs it.
 """
 
 from __future__ import annotations
@@ -59,6 +64,21 @@ class Gaussian:
         self.check_threat(threat)
         return ndtr(ndtri(q) + threat.l2 / self.sigma)
 
+    def prepare(self, rows, sparse: bool):
+        """w_i = x_i + σ·ε_i, ε_i ~ N(0, I), on the selected rows; x stays in its own (e.g. [0, 1] pixel) space."""
+        import torch
+
+        if sparse:
+            raise ValueError("gaussian noise needs a dense input; convert sparse features with .to_dense()")
+        rows = _floating(rows)
+
+        def draw(mask, indicator, generator=None, token=None):
+            noise = torch.randn(*mask.shape, rows.shape[1], generator=generator, device=rows.device, dtype=rows.dtype)
+            noisy = torch.addcmul(rows, noise, mask.unsqueeze(-1).to(rows.dtype), value=self.sigma)
+            return _with_indicator(noisy, mask, indicator)
+
+        return draw
+
 
 @dataclass(frozen=True)
 class Sparse:
@@ -95,10 +115,35 @@ class Sparse:
     def upper(self, q, threat: Threat):
         return self.regions(threat).upper(q)
 
+    def prepare(self, rows, sparse: bool):
+        """Flip the bits of the selected rows, 0→1 with p₊ and 1→0 with p₋, by sparse draws (``bit_flips``)."""
+        return _prepare_bit_flips(rows, sparse, self.p_plus, self.p_minus, "sparse noise")
+
+
+ABLATION_ENCODINGS = ("token", "levine_feizi")
+
 
 @dataclass(frozen=True)
 class Ablation:
-    """Each selected row is replaced by a fixed token; certifies any change to the rows (values unbounded)."""
+    """Each selected row is replaced by a token; certifies any change to the rows (values unbounded).
+
+    ``encoding="token"``: the row becomes ``token`` (zeros when not given; a model's learnable
+    ``nn.Parameter`` can be passed at sampling time instead). ``encoding="levine_feizi"``: the input is
+    encoded as [x, 1 − x] (2D values per row) and both halves are zeroed where ablated (Levine & Feizi, 2020).
+    """
+
+    token: tuple[float, ...] | None = None
+    encoding: str = "token"
+
+    def __post_init__(self):
+        if self.encoding not in ABLATION_ENCODINGS:
+            raise ValueError(f"noise.encoding={self.encoding!r}: must be one of {', '.join(ABLATION_ENCODINGS)}")
+        if self.token is not None:
+            if isinstance(self.token, (str, bytes)) or not hasattr(self.token, "__len__") or len(self.token) == 0:
+                raise ValueError(f"noise.token={self.token!r}: must be a list of numbers, one per value of a row")
+            object.__setattr__(self, "token", tuple(_number(f"noise.token[{i}]", v) for i, v in enumerate(self.token)))
+            if self.encoding == "levine_feizi":
+                raise ValueError("noise.token: the levine_feizi encoding zeroes ablated rows and takes no token")
 
     def check_threat(self, threat: Threat) -> None:
         _require_threat("ablation", threat, ("rows", "l2", "bits"), "Threat(rows=r)")
@@ -110,6 +155,92 @@ class Ablation:
     def upper(self, q, threat: Threat):
         self.check_threat(threat)
         return np.asarray(q, dtype=float)
+
+    def prepare(self, rows, sparse: bool):
+        """Replace the selected rows by the token (or zero both halves of the Levine–Feizi encoding)."""
+        import torch
+
+        if sparse:
+            if self.encoding != "token" or self.token is not None and any(self.token):
+                raise ValueError("ablation of sparse input supports only the zero token; pass dense features for other tokens")
+            draw_bits = _prepare_bit_flips(rows, True, 0.0, 1.0, "ablation of sparse input")
+
+            def draw_sparse(mask, indicator, generator=None, token=None):
+                if token is not None:
+                    raise ValueError("token: a learnable token needs dense input features (sparse input ablates to zeros)")
+                return draw_bits(mask, indicator, generator)
+
+            return draw_sparse
+        rows = _floating(rows)
+        if self.encoding == "levine_feizi":
+            encoded = torch.cat([rows, 1 - rows], dim=1)
+
+            def draw_levine_feizi(mask, indicator, generator=None, token=None):
+                if token is not None:
+                    raise ValueError("token: the levine_feizi encoding takes no token")
+                kept = (~mask).unsqueeze(-1).to(rows.dtype)
+                return _with_indicator(encoded * kept, mask, indicator)
+
+            return draw_levine_feizi
+        fixed = torch.zeros(rows.shape[1], dtype=rows.dtype, device=rows.device)
+        if self.token is not None:
+            fixed = torch.tensor(self.token, dtype=rows.dtype, device=rows.device)
+
+        def draw(mask, indicator, generator=None, token=None):
+            value = fixed if token is None else token
+            if value.shape != (rows.shape[1],):
+                raise ValueError(f"noise.token has shape {tuple(value.shape)}: must have one value per column, ({rows.shape[1]},)")
+            return _with_indicator(torch.where(mask.unsqueeze(-1), value.to(rows.dtype), rows), mask, indicator)
+
+        return draw
+
+
+def _floating(rows):
+    import torch
+
+    if not torch.is_floating_point(rows):
+        rows = rows.float()
+    return rows
+
+
+def _with_indicator(noisy, mask, indicator: bool):
+    """Append τ = mask as the last column of (n, N, D) noisy rows when ``indicator`` is on."""
+    import torch
+
+    if not indicator:
+        return noisy
+    return torch.cat([noisy, mask.unsqueeze(-1).to(noisy.dtype)], dim=-1)
+
+
+def _prepare_bit_flips(rows, sparse: bool, p_plus: float, p_minus: float, what: str):
+    """Check that ``rows`` is binary, index its 1-bits once, and return the sparse bit-flip sampler."""
+    import torch
+
+    from .bit_flips import flip_bits
+
+    if sparse:
+        rows = rows.to_sparse_coo().coalesce()
+        values = rows.values()
+        if not bool(torch.all(values == 1)):
+            raise ValueError(f"{what} needs binary features (0 or 1); found the value {values[values != 1][0].item()}")
+        ones = rows.indices()
+        dense_bits = torch.zeros(rows.shape, dtype=torch.bool, device=rows.device)
+        dense_bits[ones[0], ones[1]] = True
+    else:
+        binary = (rows == 0) | (rows == 1)
+        if not bool(torch.all(binary)):
+            raise ValueError(f"{what} needs binary features (0 or 1); found the value {rows[~binary][0].item()}")
+        dense_bits = rows == 1
+        ones = torch.nonzero(dense_bits).T
+    dtype = rows.dtype if torch.is_floating_point(rows) else torch.float32
+
+    def draw(mask, indicator, generator=None, token=None):
+        if token is not None:
+            raise ValueError(f"token: {what} takes no token")
+        bits = flip_bits(ones, dense_bits, mask, p_plus, p_minus, generator)
+        return bits.csr(indicator, dtype) if sparse else bits.dense(indicator, dtype)
+
+    return draw
 
 
 Noise = Gaussian | Sparse | Ablation

@@ -69,6 +69,14 @@ class Bernoulli:
             return len(self.p)
         return 1 if self.p == 1.0 else None
 
+    def sample_mask(self, n: int, entities: int, generator=None, device=None):
+        """(n, N) boolean tensor: row i selected with probability p (or p[i]), independently."""
+        import torch
+
+        if self.per_row and len(self.p) != entities:
+            raise ValueError(f"selection.p has {len(self.p)} per-row probabilities but the input has {entities} rows")
+        p = torch.tensor(self.p, dtype=torch.float64, device=device) if self.per_row else self.p
+        return torch.rand(n, entities, generator=generator, device=device, dtype=torch.float64) < p
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,16 @@ class Subset:
         n = self._require_entities()
         return max(1, min(self.size + 1, n))
 
+    def sample_mask(self, n: int, entities: int, generator=None, device=None):
+        """(n, N) boolean tensor with exactly m True per row: the m smallest of N i.i.d. uniforms, a uniform m-subset."""
+        import torch
+
+        if self.entities is not None and self.entities != entities:
+            raise ValueError(f"selection.entities={self.entities} but the input has {entities} rows")
+        if self.size > entities:
+            raise ValueError(f"selection.size={self.size}: cannot select more rows than the input's {entities}")
+        chosen = torch.rand(n, entities, generator=generator, device=device, dtype=torch.float64).argsort(dim=1)[:, : self.size]
+        return torch.zeros(n, entities, dtype=torch.bool, device=device).scatter_(1, chosen, True)
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,12 @@ class All:
     @property
     def constant_from(self) -> int:
         return 1
+
+    def sample_mask(self, n: int, entities: int, generator=None, device=None):
+        """(n, N) boolean tensor of True: every row is smoothed (draws nothing)."""
+        import torch
+
+        return torch.ones(n, entities, dtype=torch.bool, device=device)
 
 
 
