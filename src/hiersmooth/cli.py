@@ -2,6 +2,8 @@
 
     hiersmooth certify-votes VOTES.npz --smoothing SMOOTHING.yaml [--alpha 0.01] [--runner-up sound|selection]
                              --out OUT.csv [--rows 1-4] [--eps 0:1:0.05 | --added 0-40 --deleted 0-60]
+    hiersmooth certify --smoothing SMOOTHING.yaml --model MODULE:FACTORY [--weights W.pt] --data DATA.npz
+                       --out DIR [--n0 1000 --n 10000 --alpha 0.01 --batch-size 100 --seed 0 --device cpu] [threats]
 
 Bad input prints one line ``hiersmooth: error: ...`` to stderr and exits with status 2.
 """
@@ -49,20 +51,14 @@ def parse_list(name: str, text: str, integer: bool) -> list:
     return sorted(set(values))
 
 
-def _certify_votes(args) -> None:
+def _write_certificates(votes, smoothing, args, out_csv, inputs: dict, started: float, extra: dict | None = None) -> None:
+    """Certify ``votes`` for the threats the options ask (default: every threat where anything is certified)."""
     from .certify.certificates import certify_votes
     from .certify.outputs import format_table, write_outputs
     from .certify.tables import certified_accuracy_table, default_axes, threats_from_axes
-    from .certify.votes import load_votes
-    from .results import sha256
-    from .smoothing import from_config
     from .smoothing.noise import Gaussian, Sparse
 
-    started = time.perf_counter()
-    smoothing = from_config(args.smoothing)
-    votes = load_votes(args.votes)
     result = certify_votes(votes, smoothing, alpha=args.alpha, runner_up=args.runner_up)
-
     given = {name: getattr(args, name) for name in ("rows", "eps", "added", "deleted") if getattr(args, name) is not None}
     fits = {"eps"} if isinstance(smoothing.noise, Gaussian) else {"added", "deleted"} if isinstance(smoothing.noise, Sparse) else set()
     for name in set(given) - fits - {"rows"}:
@@ -73,13 +69,76 @@ def _certify_votes(args) -> None:
     axes.update({name: parse_list(name, text, name in _INTEGER_AXES) for name, text in given.items()})
 
     table = certified_accuracy_table(result, threats_from_axes(smoothing.noise, axes))
-    inputs = {"votes": str(args.votes), "votes_sha256": sha256(args.votes), "smoothing": str(args.smoothing)}
-    paths = write_outputs(result, table, axes, args.out, inputs, started)
+    paths = write_outputs(result, table, axes, out_csv, inputs, started, extra)
 
     print(f"{votes.points} points, {votes.classes} classes, n0={votes.n0}, n={votes.n}, alpha={result.alpha}")
     print(f"accuracy of the selected class: {result.correct.mean():.4f}")
     print(format_table(result, table, axes))
     print("wrote " + ", ".join(str(path) for path in paths.values()))
+
+
+def _certify_votes(args) -> None:
+    from .certify.votes import load_votes
+    from .results import sha256
+    from .smoothing import from_config
+
+    started = time.perf_counter()
+    smoothing = from_config(args.smoothing)
+    votes = load_votes(args.votes)
+    inputs = {"votes": str(args.votes), "votes_sha256": sha256(args.votes), "smoothing": str(args.smoothing)}
+    _write_certificates(votes, smoothing, args, args.out, inputs, started)
+
+
+def _certify(args) -> None:
+    from pathlib import Path
+
+    from .certify.votes import save_votes
+    from .certify_run import Checkpoint, certify_dataset
+    from .classifier import SmoothedClassifier
+    from .data.arrays import Graph, load_arrays
+    from .models.factory import build_model, input_width
+    from .results import sha256
+    from .smoothing import from_config
+
+    started = time.perf_counter()
+    smoothing = from_config(args.smoothing)
+    dataset = load_arrays(args.data)
+    graph = isinstance(dataset, Graph)
+    classes = args.num_classes or int(dataset.labels.max()) + 1
+    model = build_model(args.model, input_width(smoothing, dataset.input_shape, graph), classes, args.weights)
+    classifier = SmoothedClassifier(model, smoothing, classes, seed=args.seed, block_size=args.block_size,
+                                    device=args.device, autocast=args.autocast)
+    plan = classifier.seed_plan(graph)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = {
+        "data": str(args.data), "data_sha256": sha256(args.data), "smoothing": str(args.smoothing), "model": args.model,
+        "weights": args.weights and str(args.weights), "weights_sha256": args.weights and sha256(args.weights),
+    }
+    fingerprint = {**inputs, "config": smoothing.to_config(), "n0": args.n0, "n": args.n, "num_classes": classes,
+                   "seed_plan": plan.to_record(), "points": dataset.points}
+    checkpoint = Checkpoint(out / "progress.npz", fingerprint, dataset.points, 1 if graph else dataset.points, classes)
+    counting = time.perf_counter()
+    votes = certify_dataset(classifier, dataset, args.n0, args.n, args.batch_size, checkpoint,
+                            args.checkpoint_seconds, progress=not args.no_progress)
+    counted = time.perf_counter() - counting
+    save_votes(out / "votes.npz", votes)
+    extra = {"seed_plan": plan.to_record(), "device": str(classifier.device), "batch_size": args.batch_size,
+             "autocast": args.autocast, "counting_seconds_this_run": round(counted, 3)}
+    if graph:
+        extra["nodes"] = dataset.nodes.tolist()
+    _write_certificates(votes, smoothing, args, out / "certified_accuracy.csv", inputs, started, extra)
+
+
+def _add_certificate_options(command) -> None:
+    command.add_argument("--smoothing", required=True, help="smoothing config (YAML): selection, noise, indicator")
+    command.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    command.add_argument("--runner-up", choices=("sound", "selection"), default="sound",
+                         help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's runner-up of pre_votes)")
+    command.add_argument("--rows", help="changed rows r, e.g. 1,2,3 or 1-4 (default: all r at which anything is certified)")
+    command.add_argument("--eps", help="l2 budgets for gaussian noise, e.g. 0,0.25,0.5 or 0:1:0.05")
+    command.add_argument("--added", help="bits added (ra) for sparse noise, e.g. 0-40")
+    command.add_argument("--deleted", help="bits deleted (rd) for sparse noise, e.g. 0-60")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,16 +150,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Certificates from vote counts: certified accuracy per threat, per-point results and a JSON sidecar.",
     )
     certify.add_argument("votes", help=".npz with integer arrays pre_votes, votes (points x classes) and labels")
-    certify.add_argument("--smoothing", required=True, help="smoothing config (YAML): selection, noise, indicator")
-    certify.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
-    certify.add_argument("--runner-up", choices=("sound", "selection"), default="sound",
-                         help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's runner-up of pre_votes)")
     certify.add_argument("--out", required=True, help="certified-accuracy CSV; per-point files and OUT.json go beside it")
-    certify.add_argument("--rows", help="changed rows r, e.g. 1,2,3 or 1-4 (default: all r at which anything is certified)")
-    certify.add_argument("--eps", help="l2 budgets for gaussian noise, e.g. 0,0.25,0.5 or 0:1:0.05")
-    certify.add_argument("--added", help="bits added (ra) for sparse noise, e.g. 0-40")
-    certify.add_argument("--deleted", help="bits deleted (rd) for sparse noise, e.g. 0-60")
+    _add_certificate_options(certify)
     certify.set_defaults(run=_certify_votes)
+
+    dataset = commands.add_parser(
+        "certify",
+        help="sample, count votes and certify every point of a dataset (resumable)",
+        description="Monte-Carlo certification of a model on a dataset: writes DIR/votes.npz, DIR/certified_accuracy.csv "
+                    "(+ .points.csv, .points.npz, .json) and DIR/progress.npz, from which a killed run resumes.",
+    )
+    dataset.add_argument("--model", required=True, help="MODULE:FACTORY, called as FACTORY(input_width, num_classes), "
+                         "e.g. hiersmooth.models.images:SmallCNN or hiersmooth.models.graphs:GCN")
+    dataset.add_argument("--weights", help="state dict for the model (torch.save; loaded with weights_only=True)")
+    dataset.add_argument("--data", required=True, help=".npz with images+labels, or a graph (features, edge_index, labels[, nodes])")
+    dataset.add_argument("--out", required=True, help="output directory")
+    dataset.add_argument("--n0", type=int, default=1000, help="selection samples per point (default 1000)")
+    dataset.add_argument("--n", type=int, default=10000, help="estimation samples per point (default 10000)")
+    dataset.add_argument("--batch-size", type=int, default=100, help="samples per forward pass (default 100); does not change the votes")
+    dataset.add_argument("--seed", type=int, default=0, help="seed of the random streams (default 0)")
+    dataset.add_argument("--block-size", type=int, help="samples per random stream (default 100 for images, 4 for graphs)")
+    dataset.add_argument("--num-classes", type=int, help="number of classes (default: largest label + 1)")
+    dataset.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    dataset.add_argument("--autocast", action="store_true", help="run the model under torch.autocast")
+    dataset.add_argument("--checkpoint-seconds", type=float, default=10.0, help="save progress at least this often (default 10)")
+    dataset.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_certificate_options(dataset)
+    dataset.set_defaults(run=_certify)
     return parser
 
 

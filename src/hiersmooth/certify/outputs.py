@@ -67,8 +67,9 @@ def summary(result: VoteCertificates) -> dict:
     return record
 
 
-def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, list], out_csv, inputs: dict, started: float) -> dict[str, Path]:
-    """Write the table, per-point files and sidecar; returns their paths."""
+def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, list], out_csv, inputs: dict, started: float,
+                  extra: dict | None = None) -> dict[str, Path]:
+    """Write the table, per-point files and sidecar (with ``extra`` records, e.g. the seed plan); returns their paths."""
     paths = output_paths(out_csv)
     point_rows, point_arrays = per_point(result, axes)
     write_csv(paths["table"], table)
@@ -86,6 +87,7 @@ def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, l
             "n0": result.votes.n0,
             "n": result.votes.n,
             "threat_grid": axes,
+            **(extra or {}),
             "summary": summary(result),
             "outputs": {name: str(path) for name, path in paths.items()},
             "seconds": round(time.perf_counter() - started, 4),

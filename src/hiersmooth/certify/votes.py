@@ -3,7 +3,7 @@
 A votes file is an ``.npz`` with three arrays:
 - ``pre_votes`` (points × classes, integers): class counts from the n₀ selection samples; they pick the class A;
 - ``votes`` (points × classes, integers): class counts from the n estimation samples; they bound p_A (and p_B);
-- ``labels`` (points,): the true class of each point, for certified accuracy.
+- ``labels`` (points,): the true class of each point, for certified accuracy (-1: unknown, never counted correct).
 Every row of ``votes`` sums to the same n, every row of ``pre_votes`` to the same n₀.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 _KEYS = ("pre_votes", "votes", "labels")
 
 
-def _integer_array(name: str, value, ndim: int) -> np.ndarray:
+def _integer_array(name: str, value, ndim: int, least: int = 0) -> np.ndarray:
     array = np.asarray(value)
     if array.ndim != ndim:
         shape = "points × classes" if ndim == 2 else "points"
@@ -27,8 +27,9 @@ def _integer_array(name: str, value, ndim: int) -> np.ndarray:
         array = array.astype(np.int64)
     if array.dtype.kind not in "iu":
         raise ValueError(f"{name}: must hold integers, got {array.dtype} values")
-    if array.size and array.min() < 0:
-        raise ValueError(f"{name}: counts must be non-negative, found {array.min()}")
+    if array.size and array.min() < least:
+        what = "counts must be non-negative" if least == 0 else f"values must be >= {least}"
+        raise ValueError(f"{name}: {what}, found {array.min()}")
     return array.astype(np.int64)
 
 
@@ -55,7 +56,7 @@ class Votes:
     def __post_init__(self):
         pre_votes = _integer_array("pre_votes", self.pre_votes, 2)
         votes = _integer_array("votes", self.votes, 2)
-        labels = _integer_array("labels", self.labels, 1)
+        labels = _integer_array("labels", self.labels, 1, least=-1)
         if votes.shape != pre_votes.shape:
             raise ValueError(f"votes has shape {votes.shape} but pre_votes has shape {pre_votes.shape}: they must match")
         if labels.shape[0] != votes.shape[0]:

@@ -1,0 +1,1 @@
+"""Models that take smoothed samples: image CNNs (``images``) and graph neural networks (``graphs``)."""

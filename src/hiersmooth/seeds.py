@@ -1,0 +1,48 @@
+"""The seed plan: Monte-Carlo samples come in fixed-size blocks, each with its own random stream.
+
+Block b of stage s for point i is drawn from a ``torch.Generator`` seeded by NumPy's ``SeedSequence`` of
+(seed, i, s, b). A block is always drawn whole by one call, so the samples — and with them the votes — do not
+depend on the batch size, on how blocks are grouped into forward passes, or on which process draws them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STAGES = {"selection": 0, "estimation": 1, "prediction": 2}
+"""n₀ samples that pick class A, n samples that bound its probability, and ``predict``'s samples."""
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """``seed`` and ``block_size``: everything that fixes the random streams of a run (recorded in its outputs)."""
+
+    seed: int = 0
+    block_size: int = 100
+
+    def __post_init__(self):
+        for name in ("seed", "block_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (1 if name == "block_size" else 0):
+                raise ValueError(f"{name}={value!r}: must be an integer >= {1 if name == 'block_size' else 0}")
+
+    def blocks(self, n: int) -> list[int]:
+        """Sizes of the blocks of n samples: full blocks, then the remainder."""
+        return [min(self.block_size, n - start) for start in range(0, n, self.block_size)]
+
+    def generator(self, point: int, stage: str, block: int, device="cpu"):
+        """The generator of block ``block`` of ``stage`` for point ``point``."""
+        import torch
+
+        state = np.random.SeedSequence([self.seed, point, STAGES[stage], block]).generate_state(1, np.uint64)[0]
+        return torch.Generator(device=device).manual_seed(int(state) & (2**63 - 1))
+
+    def to_record(self) -> dict:
+        return {
+            "seed": self.seed,
+            "block_size": self.block_size,
+            "streams": "torch.Generator per block, seeded by numpy SeedSequence([seed, point, stage, block])",
+            "stages": STAGES,
+        }
