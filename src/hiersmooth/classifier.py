@@ -48,6 +48,7 @@ def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
         torch.cat([block.col_indices() for block in samples]),
         torch.cat([block.values() for block in samples]),
         size=(rows, samples[0].shape[1]),
+        check_invariants=False,
     )
 
 
@@ -69,6 +70,7 @@ def split_samples(samples: torch.Tensor, size: int, rows_per_sample: int = 1):
             samples.col_indices()[first:last],
             samples.values()[first:last],
             size=((stop - start) * rows_per_sample, samples.shape[1]),
+            check_invariants=False,
         )
 
 

@@ -76,13 +76,16 @@ def load_arrays(path) -> ImageSet | Graph:
     if "features" in arrays:
         features = torch.as_tensor(np.asarray(arrays["features"]), dtype=torch.float32)
     elif "features_indptr" in arrays:
-        shape = tuple(int(v) for v in arrays["features_shape"])
-        features = torch.sparse_csr_tensor(
-            torch.as_tensor(arrays["features_indptr"], dtype=torch.long),
-            torch.as_tensor(arrays["features_indices"], dtype=torch.long),
-            torch.as_tensor(arrays["features_data"], dtype=torch.float32),
-            size=shape,
-        )
+        try:
+            features = torch.sparse_csr_tensor(
+                torch.as_tensor(arrays["features_indptr"], dtype=torch.long),
+                torch.as_tensor(arrays["features_indices"], dtype=torch.long),
+                torch.as_tensor(arrays["features_data"], dtype=torch.float32),
+                size=tuple(int(v) for v in arrays["features_shape"]),
+                check_invariants=True,
+            )
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise ValueError(f"--data {path}: the features_* arrays are not a valid CSR matrix ({str(error).splitlines()[0]})") from None
     else:
         raise ValueError(f"--data {path}: a graph needs 'features' or features_data/indices/indptr/shape")
     if features.dim() != 2 or features.shape[0] != len(labels):

@@ -90,7 +90,7 @@ class NoisyBits:
             columns[start[selected] + kept[selected]] = self.columns
         columns[_slots(self.added_rows, added, start + kept + tau)] = self.added_columns
         values = torch.ones(columns.numel(), dtype=dtype, device=device)
-        return torch.sparse_csr_tensor(crow, columns, values, size=(self.rows, self.columns + indicator))
+        return torch.sparse_csr_tensor(crow, columns, values, size=(self.rows, self.columns + indicator), check_invariants=False)
 
 
 def _slots(rows: torch.Tensor, counts: torch.Tensor, first: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,223 @@
+"""SmoothedClassifier: vote counting, seed streams, graphs as disjoint unions, certify/predict, bad input.
+
+Expected votes come from independent computations: binomial laws of models that read the indicator, per-copy
+forward passes of the graph, the closed-form radius of SPEC.md §3, and scipy's binomial test.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import beta, binomtest, norm
+
+import hiersmooth as hs
+from hiersmooth.classifier import ABSTAIN, SmoothedClassifier
+from hiersmooth.models.graphs import GCN
+from hiersmooth.models.images import SmallCNN
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+HIERARCHICAL_GAUSSIAN = {"selection": {"kind": "bernoulli", "p": 0.7}, "noise": {"kind": "gaussian", "sigma": 0.25}, "indicator": True}
+HIERARCHICAL_SPARSE = {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.6}, "indicator": True}
+
+
+class IndicatorOfPixel(torch.nn.Module):
+    """Class 1 iff pixel (0, 0) was selected (τ channel), else class 0; plus an unused parameter."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.classes = classes
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, z):
+        predicted = z[:, -1, 0, 0].long()
+        return torch.nn.functional.one_hot(predicted, self.classes).float()
+
+
+class IndicatorOfNode(torch.nn.Module):
+    """Per node: class 1 iff the node was selected (last feature column), else class 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, edge_index):
+        x = x.to_dense() if x.layout != torch.strided else x
+        return torch.nn.functional.one_hot(x[:, -1].long(), 2).float()
+
+
+class Constant(torch.nn.Module):
+    def __init__(self, label, classes):
+        super().__init__()
+        self.label, self.classes = label, classes
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, z):
+        return torch.nn.functional.one_hot(torch.full((z.shape[0],), self.label), self.classes).float()
+
+
+def small_graph(seed=0, nodes=25, features=12):
+    rng = np.random.default_rng(seed)
+    x = torch.as_tensor(rng.random((nodes, features)) < 0.2, dtype=torch.float32)
+    edges = torch.as_tensor(rng.integers(0, nodes, (2, 3 * nodes)))
+    return x, torch.cat([edges, edges.flip(0)], dim=1)
+
+
+def test_image_votes_follow_the_selection_probability():
+    classifier = SmoothedClassifier(IndicatorOfPixel(), HIERARCHICAL_GAUSSIAN, 3, seed=3)
+    n = 4000
+    counts = classifier.count(torch.rand(1, 6, 6), "estimation", n, batch_size=256)
+    assert counts.sum() == n and counts[2] == 0
+    assert abs(counts[1] - 0.7 * n) < 5 * np.sqrt(n * 0.7 * 0.3)
+
+
+def test_graph_votes_follow_the_selection_probability_per_node():
+    x, edges = small_graph()
+    n = 2000
+    classifier = SmoothedClassifier(IndicatorOfNode(), HIERARCHICAL_SPARSE, 2, seed=5)
+    for features in (x, x.to_sparse_csr()):
+        counts = classifier.count(features, "estimation", n, batch_size=16, edge_index=edges, nodes=[0, 3, 24])
+        assert counts.shape == (3, 2) and np.all(counts.sum(axis=1) == n)
+        assert np.all(np.abs(counts[:, 1] - 0.8 * n) < 5 * np.sqrt(n * 0.8 * 0.2))
+
+
+@pytest.mark.parametrize("block_size", [None, 7])
+def test_votes_do_not_depend_on_the_batch_size(block_size):
+    torch.manual_seed(0)
+    model = SmallCNN(2, 4)
+    image = torch.rand(1, 8, 8)
+    votes = [SmoothedClassifier(model, HIERARCHICAL_GAUSSIAN, 4, seed=11, block_size=block_size).count(image, "estimation", 530, batch)
+             for batch in (1, 64, 530, 1000)]
+    for other in votes[1:]:
+        np.testing.assert_array_equal(votes[0], other)
+
+
+def test_graph_votes_do_not_depend_on_batch_size_or_layout():
+    x, edges = small_graph(1)
+    torch.manual_seed(1)
+    model = GCN(13, 3)
+    votes = [
+        SmoothedClassifier(model, HIERARCHICAL_SPARSE, 3, seed=2).count(features, "estimation", 103, batch, edge_index=edges)
+        for features in (x, x.to_sparse_csr(), x.to_sparse_coo())
+        for batch in (1, 4, 9, 200)
+    ]
+    for other in votes[1:]:
+        np.testing.assert_array_equal(votes[0], other)
+
+
+def test_seeds_points_and_stages_give_independent_streams():
+    torch.manual_seed(0)
+    model, image = SmallCNN(2, 4), torch.rand(1, 8, 8)
+
+    def samples(seed, point, stage):
+        classifier = SmoothedClassifier(model, HIERARCHICAL_GAUSSIAN, 4, seed=seed)
+        plan = classifier.seed_plan(graph=False)
+        return classifier.smoothing.sample(image, 5, plan.generator(point, stage, 0))
+
+    reference = samples(1, 0, "selection")
+    assert torch.equal(reference, samples(1, 0, "selection"))
+    for other in (samples(2, 0, "selection"), samples(1, 1, "selection"), samples(1, 0, "estimation")):
+        assert not torch.equal(reference, other)
+
+
+def test_disjoint_union_equals_one_forward_pass_per_copy():
+    """Votes of the batched union equal votes counted copy by copy on the same samples."""
+    x, edges = small_graph(2)
+    torch.manual_seed(2)
+    model = GCN(13, 3).eval()
+    classifier = SmoothedClassifier(model, HIERARCHICAL_SPARSE, 3, seed=4, block_size=6)
+    plan = classifier.seed_plan(graph=True)
+    expected = np.zeros((x.shape[0], 3), dtype=np.int64)
+    for block, size in enumerate(plan.blocks(18)):
+        samples = classifier.smoothing.sample(x, size, plan.generator(0, "estimation", block))
+        for copy in samples:
+            with torch.no_grad():
+                predicted = model(copy, edges).argmax(1).numpy()
+            expected[np.arange(x.shape[0]), predicted] += 1
+    counted = classifier.count(x, "estimation", 18, batch_size=18, edge_index=edges)
+    np.testing.assert_array_equal(counted, expected)
+
+
+def test_certify_constant_model_gives_the_closed_form_radius():
+    n0, n, alpha, sigma, p = 50, 1000, 0.01, 0.25, 0.7
+    result = SmoothedClassifier(Constant(2, 3), HIERARCHICAL_GAUSSIAN, 3).certify(torch.rand(1, 5, 5), n0, n, alpha, 128, label=2)
+    np.testing.assert_array_equal(result.votes.pre_votes, [[0, 0, n0]])
+    np.testing.assert_array_equal(result.votes.votes, [[0, 0, n]])
+    assert result.selected.tolist() == [2] and result.correct.tolist() == [True]
+    p_a = beta.ppf(alpha, n, 1)  # one-sided Clopper–Pearson lower bound with all n votes for A
+    assert result.binary.p_lower[0] == pytest.approx(p_a, rel=1e-9)
+    for r in (1, 2):
+        delta = 1 - p**r
+        expected = sigma * (norm.ppf((p_a - delta) / (1 - delta)) - norm.ppf(1 / (2 * (1 - delta)))) if 1 - delta > 0.5 else 0
+        assert result.binary.largest_l2([r])[0, 0] == pytest.approx(max(expected, 0), abs=1e-9)
+
+
+def test_predict_matches_scipy_binomial_test_and_abstains_on_a_coin():
+    image = torch.rand(1, 6, 6)
+    assert SmoothedClassifier(Constant(1, 3), HIERARCHICAL_GAUSSIAN, 3).predict(image, 30, 0.01, 10) == 1
+    coin = {"selection": {"kind": "bernoulli", "p": 0.5}, "noise": {"kind": "ablation"}, "indicator": True}
+    classifier = SmoothedClassifier(IndicatorOfPixel(), coin, 3, seed=8)
+    counts = classifier.count(image, "prediction", 200, 50)
+    top, second = sorted(counts, reverse=True)[:2]
+    significant = binomtest(int(top), int(top + second), 0.5).pvalue <= 0.05
+    prediction = classifier.predict(image, 200, 0.05, 50)
+    assert prediction == (int(np.argmax(counts)) if significant else ABSTAIN)
+    skewed = {"selection": {"kind": "bernoulli", "p": 0.95}, "noise": {"kind": "ablation"}, "indicator": True}
+    assert SmoothedClassifier(IndicatorOfPixel(), skewed, 3, seed=8).predict(image, 200, 0.01, 50) == 1
+
+
+def test_learnable_ablation_token_of_the_model_is_used():
+    class SeesToken(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ablation_token = torch.nn.Parameter(torch.tensor([0.375]))
+
+        def forward(self, z):  # class 1 iff pixel (0, 0) holds the token value
+            return torch.nn.functional.one_hot((z[:, 0, 0, 0] == 0.375).long(), 2).float()
+
+    config = {"selection": {"kind": "bernoulli", "p": 0.6}, "noise": {"kind": "ablation"}, "indicator": True}
+    n = 2000
+    counts = SmoothedClassifier(SeesToken(), config, 2, seed=1).count(torch.zeros(1, 4, 4), "estimation", n, 500)
+    assert abs(counts[1] - 0.6 * n) < 5 * np.sqrt(n * 0.6 * 0.4)
+
+
+def test_model_mode_is_restored_and_no_gradients_are_kept():
+    model = SmallCNN(2, 3).train()
+    SmoothedClassifier(model, HIERARCHICAL_GAUSSIAN, 3).count(torch.rand(1, 8, 8), "estimation", 20, 10)
+    assert model.training
+    assert all(parameter.grad is None for parameter in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda c, x, e: c.count(x[None], "estimation", 10, 5), r"x: an image must be a dense \(C, H, W\) tensor"),
+        (lambda c, x, e: c.count(x, "estimation", 0, 5), "n=0: must be an integer >= 1"),
+        (lambda c, x, e: c.count(x, "estimation", 10, 0), "batch_size=0: must be an integer >= 1"),
+        (lambda c, x, e: c.count(x, "estimation", 10, 5, nodes=[1]), "nodes: only a graph"),
+    ],
+)
+def test_bad_image_input(call, message):
+    classifier = SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3)
+    with pytest.raises(ValueError, match=message):
+        call(classifier, torch.rand(1, 6, 6), None)
+
+
+def test_bad_graph_input_and_models():
+    x, edges = small_graph()
+    classifier = SmoothedClassifier(GCN(13, 3), HIERARCHICAL_SPARSE, 3)
+    with pytest.raises(ValueError, match=r"edge_index: node indices must lie in \[0, 24\]"):
+        classifier.count(x, "estimation", 4, 4, edge_index=edges + 1)
+    with pytest.raises(ValueError, match=r"nodes: must be a non-empty list of node indices in \[0, 24\]"):
+        classifier.count(x, "estimation", 4, 4, edge_index=edges, nodes=[25])
+    with pytest.raises(ValueError, match="sparse noise needs binary features"):
+        classifier.count(x * 0.5, "estimation", 4, 4, edge_index=edges)
+    with pytest.raises(ValueError, match=r"model: returned shape \(4, 2\) for 4 inputs; expected \(4, 3\)"):
+        SmoothedClassifier(Constant(0, 2), HIERARCHICAL_GAUSSIAN, 3).count(torch.rand(1, 4, 4), "estimation", 4, 4)
+    with pytest.raises(ValueError, match="model: must be a torch.nn.Module"):
+        SmoothedClassifier(lambda z: z, HIERARCHICAL_GAUSSIAN, 3)
+    with pytest.raises(ValueError, match="num_classes=1: must be >= 2"):
+        SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 1)
+    with pytest.raises(ValueError, match="seed=-1"):
+        SmoothedClassifier(SmallCNN(2, 3), hs.from_config(HIERARCHICAL_GAUSSIAN), 3, seed=-1)
