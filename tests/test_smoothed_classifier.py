@@ -12,7 +12,8 @@ import torch
 from scipy.stats import beta, binomtest, norm
 
 import hiersmooth as hs
-from hiersmooth.classifier import ABSTAIN, SmoothedClassifier
+from hiersmooth import SmoothedClassifier
+from hiersmooth.classifier import ABSTAIN
 from hiersmooth.models.graphs import GCN
 from hiersmooth.models.images import SmallCNN
 

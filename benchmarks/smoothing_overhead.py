@@ -1,0 +1,178 @@
+"""Overhead of smoothing: ``SmoothedClassifier.count`` against the bare model on already-noised inputs.
+
+For each case and batch size (samples per forward pass) this prints, best of 3 repeats each:
+- bare: samples/s of ``model(batch)`` alone (model.eval(), torch.inference_mode) on noisy batches drawn once
+  beforehand — the same tensors the smoothed path feeds the model;
+- smoothed: samples/s of ``SmoothedClassifier.count(x, "estimation", n, batch_size)`` (seeded draws, forward
+  passes, vote counting);
+- overhead = bare / smoothed − 1, against the target: < 10 % for images, < 25 % for graphs;
+- draw: samples/s of the sampler alone, drawing the blocks ``count`` draws (one seeded generator per block),
+  and its share of the smoothed time — where the overhead goes.
+
+Cases (random weights; throughput does not depend on them):
+(a) SmallCNN on a 1×28×28 image, bernoulli p = 1 − 150/784, gaussian σ = 0.25, indicator;
+(b) SmallCNN on a scikit-learn digit (8×8, in [0, 1]), bernoulli p = 0.8, gaussian σ = 0.25, indicator;
+(c) GCN and (d) GAT on Cora-ML, configs/smoothing/cora_ml_hierarchical_sparse.yaml (all 2,810 nodes per sample).
+
+Run: ``.venv/bin/python benchmarks/smoothing_overhead.py [--quick] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from sklearn.datasets import load_digits
+
+from cora_ml import CLASSES, SMOOTHING, load_cora_ml
+from hiersmooth.classifier import SmoothedClassifier
+from hiersmooth.models.graphs import GAT, GCN
+from hiersmooth.models.images import SmallCNN
+
+REPEATS = 3
+IMAGE_TARGET, GRAPH_TARGET = 0.10, 0.25
+
+
+@dataclass
+class Case:
+    name: str
+    classifier: SmoothedClassifier
+    x: torch.Tensor
+    edge_index: torch.Tensor | None
+    batch_sizes: tuple[int, ...]
+    samples: int
+    target: float
+
+    @property
+    def graph(self) -> bool:
+        return self.edge_index is not None
+
+
+def image_smoothing(p: float) -> dict:
+    return {"selection": {"kind": "bernoulli", "p": p}, "noise": {"kind": "gaussian", "sigma": 0.25}, "indicator": True}
+
+
+def image_cases(batch_sizes: tuple[int, ...], samples: int) -> list[Case]:
+    generator = torch.Generator().manual_seed(0)
+    mnist_like = torch.rand(1, 28, 28, generator=generator)
+    digit = torch.tensor(load_digits().images[0] / 16.0, dtype=torch.float32).unsqueeze(0)
+    cases = []
+    for name, x, p in [("(a) SmallCNN 1x28x28", mnist_like, 1 - 150 / 784), ("(b) SmallCNN digits 8x8", digit, 0.8)]:
+        torch.manual_seed(0)
+        classifier = SmoothedClassifier(SmallCNN(2, 10), image_smoothing(p), 10, seed=0, device="cpu")
+        cases.append(Case(name, classifier, x, None, batch_sizes, samples, IMAGE_TARGET))
+    return cases
+
+
+def graph_cases(batch_sizes: tuple[int, ...], samples: int) -> list[Case]:
+    features, edge_index, _ = load_cora_ml()
+    cases = []
+    for name, model in [("(c) GCN Cora-ML", GCN), ("(d) GAT Cora-ML", GAT)]:
+        torch.manual_seed(0)
+        classifier = SmoothedClassifier(model(features.shape[1] + 1, CLASSES), SMOOTHING, CLASSES, seed=0, device="cpu")
+        cases.append(Case(name, classifier, features, edge_index, batch_sizes, samples, GRAPH_TARGET))
+    return cases
+
+
+def best_rate(function, samples: int) -> float:
+    """Samples/s of the fastest of ``REPEATS`` timed calls, after one untimed warm-up call."""
+    function()
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return samples / min(times)
+
+
+def union_edges(edge_index: torch.Tensor, nodes: int, copies: int) -> torch.Tensor:
+    """Edge index of ``copies`` disjoint copies of the graph, copy k's nodes offset by k·N."""
+    offsets = torch.arange(copies).repeat_interleave(edge_index.shape[1]) * nodes
+    return edge_index.repeat(1, copies) + offsets
+
+
+def bare_rate(case: Case, batch_size: int) -> float:
+    """Forward passes only, over noisy batches drawn once beforehand."""
+    sampler = case.classifier.smoothing.sampler(case.x)
+    generator = torch.Generator().manual_seed(1)
+    batches = [sampler.draw(batch_size, generator) for _ in range(math.ceil(case.samples / batch_size))]
+    edges = union_edges(case.edge_index, case.x.shape[0], batch_size) if case.graph else None
+    model = case.classifier.model.eval()
+
+    def forwards():
+        with torch.inference_mode():
+            for batch in batches:
+                if case.graph:
+                    model(batch, edges)
+                else:
+                    model(batch)
+
+    return best_rate(forwards, len(batches) * batch_size)
+
+
+def smoothed_rate(case: Case, batch_size: int) -> float:
+    def count():
+        case.classifier.count(case.x, "estimation", case.samples, batch_size, edge_index=case.edge_index)
+
+    return best_rate(count, case.samples)
+
+
+def draw_rate(case: Case) -> float:
+    """The sampler alone: the seeded blocks ``count`` draws for ``case.samples`` samples."""
+    sampler = case.classifier.smoothing.sampler(case.x)
+    plan = case.classifier.seed_plan(case.graph)
+
+    def draws():
+        for block, size in enumerate(plan.blocks(case.samples)):
+            sampler.draw(size, plan.generator(0, "estimation", block))
+
+    return best_rate(draws, case.samples)
+
+
+def report(case: Case) -> None:
+    draw = draw_rate(case)
+    for batch_size in case.batch_sizes:
+        bare, smoothed = bare_rate(case, batch_size), smoothed_rate(case, batch_size)
+        overhead = bare / smoothed - 1
+        verdict = "meets" if overhead < case.target else "MISSES"
+        print(f"{case.name:<24} {batch_size:>6} {bare:>12,.0f} {smoothed:>12,.0f} {overhead:>9.1%}  "
+              f"< {case.target:.0%} {verdict:<6} {draw:>10,.0f} {smoothed / draw:>7.0%}", flush=True)
+
+
+def profile(case: Case) -> None:
+    """Top operators (self CPU time) of one smoothed ``count`` at the largest batch size."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch_profile(activities=[ProfilerActivity.CPU]) as trace:
+        case.classifier.count(case.x, "estimation", case.samples, max(case.batch_sizes), edge_index=case.edge_index)
+    print(f"\nprofile of the smoothed path, {case.name}, batch {max(case.batch_sizes)}:")
+    print(trace.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test (< 30 s)")
+    parser.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators per case")
+    args = parser.parse_args()
+    if args.quick:
+        cases = image_cases((20, 100), 200) + graph_cases((4,), 8)
+    else:
+        cases = image_cases((100, 1000), 5000) + graph_cases((4, 16), 32)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
+          f"best of {REPEATS}; samples per timing: images {cases[0].samples}, graphs {cases[-1].samples}")
+    print(f"{'case':<24} {'batch':>6} {'bare/s':>12} {'smoothed/s':>12} {'overhead':>9}  {'target':<13} "
+          f"{'draw/s':>10} {'draw %':>7}")
+    for case in cases:
+        report(case)
+    if args.profile:
+        for case in cases:
+            profile(case)
+
+
+if __name__ == "__main__":
+    main()
