@@ -7,7 +7,8 @@ For each case and batch size (samples per forward pass) this prints, best of 3 r
   passes, vote counting);
 - overhead = bare / smoothed − 1, against the target: < 10 % for images, < 25 % for graphs;
 - draw: samples/s of the sampler alone, drawing the blocks ``count`` draws (one seeded generator per block),
-  and its share of the smoothed time — where the overhead goes.
+  and its share of the smoothed time — where the overhead goes;
+- others: the share of the machine other processes used meanwhile (a busy neighbour voids the figures).
 
 Cases (random weights; throughput does not depend on them):
 (a) SmallCNN on a 1×28×28 image, bernoulli p = 1 − 150/784, gaussian σ = 0.25, indicator;
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import torch
 from sklearn.datasets import load_digits
 
+from contention import OtherProcesses
 from cora_ml import CLASSES, SMOOTHING, load_cora_ml
 from hiersmooth.classifier import SmoothedClassifier
 from hiersmooth.models.graphs import GAT, GCN
@@ -136,11 +138,12 @@ def draw_rate(case: Case) -> float:
 def report(case: Case) -> None:
     draw = draw_rate(case)
     for batch_size in case.batch_sizes:
-        bare, smoothed = bare_rate(case, batch_size), smoothed_rate(case, batch_size)
+        with OtherProcesses() as others:
+            bare, smoothed = bare_rate(case, batch_size), smoothed_rate(case, batch_size)
         overhead = bare / smoothed - 1
         verdict = "meets" if overhead < case.target else "MISSES"
         print(f"{case.name:<24} {batch_size:>6} {bare:>12,.0f} {smoothed:>12,.0f} {overhead:>9.1%}  "
-              f"< {case.target:.0%} {verdict:<6} {draw:>10,.0f} {smoothed / draw:>7.0%}", flush=True)
+              f"< {case.target:.0%} {verdict:<6} {draw:>10,.0f} {smoothed / draw:>7.0%} {others!s:>7}", flush=True)
 
 
 def profile(case: Case) -> None:
@@ -166,7 +169,7 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
           f"best of {REPEATS}; samples per timing: images {cases[0].samples}, graphs {cases[-1].samples}")
     print(f"{'case':<24} {'batch':>6} {'bare/s':>12} {'smoothed/s':>12} {'overhead':>9}  {'target':<13} "
-          f"{'draw/s':>10} {'draw %':>7}")
+          f"{'draw/s':>10} {'draw %':>7} {'others':>7}")
     for case in cases:
         report(case)
     if args.profile:
