@@ -35,7 +35,8 @@ def bernoulli_positions(length: int, p: float, generator=None, device=None) -> t
         # U and 1 − U have the same law; clamping U = 0 (probability 2⁻⁵³) keeps log U finite.
         gaps = torch.rand(chunk, generator=generator, device=device, dtype=torch.float64).clamp_(min=_TINY)
         gaps.log_().div_(log_stay).floor_().add_(1)  # G = ⌊log U / log(1 − p)⌋ + 1, in place
-        positions = torch.cumsum(gaps, 0).add_(last).long()  # exact: partial sums stay far below 2⁵³
+        # Exact below 2⁵³; anything past the line's end (even an infinite gap for p ≈ 1e-300) is clamped to it.
+        positions = torch.cumsum(gaps, 0).add_(last).clamp_(max=length).long()
         parts.append(positions)
         last = int(positions[-1])
         chunk = int(chunk / 4) + 16  # rarely needed: only when the first chunk fell short of the line
