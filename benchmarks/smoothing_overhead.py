@@ -101,19 +101,16 @@ def bare_rate(case: Case, batch_size: int) -> float:
     """Forward passes only, over noisy batches drawn once beforehand."""
     sampler = case.classifier.smoothing.sampler(case.x)
     generator = torch.Generator().manual_seed(1)
-    batches = [sampler.draw(batch_size, generator) for _ in range(math.ceil(case.samples / batch_size))]
-    edges = union_edges(case.edge_index, case.x.shape[0], batch_size) if case.graph else None
+    edges = (union_edges(case.edge_index, case.x.shape[0], batch_size),) if case.graph else ()
+    inputs = [(sampler.draw(batch_size, generator), *edges) for _ in range(math.ceil(case.samples / batch_size))]
     model = case.classifier.model.eval()
 
     def forwards():
         with torch.inference_mode():
-            for batch in batches:
-                if case.graph:
-                    model(batch, edges)
-                else:
-                    model(batch)
+            for arguments in inputs:
+                model(*arguments)
 
-    return best_rate(forwards, len(batches) * batch_size)
+    return best_rate(forwards, len(inputs) * batch_size)
 
 
 def smoothed_rate(case: Case, batch_size: int) -> float:

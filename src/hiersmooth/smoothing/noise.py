@@ -74,7 +74,7 @@ class Gaussian:
 
         def draw(mask, indicator, generator=None, token=None):
             noise = torch.randn(*mask.shape, rows.shape[1], generator=generator, device=rows.device, dtype=rows.dtype)
-            noisy = torch.addcmul(rows, noise, mask.unsqueeze(-1).to(rows.dtype), value=self.sigma)
+            noisy = torch.where(mask.unsqueeze(-1), noise.mul_(self.sigma).add_(rows), rows)  # unselected rows: x itself
             return _with_indicator(noisy, mask, indicator)
 
         return draw
@@ -221,9 +221,9 @@ def _prepare_bit_flips(rows, sparse: bool, p_plus: float, p_minus: float, what: 
     if sparse:
         rows = rows.to_sparse_coo().coalesce()
         values = rows.values()
-        if not bool(torch.all(values == 1)):
-            raise ValueError(f"{what} needs binary features (0 or 1); found the value {values[values != 1][0].item()}")
-        ones = rows.indices()
+        if not bool(torch.all((values == 0) | (values == 1))):
+            raise ValueError(f"{what} needs binary features (0 or 1); found the value {values[(values != 0) & (values != 1)][0].item()}")
+        ones = rows.indices()[:, values == 1]  # explicitly stored zeros are zeros
         dense_bits = torch.zeros(rows.shape, dtype=torch.bool, device=rows.device)
         dense_bits[ones[0], ones[1]] = True
     else:
