@@ -1,8 +1,9 @@
 """Overhead of smoothing: ``SmoothedClassifier.count`` against the bare model on already-noised inputs.
 
-For each case and batch size (samples per forward pass) this prints, best of 3 repeats each:
+For each case and batch size (samples per forward pass) this prints, best of 3 repeats each (bare and smoothed
+repeats alternate):
 - bare: samples/s of ``model(batch)`` alone (model.eval(), torch.inference_mode) on noisy batches drawn once
-  beforehand — the same tensors the smoothed path feeds the model;
+  beforehand by the same sampler, in the layout the smoothed path feeds the model;
 - smoothed: samples/s of ``SmoothedClassifier.count(x, "estimation", n, batch_size)`` (seeded draws, forward
   passes, vote counting);
 - overhead = bare / smoothed − 1, against the target: < 10 % for images, < 25 % for graphs;
@@ -80,15 +81,20 @@ def graph_cases(batch_sizes: tuple[int, ...], samples: int) -> list[Case]:
     return cases
 
 
-def best_rate(function, samples: int) -> float:
-    """Samples/s of the fastest of ``REPEATS`` timed calls, after one untimed warm-up call."""
-    function()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
+def best_rates(functions, samples: int) -> list[float]:
+    """Samples/s of each function: the fastest of ``REPEATS`` timed calls after one untimed warm-up call each.
+
+    The calls of the functions alternate, so a slow spell of the machine falls on all of them alike.
+    """
+    for function in functions:
         function()
-        times.append(time.perf_counter() - start)
-    return samples / min(times)
+    best = [math.inf] * len(functions)
+    for _ in range(REPEATS):
+        for index, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return [samples / seconds for seconds in best]
 
 
 def union_edges(edge_index: torch.Tensor, nodes: int, copies: int) -> torch.Tensor:
@@ -97,12 +103,13 @@ def union_edges(edge_index: torch.Tensor, nodes: int, copies: int) -> torch.Tens
     return edge_index.repeat(1, copies) + offsets
 
 
-def bare_rate(case: Case, batch_size: int) -> float:
-    """Forward passes only, over noisy batches drawn once beforehand."""
+def bare_forwards(case: Case, batch_size: int):
+    """Forward passes only, over the ``case.samples`` noisy samples drawn once beforehand in batches."""
+    assert case.samples % batch_size == 0, f"{case.samples} samples do not split into batches of {batch_size}"
     sampler = case.classifier.smoothing.sampler(case.x)
     generator = torch.Generator().manual_seed(1)
     edges = (union_edges(case.edge_index, case.x.shape[0], batch_size),) if case.graph else ()
-    inputs = [(sampler.draw(batch_size, generator), *edges) for _ in range(math.ceil(case.samples / batch_size))]
+    inputs = [(sampler.draw(batch_size, generator), *edges) for _ in range(case.samples // batch_size)]
     model = case.classifier.model.eval()
 
     def forwards():
@@ -110,33 +117,33 @@ def bare_rate(case: Case, batch_size: int) -> float:
             for arguments in inputs:
                 model(*arguments)
 
-    return best_rate(forwards, len(inputs) * batch_size)
+    return forwards
 
 
-def smoothed_rate(case: Case, batch_size: int) -> float:
+def smoothed_count(case: Case, batch_size: int):
     def count():
         case.classifier.count(case.x, "estimation", case.samples, batch_size, edge_index=case.edge_index)
 
-    return best_rate(count, case.samples)
+    return count
 
 
-def draw_rate(case: Case) -> float:
+def draws(case: Case):
     """The sampler alone: the seeded blocks ``count`` draws for ``case.samples`` samples."""
     sampler = case.classifier.smoothing.sampler(case.x)
     plan = case.classifier.seed_plan(case.graph)
 
-    def draws():
+    def draw_blocks():
         for block, size in enumerate(plan.blocks(case.samples)):
             sampler.draw(size, plan.generator(0, "estimation", block))
 
-    return best_rate(draws, case.samples)
+    return draw_blocks
 
 
 def report(case: Case) -> None:
-    draw = draw_rate(case)
+    [draw] = best_rates([draws(case)], case.samples)
     for batch_size in case.batch_sizes:
         with OtherProcesses() as others:
-            bare, smoothed = bare_rate(case, batch_size), smoothed_rate(case, batch_size)
+            bare, smoothed = best_rates([bare_forwards(case, batch_size), smoothed_count(case, batch_size)], case.samples)
         overhead = bare / smoothed - 1
         verdict = "meets" if overhead < case.target else "MISSES"
         print(f"{case.name:<24} {batch_size:>6} {bare:>12,.0f} {smoothed:>12,.0f} {overhead:>9.1%}  "
@@ -162,7 +169,7 @@ def main():
     if args.quick:
         cases = image_cases((20, 100), 200) + graph_cases((4,), 8)
     else:
-        cases = image_cases((100, 1000), 5000) + graph_cases((4, 16), 32)
+        cases = image_cases((100, 1000), 5000) + graph_cases((4, 16), 96)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
           f"best of {REPEATS}; samples per timing: images {cases[0].samples}, graphs {cases[-1].samples}")
     print(f"{'case':<24} {'batch':>6} {'bare/s':>12} {'smoothed/s':>12} {'overhead':>9}  {'target':<13} "
