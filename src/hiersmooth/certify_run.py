@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .certify.votes import Votes
-from .classifier import SmoothedClassifier, _progress
+from .classifier import SmoothedClassifier, progress_bar
 from .data.arrays import Graph, ImageSet
 
 STAGE_ORDER = ("selection", "estimation")
@@ -69,11 +69,11 @@ def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n
     block_counts = [len(plan.blocks(totals[stage])) for stage in STAGE_ORDER]
     units = 1 if graph else dataset.points
 
-    def done_samples(cursor) -> int:
-        return int(sum(np.minimum(cursor[:, s] * plan.block_size, totals[stage]).sum() for s, stage in enumerate(STAGE_ORDER)))
+    def samples_before(block: int, stage: str) -> int:
+        return min(block * plan.block_size, totals[stage])
 
-    bar = _progress(progress, units * (n0 + n), "certify")
-    bar.update(done_samples(checkpoint.cursor))
+    bar = progress_bar(progress, units * (n0 + n), "certify")
+    bar.update(sum(samples_before(int(block), stage) for cursor in checkpoint.cursor for block, stage in zip(cursor, STAGE_ORDER)))
     last_save = time.monotonic()
     consistent = True  # False only between adding a pass's counts and advancing its cursor
     try:
@@ -93,9 +93,9 @@ def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n
                         checkpoint.counts[stage] += counts.numpy()
                     else:
                         checkpoint.counts[stage][unit] += counts.numpy()
-                    checkpoint.cursor[unit, s] = stop
+                    start, checkpoint.cursor[unit, s] = checkpoint.cursor[unit, s], stop
                     consistent = True
-                    bar.update(done_samples(checkpoint.cursor) - bar.n)
+                    bar.update(samples_before(stop, stage) - samples_before(int(start), stage))
                     if time.monotonic() - last_save >= checkpoint_seconds:
                         checkpoint.save()
                         last_save = time.monotonic()

@@ -146,7 +146,7 @@ class SmoothedClassifier:
     def count(self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None) -> np.ndarray:
         """Votes of n samples of ``stage``: (K,) for an image, (len(nodes), K) for a graph."""
         plan = self.seed_plan(edge_index is not None)
-        bar = _progress(self.progress, n, f"{stage} point {point}")
+        bar = progress_bar(self.progress, n, f"{stage} point {point}")
         total = None
         for stop, counts in self.block_votes(x, stage, n, batch_size, point=point, edge_index=edge_index, nodes=nodes):
             total = counts if total is None else total + counts
@@ -253,7 +253,7 @@ class SmoothedClassifier:
         return torch.bincount(slots.reshape(-1), minlength=nodes.numel() * self.num_classes).view(-1, self.num_classes)
 
 
-def _progress(enabled: bool, total: int, description: str):
+def progress_bar(enabled: bool, total: int, description: str):
     """A tqdm bar with samples/s and ETA (a silent stand-in when disabled)."""
     from tqdm.auto import tqdm
 
