@@ -4,6 +4,8 @@
                              --out OUT.csv [--rows 1-4] [--eps 0:1:0.05 | --added 0-40 --deleted 0-60]
     hiersmooth certify --smoothing SMOOTHING.yaml --model MODULE:FACTORY [--weights W.pt] --data DATA.npz
                        --out DIR [--n0 1000 --n 10000 --alpha 0.01 --batch-size 100 --seed 0 --device cpu] [threats]
+    hiersmooth certify --checkpoint TRAINED_DIR --out DIR [options as above]
+    hiersmooth train RUN.yaml [--out TRAINED_DIR]
 
 Bad input prints one line ``hiersmooth: error: ...`` to stderr and exits with status 2.
 """
@@ -11,6 +13,7 @@ Bad input prints one line ``hiersmooth: error: ...`` to stderr and exits with st
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -92,6 +95,8 @@ def _certify_votes(args) -> None:
 def _certify(args) -> None:
     from pathlib import Path
 
+    import torch
+
     from .certify.votes import save_votes
     from .certify_run import Checkpoint, certify_dataset
     from .classifier import SmoothedClassifier
@@ -99,22 +104,39 @@ def _certify(args) -> None:
     from .models.factory import build_model, input_width
     from .results import sha256
     from .smoothing import from_config
+    from .trained import load_trained
 
     started = time.perf_counter()
-    smoothing = from_config(args.smoothing)
-    dataset = load_arrays(args.data)
-    graph = isinstance(dataset, Graph)
-    classes = args.num_classes or int(dataset.labels.max()) + 1
-    model = build_model(args.model, input_width(smoothing, dataset.input_shape, graph), classes, args.weights)
+    if args.checkpoint:
+        trained = load_trained(args.checkpoint)
+        smoothing = from_config(args.smoothing) if args.smoothing else trained.config.smoothing
+        dataset = load_arrays(args.data) if args.data else _checkpoint_test_data(trained.config)
+        graph = isinstance(dataset, Graph)
+        classes = trained.num_classes
+        trained.check_data(dataset.input_shape, args.num_classes or int(dataset.labels.max()) + 1)
+        model = trained.model
+        source = {"checkpoint": str(args.checkpoint), "weights_sha256": sha256(Path(args.checkpoint) / "model.pt"),
+                  "data": str(args.data) if args.data else trained.config.data.name,
+                  "data_sha256": args.data and sha256(args.data), "smoothing": str(args.smoothing or "checkpoint")}
+    else:
+        missing = [f"--{name}" for name in ("smoothing", "model", "data") if not getattr(args, name)]
+        if missing:
+            raise ValueError(f"certify needs {', '.join(missing)} (or --checkpoint DIR from hiersmooth train)")
+        smoothing = from_config(args.smoothing)
+        dataset = load_arrays(args.data)
+        graph = isinstance(dataset, Graph)
+        classes = args.num_classes or int(dataset.labels.max()) + 1
+        model = build_model(args.model, input_width(smoothing, dataset.input_shape, graph), classes, args.weights)
+        source = {"data": str(args.data), "data_sha256": sha256(args.data), "smoothing": str(args.smoothing), "model": args.model,
+                  "weights": args.weights and str(args.weights), "weights_sha256": args.weights and sha256(args.weights)}
+    if graph and getattr(model, "ablation_token", None) is not None and dataset.features.layout != torch.strided:
+        dataset.features = dataset.features.to_dense()  # a learned ablation token is written into dense rows
     classifier = SmoothedClassifier(model, smoothing, classes, seed=args.seed, block_size=args.block_size,
                                     device=args.device, autocast=args.autocast)
     plan = classifier.seed_plan(graph)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = {
-        "data": str(args.data), "data_sha256": sha256(args.data), "smoothing": str(args.smoothing), "model": args.model,
-        "weights": args.weights and str(args.weights), "weights_sha256": args.weights and sha256(args.weights),
-    }
+    inputs = source
     fingerprint = {**inputs, "config": smoothing.to_config(), "n0": args.n0, "n": args.n, "num_classes": classes,
                    "seed_plan": plan.to_record(), "points": dataset.points}
     checkpoint = Checkpoint(out / "progress.npz", fingerprint, dataset.points, 1 if graph else dataset.points, classes)
@@ -130,8 +152,30 @@ def _certify(args) -> None:
     _write_certificates(votes, smoothing, args, out / "certified_accuracy.csv", inputs, started, extra)
 
 
-def _add_certificate_options(command) -> None:
-    command.add_argument("--smoothing", required=True, help="smoothing config (YAML): selection, noise, indicator")
+def _checkpoint_test_data(config):
+    """The test data of a checkpoint's run config: the image test set, or the whole graph at its test nodes."""
+    from .data.datasets import load_dataset
+    from .data.graphs import GraphSplit
+
+    dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
+    return dataset.test_graph() if isinstance(dataset, GraphSplit) else dataset.test
+
+
+def _train(args) -> None:
+    from .run_config import load_run_config
+    from .trained import train_run
+
+    config = load_run_config(args.config)
+    out = train_run(config, args.out, progress=not args.no_progress)
+    final = json.loads((out / "model.json").read_text())["final"]
+    print(f"trained {config.model.name} on {config.data.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k != "restored"))
+    print(f"wrote {out}/ (model.pt, config.yaml, model.json, training.csv); certify it with: "
+          f"hiersmooth certify --checkpoint {out} --out {out}/certified")
+
+
+def _add_certificate_options(command, smoothing_required: bool) -> None:
+    help = "smoothing config (YAML): selection, noise, indicator" + ("" if smoothing_required else "; default: the checkpoint's")
+    command.add_argument("--smoothing", required=smoothing_required, help=help)
     command.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
     command.add_argument("--runner-up", choices=("sound", "selection"), default="sound",
                          help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's runner-up of pre_votes)")
@@ -151,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certify.add_argument("votes", help=".npz with integer arrays pre_votes, votes (points x classes) and labels")
     certify.add_argument("--out", required=True, help="certified-accuracy CSV; per-point files and OUT.json go beside it")
-    _add_certificate_options(certify)
+    _add_certificate_options(certify, smoothing_required=True)
     certify.set_defaults(run=_certify_votes)
 
     dataset = commands.add_parser(
@@ -160,10 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Monte-Carlo certification of a model on a dataset: writes DIR/votes.npz, DIR/certified_accuracy.csv "
                     "(+ .points.csv, .points.npz, .json) and DIR/progress.npz, from which a killed run resumes.",
     )
-    dataset.add_argument("--model", required=True, help="MODULE:FACTORY, called as FACTORY(input_width, num_classes), "
+    dataset.add_argument("--checkpoint", help="folder written by hiersmooth train: its model, smoothing and test data "
+                         "(--smoothing/--data override them)")
+    dataset.add_argument("--model", help="MODULE:FACTORY, called as FACTORY(input_width, num_classes), "
                          "e.g. hiersmooth.models.images:SmallCNN or hiersmooth.models.graphs:GCN")
     dataset.add_argument("--weights", help="state dict for the model (torch.save; loaded with weights_only=True)")
-    dataset.add_argument("--data", required=True, help=".npz with images+labels, or a graph (features, edge_index, labels[, nodes])")
+    dataset.add_argument("--data", help=".npz with images+labels, or a graph (features, edge_index, labels[, nodes])")
     dataset.add_argument("--out", required=True, help="output directory")
     dataset.add_argument("--n0", type=int, default=1000, help="selection samples per point (default 1000)")
     dataset.add_argument("--n", type=int, default=10000, help="estimation samples per point (default 10000)")
@@ -175,8 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("--autocast", action="store_true", help="run the model under torch.autocast")
     dataset.add_argument("--checkpoint-seconds", type=float, default=10.0, help="save progress at least this often (default 10)")
     dataset.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_certificate_options(dataset)
+    _add_certificate_options(dataset, smoothing_required=False)
     dataset.set_defaults(run=_certify)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model under a smoothing distribution (noise augmentation) and write a checkpoint folder",
+        description="Noise-augmented training from a run config (data, model, smoothing, training); writes "
+                    "DIR/model.pt, config.yaml, model.json and training.csv.",
+    )
+    train.add_argument("config", help="run config (YAML): data, model, smoothing, training[, out]")
+    train.add_argument("--out", help="checkpoint folder (default: the config's out)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(run=_train)
     return parser
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 
 @contextmanager
-def _atomic(path: Path, mode: str = "w"):
+def atomic_file(path: Path, mode: str = "w"):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
@@ -38,7 +38,7 @@ def _atomic(path: Path, mode: str = "w"):
 def write_csv(path, rows: list[dict]) -> None:
     """A tidy CSV with one row per dict; columns in first-seen order."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with _atomic(Path(path)) as file:
+    with atomic_file(Path(path)) as file:
         writer = csv.DictWriter(file, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
@@ -46,12 +46,12 @@ def write_csv(path, rows: list[dict]) -> None:
 
 def write_arrays(path, **arrays) -> None:
     """An uncompressed ``.npz`` of plain arrays (readable with ``allow_pickle=False``)."""
-    with _atomic(Path(path), "wb") as file:
+    with atomic_file(Path(path), "wb") as file:
         np.savez(file, **arrays)
 
 
 def write_json(path, record: dict) -> None:
-    with _atomic(Path(path)) as file:
+    with atomic_file(Path(path)) as file:
         json.dump(record, file, indent=2, default=_jsonable)
         file.write("\n")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import torch
 
@@ -30,17 +31,55 @@ def build_model(spec: str, width: int, num_classes: int, weights=None) -> torch.
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"--model {spec!r}: returned {type(model).__name__}, not a torch.nn.Module")
     if weights is not None:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise ValueError(f"--weights {weights}: no such file") from None
-        except Exception as error:  # pickled objects beyond tensors, or not a torch file at all
-            raise ValueError(f"--weights {weights}: not a plain state dict ({str(error).splitlines()[0]})") from None
-        if not isinstance(state, dict):
-            raise ValueError(f"--weights {weights}: holds a {type(state).__name__}, not a state dict")
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(f"--weights {weights}: does not fit {spec} with input width {width} and {num_classes} classes "
-                             f"({str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else error})") from None
+        load_state(model, weights, f"{spec} with input width {width} and {num_classes} classes")
     return model
+
+
+def load_state(model: torch.nn.Module, weights, description: str, option: str = "--weights") -> None:
+    """Load the state dict in file ``weights`` into ``model`` strictly; never unpickles anything but tensors."""
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"{option} {weights}: no such file") from None
+    except Exception as error:  # pickled objects beyond tensors, or not a torch file at all
+        raise ValueError(f"{option} {weights}: not a plain state dict ({str(error).splitlines()[0]})") from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{option} {weights}: holds a {type(state).__name__}, not a state dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        lines = str(error).splitlines()
+        raise ValueError(f"{option} {weights}: does not fit {description} ({lines[1].strip() if len(lines) > 1 else error})") from None
+
+
+def named_model(name: str, options: dict, width: int, num_classes: int, *, data: str, smoothing: Smoothing) -> torch.nn.Module:
+    """A built-in model by name (``small_cnn``, ``resnet18``, ``resnet50``, ``gcn``, ``gat``, ``appnp``) for
+    samples of ``width`` channels/features, with its options from the config.
+
+    Image models normalise the data channels inside the model with the dataset's channel statistics and take the
+    Levine–Feizi encoding when the smoothing uses it. ``learn_token: true`` gives a graph model a learnable
+    ablation token (only with ablation noise in the token encoding).
+    """
+    from ..data.images import CHANNEL_STATS
+    from . import graphs, images
+
+    factories = {"small_cnn": images.SmallCNN, "resnet18": images.ResNet18, "resnet50": images.ResNet50,
+                 "gcn": graphs.GCN, "gat": graphs.GAT, "appnp": graphs.APPNP}
+    if name not in factories:
+        raise ValueError(f"model.name={name!r}: unknown model (allowed: {', '.join(factories)})")
+    options = dict(options)
+    token_encoding = isinstance(smoothing.noise, Ablation) and smoothing.noise.encoding == "token"
+    if name in ("gcn", "gat", "appnp"):
+        if options.pop("learn_token", False):
+            if not token_encoding:
+                raise ValueError("model.learn_token: a learnable token needs ablation noise with encoding: token")
+            options["token_width"] = width - smoothing.indicator
+    else:
+        options.setdefault("normalization", CHANNEL_STATS.get(data))
+        options["levine_feizi"] = isinstance(smoothing.noise, Ablation) and smoothing.noise.encoding == "levine_feizi"
+    allowed = set(inspect.signature(factories[name]).parameters) - {"in_channels", "in_features", "num_classes", "levine_feizi", "token_width"}
+    unknown = sorted(set(options) - allowed - {"levine_feizi", "token_width"})
+    if unknown:
+        extra = ", learn_token" if name in ("gcn", "gat", "appnp") else ""
+        raise ValueError(f"model: unknown option {', '.join(unknown)} for {name} (allowed: {', '.join(sorted(allowed))}{extra})")
+    return factories[name](width, num_classes, **options)

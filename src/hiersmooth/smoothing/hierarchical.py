@@ -65,6 +65,28 @@ class Smoothing:
         → sparse CSR (n·N, D [+1]). τ is the last channel/column when ``indicator`` is on."""
         return self.sampler(x).draw(n, generator, token)
 
+    def sample_each(self, xs, generator=None, token=None):
+        """One sample of Ψ_x for each input x of a dense batch (training noise): images (B, C, H, W) →
+        (B, C' [+1], H, W), feature matrices (B, N, D) → (B, N, D' [+1]).
+
+        Each input gets its own selection mask (``sample_mask(B, N)``); the noise, independent per entity, is
+        drawn in one call over the B·N rows, which has the law of B separate draws.
+        """
+        import torch
+
+        if not isinstance(xs, torch.Tensor) or xs.layout != torch.strided or xs.dim() not in (3, 4) or xs.shape[0] == 0:
+            raise ValueError(f"xs: must be a dense batch (B, C, H, W) of images or (B, N, D) of feature matrices, got "
+                             f"{type(xs).__name__} of shape {tuple(getattr(xs, 'shape', ()))}")
+        batch = xs.shape[0]
+        rows = xs.permute(0, 2, 3, 1) if xs.dim() == 4 else xs  # images: pixels are the rows
+        entities = rows.shape[1] * (rows.shape[2] if xs.dim() == 4 else 1)
+        rows = rows.reshape(batch * entities, rows.shape[-1])
+        mask = self.selection.sample_mask(batch, entities, generator, xs.device)
+        samples = self.noise.prepare(rows, False)(mask.reshape(1, -1), self.indicator, generator, token)
+        if xs.dim() == 4:
+            return samples.view(batch, xs.shape[2], xs.shape[3], samples.shape[-1]).permute(0, 3, 1, 2)
+        return samples.view(batch, entities, samples.shape[-1])
+
     def to_config(self) -> dict:
         """The config mapping this smoothing was (or could have been) built from."""
         return {"selection": _as_config(self.selection, SELECTIONS), "noise": _as_config(self.noise, NOISES), "indicator": self.indicator}

@@ -1,0 +1,149 @@
+"""The run config (YAML) of ``hiersmooth train``: which data, which model, which smoothing, how to train.
+
+    data:      {name: digits, seed: 0}          # digits | mnist | cifar10 | cora_ml | citeseer | pubmed
+                                                 # (root: DIR, default ~/.cache/hiersmooth; download: true|false)
+    model:     {name: small_cnn}                 # small_cnn | resnet18 | resnet50 | gcn | gat | appnp, plus the
+                                                 # model's options (hidden, dropout, skip, learn_token, ...)
+    smoothing: {selection: {kind: bernoulli, p: 0.8}, noise: {kind: gaussian, sigma: 0.25}, indicator: true}
+    training:  {epochs: 30, batch_size: 128, optimizer: adam, lr: 0.001, weight_decay: 0.0, momentum: 0.9,
+                schedule: cosine, patience: 50, seed: 0, device: cpu}
+    out: runs/digits_hierarchical               # the checkpoint folder
+
+Training defaults depend on the data: images use Adam (lr 1e-3) with a cosine schedule for 30 epochs; graphs
+use the paper's Adam (lr 1e-3, weight decay 5e-4) for up to 1,000 epochs with early stopping (patience 50).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .data.graphs import GRAPH_DATASETS
+from .smoothing import Smoothing, from_config
+
+IMAGE_DATASETS = ("digits", "mnist", "cifar10")
+IMAGE_MODELS = ("small_cnn", "resnet18", "resnet50")
+GRAPH_MODELS = ("gcn", "gat", "appnp")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str
+    root: str | None = None
+    seed: int = 0
+    download: bool = True
+
+    @property
+    def graph(self) -> bool:
+        return self.name in GRAPH_DATASETS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    patience: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+
+IMAGE_TRAINING = {"epochs": 30}
+GRAPH_TRAINING = {"epochs": 1000, "weight_decay": 5e-4, "schedule": "constant", "patience": 50}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig
+    model: ModelConfig
+    smoothing: Smoothing
+    training: TrainingConfig
+    out: str | None = None
+
+    def to_dict(self) -> dict:
+        """The config as plain YAML-able values (what ``load_run_config`` reads back to an equal config)."""
+        return {"data": dataclasses.asdict(self.data), "model": {"name": self.model.name, **self.model.options},
+                "smoothing": self.smoothing.to_config(), "training": dataclasses.asdict(self.training), "out": self.out}
+
+
+def load_run_config(config) -> RunConfig:
+    """Parse and check a run config (a mapping or a YAML file); every problem is one ValueError naming the key."""
+    if isinstance(config, (str, Path)):
+        path = Path(config)
+        try:
+            config = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise ValueError(f"config {path}: cannot be read ({error.strerror})") from None
+        except yaml.YAMLError as error:
+            raise ValueError(f"config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(config, dict):
+        raise ValueError("config: must be a mapping with data, model, smoothing and training")
+    unknown = sorted(set(config) - {"data", "model", "smoothing", "training", "out"})
+    if unknown:
+        raise ValueError(f"config: unknown key {', '.join(unknown)} (allowed: data, model, smoothing, training, out)")
+    for key in ("data", "model", "smoothing"):
+        if not isinstance(config.get(key), dict):
+            raise ValueError(f"config.{key}: missing or not a mapping")
+    data = _dataclass("data", DataConfig, config["data"])
+    if data.name not in IMAGE_DATASETS + tuple(GRAPH_DATASETS):
+        raise ValueError(f"data.name={data.name!r}: unknown dataset (allowed: {', '.join(IMAGE_DATASETS + tuple(GRAPH_DATASETS))})")
+    model_options = dict(config["model"])
+    model = ModelConfig(model_options.pop("name", None), model_options)
+    allowed_models = GRAPH_MODELS if data.graph else IMAGE_MODELS
+    if model.name not in allowed_models:
+        raise ValueError(f"model.name={model.name!r}: not a model for {data.name} (allowed: {', '.join(allowed_models)})")
+    training_options = {**(GRAPH_TRAINING if data.graph else IMAGE_TRAINING), **(config.get("training") or {})}
+    for name in ("lr", "weight_decay", "momentum"):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        if isinstance(training_options.get(name), str):
+            try:
+                training_options[name] = float(training_options[name])
+            except ValueError:
+                raise ValueError(f"training.{name}={training_options[name]!r}: must be a number") from None
+    training = _dataclass("training", TrainingConfig, training_options)
+    _check_training(training)
+    out = config.get("out")
+    return RunConfig(data, model, from_config(config["smoothing"]), training, None if out is None else str(out))
+
+
+def _dataclass(section: str, cls, options: dict):
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"{section}: unknown option {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
+    missing = sorted(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                     and f.default_factory is dataclasses.MISSING and f.name not in options)
+    if missing:
+        raise ValueError(f"{section}: missing {', '.join(missing)}")
+    return cls(**options)
+
+
+def _check_training(training: TrainingConfig) -> None:
+    for name in ("epochs", "batch_size"):
+        value = getattr(training, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"training.{name}={value!r}: must be an integer >= 1")
+    if training.patience is not None and (not isinstance(training.patience, int) or training.patience < 1):
+        raise ValueError(f"training.patience={training.patience!r}: must be an integer >= 1 or null")
+    for name in ("lr", "weight_decay", "momentum"):
+        value = getattr(training, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):
+            raise ValueError(f"training.{name}={value!r}: must be a number {'> 0' if name == 'lr' else '>= 0'}")
+    if training.optimizer not in OPTIMIZERS:
+        raise ValueError(f"training.optimizer={training.optimizer!r}: must be one of {', '.join(OPTIMIZERS)}")
+    if training.schedule not in SCHEDULES:
+        raise ValueError(f"training.schedule={training.schedule!r}: must be one of {', '.join(SCHEDULES)}")
