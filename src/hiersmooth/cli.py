@@ -6,6 +6,8 @@
                        --out DIR [--n0 1000 --n 10000 --alpha 0.01 --batch-size 100 --seed 0 --device cpu] [threats]
     hiersmooth certify --checkpoint TRAINED_DIR --out DIR [options as above]
     hiersmooth train RUN.yaml [--out TRAINED_DIR]
+    hiersmooth run EXPERIMENT.yaml [--out RESULTS] [--dry-run]
+    hiersmooth report RESULTS [--threat r=2,eps=0.25 ...] [--out DIR]
 
 Bad input prints one line ``hiersmooth: error: ...`` to stderr and exits with status 2.
 """
@@ -173,6 +175,44 @@ def _train(args) -> None:
           f"hiersmooth certify --checkpoint {out} --out {out}/certified")
 
 
+def _run(args) -> None:
+    from .experiments.grid import load_experiment
+    from .experiments.runner import cell_done, run_experiment
+
+    experiment = load_experiment(args.experiment)
+    results = args.out or f"results/{experiment.name}"
+    if args.dry_run:
+        for index, cell in enumerate(experiment.cells, 1):
+            print(f"[{index}/{len(experiment.cells)}] {cell.name}{' (done)' if cell_done(results, cell) else ''}")
+        print(f"{len(experiment.cells)} cells; results would go to {results}")
+        return
+    run_experiment(experiment, results, progress=not args.no_progress)
+    print(f"wrote {results}/results.csv and cells.csv; draw the figures with: hiersmooth report {results}")
+
+
+def _report(args) -> None:
+    from .experiments.report import make_report
+
+    threats = [_threat_option(text) for text in args.threat] if args.threat else None
+    paths = make_report(args.results, threats, args.out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _threat_option(text: str) -> dict:
+    """``r=2,eps=0.25`` or ``r=1,ra=0,rd=5`` → {"rows": 2, "eps": 0.25} / {"rows": 1, "added": 0, "deleted": 5}."""
+    names = {"r": "rows", "eps": "eps", "ra": "added", "rd": "deleted"}
+    threat = {}
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        if key.strip() not in names or not value:
+            raise ValueError(f"--threat {text!r}: must look like r=2,eps=0.25 or r=1,ra=0,rd=5")
+        try:
+            threat[names[key.strip()]] = float(value) if key.strip() == "eps" else int(value)
+        except ValueError:
+            raise ValueError(f"--threat {text!r}: {key}={value!r} is not a number") from None
+    return threat
+
+
 def _add_certificate_options(command, smoothing_required: bool) -> None:
     help = "smoothing config (YAML): selection, noise, indicator" + ("" if smoothing_required else "; default: the checkpoint's")
     command.add_argument("--smoothing", required=smoothing_required, help=help)
@@ -234,13 +274,41 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="checkpoint folder (default: the config's out)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(run=_train)
+
+    run = commands.add_parser(
+        "run",
+        help="run an experiment: methods x parameters x seeds, each trained (or reused), certified and aggregated",
+        description="Runs every cell of EXPERIMENT.yaml into a results folder; finished cells are skipped, so a killed "
+                    "run continues where it stopped. Writes cells.csv and results.csv.",
+    )
+    run.add_argument("experiment", help="experiment config (YAML), e.g. experiments/digits.yaml")
+    run.add_argument("--out", help="results folder (default results/<experiment name>)")
+    run.add_argument("--dry-run", action="store_true", help="list the cells and stop")
+    run.add_argument("--no-progress", action="store_true", help="no inner progress bars")
+    run.set_defaults(run=_run)
+
+    report = commands.add_parser(
+        "report",
+        help="draw an experiment's figures (Pareto fronts, certified-accuracy curves) and tables from its results",
+        description="Reads RESULTS/experiment.yaml and results.csv only; writes PNG figures and markdown/CSV tables.",
+    )
+    report.add_argument("results", help="results folder written by hiersmooth run")
+    report.add_argument("--threat", action="append", help="a Pareto threat, e.g. r=2,eps=0.25 or r=1,ra=0,rd=5 "
+                        "(repeatable; default: the experiment's pareto list)")
+    report.add_argument("--out", help="output folder (default RESULTS/report)")
+    report.set_defaults(run=_report)
     return parser
+
+
+def run_command(argv: list[str]) -> None:
+    """Run one ``hiersmooth`` command in this process; bad input raises ValueError instead of exiting."""
+    args = build_parser().parse_args(argv)
+    args.run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        args.run(args)
+        run_command(sys.argv[1:] if argv is None else argv)
     except ValueError as error:
         print(f"hiersmooth: error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,1 @@
+"""Experiments: grids of methods × parameters × seeds (``grid``), their runner (``runner``) and report (``report``)."""

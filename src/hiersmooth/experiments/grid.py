@@ -1,0 +1,170 @@
+"""An experiment: methods × parameter grids × seeds, each cell trained, certified and aggregated (issue: comparisons).
+
+    name: digits
+    data: {name: digits}
+    model: {name: small_cnn}
+    training: {epochs: 10, batch_size: 64, lr: 0.003}
+    certify: {n0: 100, n: 1000, alpha: 0.01, batch_size: 1000, certificate: multiclass}
+    seeds: [0, 1, 2]
+    threats: {rows: [1, 2, 3, 4], eps: [0.0, 0.25, 0.5]}          # graphs: {rows: [...], added: [...], deleted: [...]}
+    pareto: [{rows: 2, eps: 0.25}]                               # threats of the Pareto fronts in the report
+    methods:
+      hierarchical_gaussian:
+        smoothing: {selection: {kind: bernoulli}, noise: {kind: gaussian}, indicator: true}
+        grid: {selection.p: [0.7, 0.85], noise.sigma: [0.25, 0.5]}     # dotted keys into ``smoothing``
+        model: {...}                                                   # optional: overrides of the model options
+
+A cell is one (method, parameter setting, seed): its smoothing is the method's with the grid values filled in,
+its training and certification use the seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ..run_config import RunConfig, load_run_config
+from ..smoothing.noise import Ablation, Gaussian, Sparse
+
+CERTIFICATES = ("binary", "multiclass")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, parameter setting, seed) of an experiment, with the run config that trains it."""
+
+    method: str
+    params: dict
+    seed: int
+    run: RunConfig
+
+    @property
+    def name(self) -> str:
+        """A readable folder name: ``method__selection.p=0.8_noise.sigma=0.25__seed0``."""
+        params = "_".join(f"{key}={value}" for key, value in self.params.items()) or "default"
+        return re.sub(r"[^A-Za-z0-9_.=-]", "-", f"{self.method}__{params}__seed{self.seed}")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    raw: dict
+    cells: list[Cell]
+    threats: dict
+    certify: dict
+    pareto: list[dict]
+
+    @property
+    def parameters(self) -> list[str]:
+        """Every grid parameter of every method, in first-seen order (the results' parameter columns)."""
+        return list(dict.fromkeys(key for cell in self.cells for key in cell.params))
+
+
+CERTIFY_DEFAULTS = {"n0": 100, "n": 1000, "alpha": 0.01, "batch_size": 500, "certificate": "multiclass"}
+_KEYS = {"name", "data", "model", "training", "certify", "seeds", "threats", "pareto", "methods"}
+
+
+def load_experiment(source) -> Experiment:
+    """Parse and check an experiment file (or mapping): every cell's run config is built and checked here, so a bad
+    config fails before anything runs, with one line naming the key."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except OSError as error:
+            raise ValueError(f"experiment {path}: cannot be read ({error.strerror})") from None
+        except yaml.YAMLError as error:
+            raise ValueError(f"experiment {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    else:
+        raw = copy.deepcopy(source)
+    if not isinstance(raw, dict):
+        raise ValueError("experiment: must be a mapping with data, model, methods, threats")
+    unknown = sorted(set(raw) - _KEYS)
+    if unknown:
+        raise ValueError(f"experiment: unknown key {', '.join(unknown)} (allowed: {', '.join(sorted(_KEYS))})")
+    methods = raw.get("methods")
+    if not isinstance(methods, dict) or not methods:
+        raise ValueError("experiment.methods: must name at least one method with its smoothing and grid")
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"experiment.seeds={seeds!r}: must be a non-empty list of integers >= 0")
+    certify = {**CERTIFY_DEFAULTS, **(raw.get("certify") or {})}
+    unknown = sorted(set(certify) - set(CERTIFY_DEFAULTS))
+    if unknown:
+        raise ValueError(f"experiment.certify: unknown option {', '.join(unknown)} (allowed: {', '.join(CERTIFY_DEFAULTS)})")
+    if certify["certificate"] not in CERTIFICATES:
+        raise ValueError(f"experiment.certify.certificate={certify['certificate']!r}: must be one of {', '.join(CERTIFICATES)}")
+    cells = []
+    for method, spec in methods.items():
+        cells += _method_cells(raw, method, spec, seeds)
+    threats = _threats(raw.get("threats"), cells)
+    pareto = raw.get("pareto") or []
+    for threat in pareto:
+        if not isinstance(threat, dict) or set(threat) != {k for k in threats if k in threat} or "rows" not in threat:
+            raise ValueError(f"experiment.pareto: {threat!r} must name rows and the threat axes ({', '.join(threats)})")
+    return Experiment(str(raw.get("name", "experiment")), raw, cells, threats, certify, pareto)
+
+
+def _method_cells(raw: dict, method: str, spec, seeds: list[int]) -> list[Cell]:
+    where = f"experiment.methods.{method}"
+    if not isinstance(spec, dict) or not isinstance(spec.get("smoothing"), dict):
+        raise ValueError(f"{where}: needs a 'smoothing' mapping (and optionally 'grid', 'model')")
+    unknown = sorted(set(spec) - {"smoothing", "grid", "model"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key {', '.join(unknown)} (allowed: smoothing, grid, model)")
+    grid = spec.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise ValueError(f"{where}.grid: must map dotted keys (e.g. noise.sigma) to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{where}.grid.{key}: must be a non-empty list of values (an empty grid has no cells)")
+    cells = []
+    for combination in itertools.product(*grid.values()):
+        params = dict(zip(grid, combination))
+        smoothing = copy.deepcopy(spec["smoothing"])
+        for key, value in params.items():
+            _set_dotted(smoothing, key, value, f"{where}.grid")
+        model = {**(raw.get("model") or {}), **(spec.get("model") or {})}
+        for seed in seeds:
+            config = {"data": raw.get("data"), "model": model, "smoothing": smoothing,
+                      "training": {**(raw.get("training") or {}), "seed": seed}}
+            try:
+                run = load_run_config(config)
+            except ValueError as error:
+                raise ValueError(f"{where} {params or ''}: {error}") from None
+            cells.append(Cell(method, params, seed, run))
+    return cells
+
+
+def _set_dotted(mapping: dict, key: str, value, where: str) -> None:
+    *path, last = key.split(".")
+    for part in path:
+        if not isinstance(mapping.get(part), dict):
+            raise ValueError(f"{where}.{key}: {part!r} is not a section of the method's smoothing")
+        mapping = mapping[part]
+    mapping[last] = value
+
+
+def _threats(threats, cells: list[Cell]) -> dict:
+    """The threat grid: rows plus eps (gaussian) or added/deleted (sparse); it must fit every method's noise."""
+    if not isinstance(threats, dict) or "rows" not in threats:
+        raise ValueError("experiment.threats: must give rows and eps (gaussian) or added and deleted (sparse)")
+    noises = {type(cell.run.smoothing.noise) for cell in cells} - {Ablation}
+    axes = {"rows"} | ({"eps"} if Gaussian in noises else set()) | ({"added", "deleted"} if Sparse in noises else set())
+    if Gaussian in noises and Sparse in noises:
+        raise ValueError("experiment.methods: mix gaussian and sparse noise; one experiment certifies one kind of threat")
+    if not noises:
+        axes = set(threats) & {"rows", "eps", "added", "deleted"} or {"rows"}
+    if set(threats) != axes:
+        raise ValueError(f"experiment.threats: has {', '.join(sorted(threats))}; the methods' noise needs exactly {', '.join(sorted(axes))}")
+    for key, values in threats.items():
+        integer = key != "eps"
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise ValueError(f"experiment.threats.{key}={values!r}: must be a non-empty list of {'integers' if integer else 'numbers'} >= 0")
+    return {key: sorted(threats[key]) for key in ("rows", "eps", "added", "deleted") if key in threats}

@@ -1,0 +1,142 @@
+"""``hiersmooth run EXPERIMENT.yaml``: train (or reuse) → certify → aggregate, cell by cell, resumably.
+
+The results folder holds
+
+- ``experiment.yaml`` — the experiment as given (a rerun into the same folder must give the same one);
+- ``cells/<cell>/model/`` — the cell's checkpoint (reused when its config matches), ``cells/<cell>/certify/`` —
+  votes, per-point results and the certified-accuracy table (``hiersmooth certify``), ``cells/<cell>/certify.log``;
+- ``cells.csv`` — one row per cell with its status; ``results.csv`` — one row per cell × certificate × threat:
+  cell, method, seed, the grid parameters, certificate, r, eps (or ra, rd), certified_accuracy, clean_accuracy.
+
+A cell is finished when its certificate sidecar exists; finished cells are skipped, and a cell killed part-way
+resumes its certification from the checkpointed vote counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import yaml
+
+from ..results import write_csv
+from ..smoothing.noise import Ablation
+from .grid import Cell, Experiment
+
+SIDECAR = "certified_accuracy.json"
+
+
+def cell_folder(results: Path, cell: Cell) -> Path:
+    return Path(results) / "cells" / cell.name
+
+
+def cell_done(results: Path, cell: Cell) -> bool:
+    return (cell_folder(results, cell) / "certify" / SIDECAR).exists()
+
+
+def run_experiment(experiment: Experiment, results, progress: bool = True, log=print) -> Path:
+    """Run every unfinished cell of ``experiment`` into ``results`` and write the aggregate tables."""
+    results = Path(results)
+    _claim(results, experiment)
+    for index, cell in enumerate(experiment.cells, 1):
+        prefix = f"[{index}/{len(experiment.cells)}] {cell.name}"
+        if cell_done(results, cell):
+            log(f"{prefix}: done before, skipped")
+            continue
+        folder = cell_folder(results, cell)
+        model = folder / "model"
+        trained = _reusable(model, cell)
+        if not trained:
+            from ..trained import train_run
+
+            train_run(cell.run, model, progress)
+        _certify(experiment, cell, folder, progress)
+        summary = _summary(folder)
+        log(f"{prefix}: {'reused model, ' if trained else 'trained, '}certified; clean accuracy "
+            f"{summary[experiment.certify['certificate']]['clean_certified_accuracy']:.3f}")
+    aggregate(experiment, results)
+    return results
+
+
+def _claim(results: Path, experiment: Experiment) -> None:
+    """Write ``experiment.yaml``, or check that the folder's one is this experiment (so cells are not mixed)."""
+    path = results / "experiment.yaml"
+    if path.exists():
+        if yaml.safe_load(path.read_text()) != experiment.raw:
+            raise ValueError(f"results folder {results}: holds another experiment ({path} differs); use another folder")
+        return
+    results.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(experiment.raw, sort_keys=False))
+
+
+def _reusable(model: Path, cell: Cell) -> bool:
+    """True when ``model`` is a finished checkpoint trained with exactly this cell's run config."""
+    config = model / "config.yaml"
+    if not (model / "model.pt").exists() or not config.exists():
+        return False
+    stored = yaml.safe_load(config.read_text())
+    wanted = cell.run.to_dict()
+    stored.pop("out", None)
+    wanted.pop("out", None)
+    return stored == wanted
+
+
+def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -> None:
+    """``hiersmooth certify --checkpoint`` for the cell, its printout kept in ``certify.log``."""
+    from ..cli import run_command
+
+    options = experiment.certify
+    argv = ["certify", "--checkpoint", str(folder / "model"), "--out", str(folder / "certify"), "--n0", str(options["n0"]),
+            "--n", str(options["n"]), "--alpha", str(options["alpha"]), "--batch-size", str(options["batch_size"]),
+            "--seed", str(cell.seed)]
+    for axis, values in experiment.threats.items():
+        if axis == "rows" or not isinstance(cell.run.smoothing.noise, Ablation):  # ablation certifies any change to r rows
+            argv += [f"--{axis}", ",".join(str(v) for v in values)]
+    if not progress:
+        argv.append("--no-progress")
+    with open(folder / "certify.log", "w") as handle, contextlib.redirect_stdout(handle):
+        run_command(argv)
+
+
+def _summary(folder: Path) -> dict:
+    return json.loads((folder / "certify" / SIDECAR).read_text())["summary"]
+
+
+def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
+    """Write ``cells.csv`` and ``results.csv`` from the finished cells' certificate files."""
+    results = Path(results)
+    parameters = experiment.parameters
+    axes = [a for a in ("eps", "added", "deleted") if a in experiment.threats]
+    columns = {"added": "ra", "deleted": "rd"}
+    cells, rows = [], []
+    for cell in experiment.cells:
+        done = cell_done(results, cell)
+        identity = {"cell": cell.name, "method": cell.method, "seed": cell.seed,
+                    **{p: cell.params.get(p, "") for p in parameters}}
+        cells.append({**identity, "status": "done" if done else "pending"})
+        if not done:
+            continue
+        summary = _summary(cell_folder(results, cell))
+        with open(cell_folder(results, cell) / "certify" / "certified_accuracy.csv", newline="") as handle:
+            table = list(csv.DictReader(handle))
+        for certificate in ("binary", "multiclass"):
+            clean = summary[certificate]["clean_certified_accuracy"]
+            certified = {}
+            for row in table:
+                if row["certificate"] == certificate:
+                    key = (int(row["r"]),) + tuple(float(row[columns.get(a, a)]) for a in axes if columns.get(a, a) in row)
+                    certified[key] = float(row["certified_accuracy"])
+            for r in experiment.threats["rows"]:
+                for threat in itertools.product(*(experiment.threats[a] for a in axes)):
+                    # ablation's table has rows only: its certificate holds for any change to r rows
+                    key = (r,) if isinstance(cell.run.smoothing.noise, Ablation) else (r, *map(float, threat))
+                    rows.append({**identity, "certificate": certificate, "r": r,
+                                 **{columns.get(a, a): v for a, v in zip(axes, threat)},
+                                 "certified_accuracy": certified[key], "clean_accuracy": clean})
+    write_csv(results / "cells.csv", cells)
+    write_csv(results / "results.csv", rows)
+    return results / "cells.csv", results / "results.csv"
+
