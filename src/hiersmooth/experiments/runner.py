@@ -131,11 +131,15 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
                     certified[key] = float(row["certified_accuracy"])
             for r in experiment.threats["rows"]:
                 for threat in itertools.product(*(experiment.threats[a] for a in axes)):
-                    # ablation's table has rows only: its certificate holds for any change to r rows
-                    key = (r,) if isinstance(cell.run.smoothing.noise, Ablation) else (r, *map(float, threat))
+                    if not isinstance(cell.run.smoothing.noise, Ablation):
+                        value = certified[(r, *map(float, threat))]
+                    elif r == 0 or (threat and not any(threat)):  # the empty threat: nothing changes
+                        value = clean
+                    else:  # ablation's table has rows only: its certificate holds for any change to r rows
+                        value = certified[(r,)]
                     rows.append({**identity, "certificate": certificate, "r": r,
                                  **{columns.get(a, a): v for a, v in zip(axes, threat)},
-                                 "certified_accuracy": certified[key], "clean_accuracy": clean})
+                                 "certified_accuracy": value, "clean_accuracy": clean})
     write_csv(results / "cells.csv", cells)
     write_csv(results / "results.csv", rows)
     return results / "cells.csv", results / "results.csv"
