@@ -191,26 +191,11 @@ def _run(args) -> None:
 
 
 def _report(args) -> None:
-    from .experiments.report import make_report
+    from .experiments.report import make_report, parse_threat
 
-    threats = [_threat_option(text) for text in args.threat] if args.threat else None
+    threats = [parse_threat(text) for text in args.threat] if args.threat else None
     paths = make_report(args.results, threats, args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
-
-
-def _threat_option(text: str) -> dict:
-    """``r=2,eps=0.25`` or ``r=1,ra=0,rd=5`` → {"rows": 2, "eps": 0.25} / {"rows": 1, "added": 0, "deleted": 5}."""
-    names = {"r": "rows", "eps": "eps", "ra": "added", "rd": "deleted"}
-    threat = {}
-    for part in text.split(","):
-        key, _, value = part.partition("=")
-        if key.strip() not in names or not value:
-            raise ValueError(f"--threat {text!r}: must look like r=2,eps=0.25 or r=1,ra=0,rd=5")
-        try:
-            threat[names[key.strip()]] = float(value) if key.strip() == "eps" else int(value)
-        except ValueError:
-            raise ValueError(f"--threat {text!r}: {key}={value!r} is not a number") from None
-    return threat
 
 
 def _add_certificate_options(command, smoothing_required: bool) -> None:
