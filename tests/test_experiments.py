@@ -125,7 +125,8 @@ def test_a_folder_of_another_experiment_is_refused(tiny_results, tmp_path, capsy
     ({"methods": {"h": {"smoothing": {"noise": {"kind": "gaussian", "sigma": 0.5}}, "grid": {"noises.sigma": [1]}}}},
      r"'noises' is not a section"),
     ({"colour": "red"}, r"experiment: unknown key colour"),
-    ({"pareto": [{"rows": 1, "added": 3}]}, r"experiment.pareto"),
+    ({"pareto": [{"rows": 1, "added": 3}]}, r"experiment.pareto: .* must give one value for each threat axis \(rows, eps\)"),
+    ({"pareto": [{"rows": 1, "eps": 0.3}]}, r"experiment.pareto: .* has eps=0.3, not in experiment.threats"),
 ])
 def test_bad_experiments_fail_with_one_line(tmp_path, capsys, change, message):
     experiment = {**TINY, **change}

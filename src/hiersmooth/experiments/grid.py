@@ -105,8 +105,11 @@ def load_experiment(source) -> Experiment:
     threats = _threats(raw.get("threats"), cells)
     pareto = raw.get("pareto") or []
     for threat in pareto:
-        if not isinstance(threat, dict) or set(threat) != {k for k in threats if k in threat} or "rows" not in threat:
-            raise ValueError(f"experiment.pareto: {threat!r} must name rows and the threat axes ({', '.join(threats)})")
+        if not isinstance(threat, dict) or set(threat) != set(threats):
+            raise ValueError(f"experiment.pareto: {threat!r} must give one value for each threat axis ({', '.join(threats)})")
+        outside = [f"{key}={value}" for key, value in threat.items() if value not in threats[key]]
+        if outside:
+            raise ValueError(f"experiment.pareto: {threat!r} has {', '.join(outside)}, not in experiment.threats")
     return Experiment(str(raw.get("name", "experiment")), raw, cells, threats, certify, pareto)
 
 
