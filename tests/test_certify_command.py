@@ -123,8 +123,9 @@ def test_an_interrupted_graph_run_resumes_with_identical_votes(tmp_path):
     with pytest.raises(RuntimeError, match="simulated crash"):
         run(FailsAfter(model, 5), tmp_path / "resumed", 8)
     cursor = np.load(tmp_path / "resumed" / "progress.npz")["cursor"]
-    # 5 passes of 2 blocks of 4 samples: selection (3 blocks) took 2, estimation 3 (6 of its 15 blocks)
-    assert cursor.tolist() == [[3, 6]]
+    # passes of 2 blocks of 4 samples: selection (3 blocks) took 2, so it is done; the crash (after 5 forward
+    # passes, possibly while another pass was in flight on a second worker) stopped estimation part-way
+    assert cursor[0, 0] == 3 and 0 < cursor[0, 1] < 15 and cursor[0, 1] % 2 == 0, cursor.tolist()
     resumed = run(model, tmp_path / "resumed", 12)
     np.testing.assert_array_equal(resumed.pre_votes, reference.pre_votes)
     np.testing.assert_array_equal(resumed.votes, reference.votes)

@@ -107,6 +107,31 @@ def test_graph_votes_do_not_depend_on_batch_size_or_layout():
         np.testing.assert_array_equal(votes[0], other)
 
 
+def test_votes_do_not_depend_on_the_worker_threads(monkeypatch):
+    """Forward passes on 1, 2 or 3 CPU worker threads give the same votes; torch's thread count is restored."""
+    from hiersmooth import classifier as classifier_module
+
+    x, edges = small_graph(3)
+    torch.manual_seed(3)
+    gcn, cnn, image = GCN(13, 3), SmallCNN(2, 4), torch.rand(1, 8, 8)
+    threads = torch.get_num_threads()
+    votes = []
+    try:
+        torch.set_num_threads(3)
+        for workers in (1, 2, 3):
+            monkeypatch.setattr(classifier_module, "CPU_WORKERS", workers)
+            votes.append((
+                SmoothedClassifier(gcn, HIERARCHICAL_SPARSE, 3, seed=6).count(x.to_sparse_csr(), "estimation", 50, 8, edge_index=edges),
+                SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=6, block_size=10).count(image, "estimation", 95, 20),
+            ))
+            assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+    for graph_votes, image_votes in votes[1:]:
+        np.testing.assert_array_equal(graph_votes, votes[0][0])
+        np.testing.assert_array_equal(image_votes, votes[0][1])
+
+
 def test_seeds_points_and_stages_give_independent_streams():
     torch.manual_seed(0)
     model, image = SmallCNN(2, 4), torch.rand(1, 8, 8)

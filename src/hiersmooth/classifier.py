@@ -7,11 +7,14 @@ unless the two-sided binomial test of the top two counts rejects p = 1/2 at leve
 Images: ``model(z)`` maps a batch (b, C' [+1], H, W) to logits (b, K). Graphs: one forward pass classifies
 every node; ``model(features, edge_index)`` maps the disjoint union of b noisy copies — features (b·N, D' [+1]),
 dense or sparse CSR as the input was, and the edge index repeated with node offsets — to logits (b·N, K).
-The samples come in seeded blocks (``hiersmooth.seeds``), so the votes do not depend on ``batch_size``.
+The samples come in seeded blocks (``hiersmooth.seeds``), so the votes do not depend on ``batch_size``, nor on
+the worker threads that run forward passes side by side on a CPU (``in_order``).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
@@ -24,6 +27,7 @@ from .smoothing import Ablation, Smoothing, from_config
 
 ABSTAIN = -1
 DEFAULT_BLOCK_SIZE = {"image": 100, "graph": 4}
+CPU_WORKERS = 2  # forward passes run side by side on a CPU (``in_order``)
 
 
 def _positive(name: str, value) -> int:
@@ -38,14 +42,16 @@ def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
         return samples[0]
     if samples[0].layout != torch.sparse_csr:
         return torch.cat(samples)
-    crows, offset = [samples[0].crow_indices()], samples[0].crow_indices()[-1]
-    for block in samples[1:]:
-        crows.append(block.crow_indices()[1:] + offset)
-        offset = offset + block.crow_indices()[-1]
+    entries = [block.col_indices().numel() for block in samples]
+    narrow = all(block.crow_indices().dtype == torch.int32 for block in samples) and sum(entries) < 2**31
+    index = torch.int32 if narrow else torch.long  # the blocks' int32 indices while the union's still fit
+    offsets = np.cumsum([0] + entries[:-1]).tolist()
+    crows = [samples[0].crow_indices().to(index)] + [block.crow_indices()[1:].to(index) + offset
+                                                     for block, offset in zip(samples[1:], offsets[1:])]
     rows = sum(block.shape[0] for block in samples)
     return torch.sparse_csr_tensor(
         torch.cat(crows),
-        torch.cat([block.col_indices() for block in samples]),
+        torch.cat([block.col_indices().to(index) for block in samples]),
         torch.cat([block.values() for block in samples]),
         size=(rows, samples[0].shape[1]),
         check_invariants=False,
@@ -72,6 +78,32 @@ def split_samples(samples: torch.Tensor, size: int, rows_per_sample: int = 1):
             size=((stop - start) * rows_per_sample, samples.shape[1]),
             check_invariants=False,
         )
+
+
+def in_order(function, items, workers: int):
+    """Yield ``function(item)`` for each item, in order.
+
+    With ``workers`` > 1 the items run on that many threads at once (torch releases the GIL), which share torch's
+    intra-op threads out among themselves: on a CPU, two forward passes (each with its draws) side by side keep the
+    cores busier than one pass whose many small ops each wait for all threads. At most ``workers`` + 1 items are
+    in flight.
+    """
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    threads = torch.get_num_threads()
+    pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(max(1, threads // workers),))
+    try:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(cancel_futures=True)
+        torch.set_num_threads(threads)  # a worker's setting is also torch's default for threads started later
 
 
 def binomial_two_sided_p(top: np.ndarray, second: np.ndarray) -> np.ndarray:
@@ -127,19 +159,23 @@ class SmoothedClassifier:
         entities = x.shape[0] if graph else 1
         blocks = plan.blocks(n)
         group = max(1, batch_size // plan.block_size)
+
+        def votes(start: int) -> tuple[int, torch.Tensor]:
+            """Votes of the forward pass over the blocks from ``start`` on, each block drawn from its own generator."""
+            stop = min(start + group, len(blocks))
+            samples = concat_samples([sampler.draw(blocks[b], plan.generator(point, stage, b, self.device), token)
+                                      for b in range(start, stop)])
+            counts = torch.zeros((len(nodes), self.num_classes) if graph else (self.num_classes,), dtype=torch.long,
+                                 device=self.device)
+            for chunk in split_samples(samples, batch_size, entities if samples.layout == torch.sparse_csr else 1):
+                counts += self._classify_graphs(chunk, edge_index, nodes, entities) if graph else self._classify_images(chunk)
+            return stop, counts.cpu()
+
+        workers = min(CPU_WORKERS, torch.get_num_threads()) if self.device.type == "cpu" else 1
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in range(first_block, len(blocks), group):
-                stop = min(start + group, len(blocks))
-                samples = concat_samples(
-                    [sampler.draw(blocks[b], plan.generator(point, stage, b, self.device), token) for b in range(start, stop)]
-                )
-                counts = torch.zeros((len(nodes), self.num_classes) if graph else (self.num_classes,), dtype=torch.long,
-                                     device=self.device)
-                for chunk in split_samples(samples, batch_size, entities if samples.layout == torch.sparse_csr else 1):
-                    counts += self._classify_graphs(chunk, edge_index, nodes, entities) if graph else self._classify_images(chunk)
-                yield stop, counts.cpu()
+            yield from in_order(votes, range(first_block, len(blocks), group), workers)
         finally:
             self.model.train(was_training)
 
@@ -229,12 +265,13 @@ class SmoothedClassifier:
     def _union_edges(self, edge_index: torch.Tensor, entities: int, copies: int) -> torch.Tensor:
         """The edge index of ``copies`` disjoint copies of the graph (copy k's nodes offset by k·N); cached."""
         key = (edge_index.data_ptr(), edge_index.shape[1], entities, copies)
-        if key not in self._edges:
+        edges = self._edges.get(key)  # one lookup: forward passes may run on several threads
+        if edges is None:
             if len(self._edges) > 8:
                 self._edges.clear()
             offsets = torch.arange(copies, device=edge_index.device).repeat_interleave(edge_index.shape[1]) * entities
-            self._edges[key] = edge_index.repeat(1, copies) + offsets
-        return self._edges[key]
+            edges = self._edges[key] = edge_index.repeat(1, copies) + offsets
+        return edges
 
     def _classify_graphs(self, features: torch.Tensor, edge_index: torch.Tensor, nodes: torch.Tensor, entities: int) -> torch.Tensor:
         if features.layout != torch.sparse_csr:
