@@ -4,6 +4,7 @@ The unit of progress is a block of samples (``hiersmooth.seeds``): the checkpoin
 and, per work unit (an image; the one graph), the next block of each stage. Blocks have their own random
 streams, so resuming — even with another batch size — gives exactly the votes of an uninterrupted run.
 The checkpoint also records a fingerprint of everything that fixes the votes; a mismatching one is refused.
+Under torchrun every rank keeps its own checkpoint of its share of the work (``checkpoint_path``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ import numpy as np
 from .certify.votes import Votes
 from .classifier import SmoothedClassifier, progress_bar
 from .data.arrays import Graph, ImageSet
+from .distributed import Ranks
 
 STAGE_ORDER = ("selection", "estimation")
+
+
+def checkpoint_path(out: Path, ranks: Ranks) -> Path:
+    """``progress.npz``, or ``progress.rank{r}of{K}.npz`` for rank r of K processes."""
+    return Path(out) / ("progress.npz" if not ranks.distributed else f"progress.rank{ranks.rank}of{ranks.world_size}.npz")
 
 
 class Checkpoint:
@@ -61,29 +68,36 @@ class Checkpoint:
 
 
 def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, batch_size: int,
-                    checkpoint: Checkpoint, checkpoint_seconds: float = 10.0, progress: bool = True) -> Votes:
-    """Count n₀ selection and n estimation votes for every point, resuming from and saving to ``checkpoint``."""
+                    checkpoint: Checkpoint, checkpoint_seconds: float = 10.0, progress: bool = True,
+                    ranks: Ranks | None = None) -> Votes:
+    """Count n₀ selection and n estimation votes for every point, resuming from and saving to ``checkpoint``.
+
+    Under torchrun (``ranks``) each process counts its share — images k with k mod K = rank, or a graph's blocks b
+    with b mod K = rank — into its own checkpoint, and the returned votes are the sum over all ranks.
+    """
+    ranks = ranks or Ranks()
     graph = isinstance(dataset, Graph)
     plan = classifier.seed_plan(graph)
     totals = {"selection": n0, "estimation": n}
-    block_counts = [len(plan.blocks(totals[stage])) for stage in STAGE_ORDER]
-    units = 1 if graph else dataset.points
+    share = (ranks.rank, ranks.world_size) if graph else (0, 1)
+    sizes = {stage: plan.blocks(totals[stage])[share[0]::share[1]] for stage in STAGE_ORDER}  # this rank's blocks
+    units = [0] if graph else [unit for unit in range(dataset.points) if ranks.mine(unit)]
 
     def samples_before(block: int, stage: str) -> int:
-        return min(block * plan.block_size, totals[stage])
+        return sum(sizes[stage][:block])
 
-    bar = progress_bar(progress, units * (n0 + n), "certify")
-    bar.update(sum(samples_before(int(block), stage) for cursor in checkpoint.cursor for block, stage in zip(cursor, STAGE_ORDER)))
+    bar = progress_bar(progress, len(units) * sum(sum(sizes[stage]) for stage in STAGE_ORDER), "certify")
+    bar.update(sum(samples_before(int(block), stage) for unit in units for block, stage in zip(checkpoint.cursor[unit], STAGE_ORDER)))
     last_save = time.monotonic()
     consistent = True  # False only between adding a pass's counts and advancing its cursor
     try:
-        for unit in range(units):
+        for unit in units:
             for s, stage in enumerate(STAGE_ORDER):
-                if checkpoint.cursor[unit, s] >= block_counts[s]:
+                if checkpoint.cursor[unit, s] >= len(sizes[stage]):
                     continue
                 if graph:
                     passes = classifier.block_votes(dataset.features, stage, totals[stage], batch_size, edge_index=dataset.edge_index,
-                                                    nodes=dataset.nodes, first_block=int(checkpoint.cursor[unit, s]))
+                                                    nodes=dataset.nodes, first_block=int(checkpoint.cursor[unit, s]), share=share)
                 else:
                     passes = classifier.block_votes(dataset.images[unit], stage, totals[stage], batch_size, point=unit,
                                                     first_block=int(checkpoint.cursor[unit, s]))
@@ -104,4 +118,4 @@ def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n
             checkpoint.save()
         bar.close()
     labels = dataset.labels[dataset.nodes] if graph else dataset.labels
-    return Votes(checkpoint.counts["selection"], checkpoint.counts["estimation"], labels)
+    return Votes(ranks.sum(checkpoint.counts["selection"]), ranks.sum(checkpoint.counts["estimation"]), labels)

@@ -144,27 +144,31 @@ class SmoothedClassifier:
 
     # ----------------------------------------------------------------------------------------------------------
     def block_votes(self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None,
-                    first_block: int = 0):
+                    first_block: int = 0, share: tuple[int, int] = (0, 1)):
         """Yield ``(next_block, counts)`` after each forward pass over the blocks of n samples of ``stage``.
 
         ``counts`` is (K,) for an image and (len(nodes), K) for a graph; summing them over all passes gives the
-        votes. Starting at ``first_block`` resumes a stage whose earlier blocks were already counted.
+        votes. ``share=(rank, world_size)`` keeps only the blocks b with b mod world_size = rank (the other ranks
+        count the rest); ``first_block`` and ``next_block`` count this share's blocks, so starting at
+        ``first_block`` resumes a stage whose earlier blocks were already counted.
         """
         n, batch_size = _positive("n", n), _positive("batch_size", batch_size)
+        rank, world_size = share
         graph = edge_index is not None
         x, edge_index, nodes = self._inputs(x, edge_index, nodes)
         plan = self.seed_plan(graph)
         sampler = self.smoothing.sampler(x)
         token = self._token(sampler)
         entities = x.shape[0] if graph else 1
-        blocks = plan.blocks(n)
+        sizes = plan.blocks(n)
+        blocks = list(range(rank, len(sizes), world_size))
         group = max(1, batch_size // plan.block_size)
 
         def votes(start: int) -> tuple[int, torch.Tensor]:
             """Votes of the forward pass over the blocks from ``start`` on, each block drawn from its own generator."""
             stop = min(start + group, len(blocks))
-            samples = concat_samples([sampler.draw(blocks[b], plan.generator(point, stage, b, self.device), token)
-                                      for b in range(start, stop)])
+            samples = concat_samples([sampler.draw(sizes[b], plan.generator(point, stage, b, self.device), token)
+                                      for b in blocks[start:stop]])
             counts = torch.zeros((len(nodes), self.num_classes) if graph else (self.num_classes,), dtype=torch.long,
                                  device=self.device)
             for chunk in split_samples(samples, batch_size, entities if samples.layout == torch.sparse_csr else 1):

@@ -100,15 +100,17 @@ def _certify(args) -> None:
     import torch
 
     from .certify.votes import save_votes
-    from .certify_run import Checkpoint, certify_dataset
+    from .certify_run import Checkpoint, certify_dataset, checkpoint_path
     from .classifier import SmoothedClassifier
     from .data.arrays import Graph, load_arrays
+    from .distributed import init_ranks
     from .models.factory import build_model, input_width
     from .results import sha256
     from .smoothing import from_config
     from .trained import load_trained
 
     started = time.perf_counter()
+    ranks = init_ranks(args.device)
     if args.checkpoint:
         trained = load_trained(args.checkpoint)
         smoothing = from_config(args.smoothing) if args.smoothing else trained.config.smoothing
@@ -134,21 +136,24 @@ def _certify(args) -> None:
     if graph and getattr(model, "ablation_token", None) is not None and dataset.features.layout != torch.strided:
         dataset.features = dataset.features.to_dense()  # a learned ablation token is written into dense rows
     classifier = SmoothedClassifier(model, smoothing, classes, seed=args.seed, block_size=args.block_size,
-                                    device=args.device, autocast=args.autocast)
+                                    device=ranks.device(args.device), autocast=args.autocast)
     plan = classifier.seed_plan(graph)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     inputs = source
     fingerprint = {**inputs, "config": smoothing.to_config(), "n0": args.n0, "n": args.n, "num_classes": classes,
-                   "seed_plan": plan.to_record(), "points": dataset.points}
-    checkpoint = Checkpoint(out / "progress.npz", fingerprint, dataset.points, 1 if graph else dataset.points, classes)
+                   "seed_plan": plan.to_record(), "points": dataset.points, "rank": ranks.rank, "world_size": ranks.world_size}
+    checkpoint = Checkpoint(checkpoint_path(out, ranks), fingerprint, dataset.points, 1 if graph else dataset.points, classes)
     counting = time.perf_counter()
     votes = certify_dataset(classifier, dataset, args.n0, args.n, args.batch_size, checkpoint,
-                            args.checkpoint_seconds, progress=not args.no_progress)
+                            args.checkpoint_seconds, progress=not args.no_progress and ranks.writer, ranks=ranks)
     counted = time.perf_counter() - counting
+    if not ranks.writer:  # rank 0 writes the outputs of the whole run
+        return
     save_votes(out / "votes.npz", votes)
     extra = {"seed_plan": plan.to_record(), "device": str(classifier.device), "batch_size": args.batch_size,
-             "autocast": args.autocast, "counting_seconds_this_run": round(counted, 3)}
+             "autocast": args.autocast, "counting_seconds_this_run": round(counted, 3), "world_size": ranks.world_size,
+             "communication_seconds_rank0": round(ranks.communication_seconds, 3)}
     if graph:
         extra["nodes"] = dataset.nodes.tolist()
     _write_certificates(votes, smoothing, args, out / "certified_accuracy.csv", inputs, started, extra)
@@ -237,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataset.add_argument("--data", help=".npz with images+labels, or a graph (features, edge_index, labels[, nodes])")
     dataset.add_argument("--out", required=True, help="output directory")
     dataset.add_argument("--n0", type=int, default=1000, help="selection samples per point (default 1000)")
-    dataset.add_argument("--n", type=int, default=10000, help="estimation samples per point (default 10000)")
+    dataset.add_argument("--n", "--num-samples", dest="n", type=int, default=10000,
+                         help="estimation samples per point (default 10000); under torchrun write --num-samples")
     dataset.add_argument("--batch-size", type=int, default=100, help="samples per forward pass (default 100); does not change the votes")
     dataset.add_argument("--seed", type=int, default=0, help="seed of the random streams (default 0)")
     dataset.add_argument("--block-size", type=int, help="samples per random stream (default 100 for images, 4 for graphs)")
@@ -285,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leave_process_group() -> None:
+    """After a torchrun command: leave the process group (torch is imported only if the command used it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def run_command(argv: list[str]) -> None:
     """Run one ``hiersmooth`` command in this process; bad input raises ValueError instead of exiting."""
     args = build_parser().parse_args(argv)
@@ -294,6 +307,7 @@ def run_command(argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         run_command(sys.argv[1:] if argv is None else argv)
+        _leave_process_group()
     except ValueError as error:
         print(f"hiersmooth: error: {error}", file=sys.stderr)
         return 2

@@ -38,9 +38,19 @@ def cell_done(results: Path, cell: Cell) -> bool:
 
 
 def run_experiment(experiment: Experiment, results, progress: bool = True, log=print) -> Path:
-    """Run every unfinished cell of ``experiment`` into ``results`` and write the aggregate tables."""
+    """Run every unfinished cell of ``experiment`` into ``results`` and write the aggregate tables.
+
+    Under torchrun, rank 0 trains each cell's model while the others wait; all ranks then certify it together
+    (``hiersmooth certify`` shares the work), and rank 0 alone logs and writes.
+    """
+    from ..distributed import init_ranks
+
     results = Path(results)
-    _claim(results, experiment)
+    ranks = init_ranks(experiment.cells[0].run.training.device)
+    if ranks.writer:
+        _claim(results, experiment)
+    ranks.barrier()
+    log = log if ranks.writer else (lambda line: None)
     for index, cell in enumerate(experiment.cells, 1):
         prefix = f"[{index}/{len(experiment.cells)}] {cell.name}"
         if cell_done(results, cell):
@@ -49,15 +59,18 @@ def run_experiment(experiment: Experiment, results, progress: bool = True, log=p
         folder = cell_folder(results, cell)
         model = folder / "model"
         trained = _reusable(model, cell)
-        if not trained:
+        if not trained and ranks.writer:
             from ..trained import train_run
 
             train_run(cell.run, model, progress)
-        _certify(experiment, cell, folder, progress)
+        ranks.barrier()
+        _certify(experiment, cell, folder, progress and ranks.writer)
+        ranks.barrier()
         summary = _summary(folder)
         log(f"{prefix}: {'reused model, ' if trained else 'trained, '}certified; clean accuracy "
             f"{summary[experiment.certify['certificate']]['clean_certified_accuracy']:.3f}")
-    aggregate(experiment, results)
+    if ranks.writer:
+        aggregate(experiment, results)
     return results
 
 
@@ -90,14 +103,15 @@ def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -
 
     options = experiment.certify
     argv = ["certify", "--checkpoint", str(folder / "model"), "--out", str(folder / "certify"), "--n0", str(options["n0"]),
-            "--n", str(options["n"]), "--alpha", str(options["alpha"]), "--batch-size", str(options["batch_size"]),
-            "--seed", str(cell.seed)]
+            "--num-samples", str(options["n"]), "--alpha", str(options["alpha"]), "--batch-size", str(options["batch_size"]),
+            "--seed", str(cell.seed), "--device", cell.run.training.device]
     for axis, values in experiment.threats.items():
         if axis == "rows" or not isinstance(cell.run.smoothing.noise, Ablation):  # ablation certifies any change to r rows
             argv += [f"--{axis}", ",".join(str(v) for v in values)]
     if not progress:
         argv.append("--no-progress")
-    with open(folder / "certify.log", "w") as handle, contextlib.redirect_stdout(handle):
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "certify.log", "a") as handle, contextlib.redirect_stdout(handle):
         run_command(argv)
 
 
