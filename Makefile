@@ -28,6 +28,7 @@ bench: setup
 	$(BIN)/python benchmarks/certify_reference_votes.py
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/smoothing_overhead.py
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/cora_end_to_end.py
+	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/distributed_speedup.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
