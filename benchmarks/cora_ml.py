@@ -1,20 +1,20 @@
-"""Cora-ML for the benchmarks: the largest connected component of ``shared/data/cora_ml.npz`` (SPEC.md §5).
+"""Cora-ML for the benchmarks, through the library's PyG loader (``hiersmooth.data.graphs.load_graph``).
 
-Binarised bag-of-words features (2,810 nodes × 2,879 features) as a torch sparse CSR float tensor, the
-symmetrised adjacency as a (2, E) edge index, and the labels (7 classes).
+The largest connected component (2,810 nodes × 2,879 binary features, 7 classes) as a sparse CSR float tensor,
+its (2, E) edge index and the labels. PyG's processed files go to a temporary folder; the raw file comes from the
+shared folder (``shared/data/cora_ml.npz``).
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.sparse.csgraph import connected_components
 
-from hiersmooth.shared_data import shared_dir
+from hiersmooth.data.graphs import load_graph
 
 NODES, FEATURES, CLASSES = 2810, 2879, 7
 SMOOTHING = Path(__file__).resolve().parents[1] / "configs" / "smoothing" / "cora_ml_hierarchical_sparse.yaml"
@@ -23,37 +23,12 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
 
 
-def cora_ml_path() -> Path:
-    """``data/cora_ml.npz`` in the shared folder; a clear error naming where it looked when missing."""
-    try:
-        path = shared_dir() / "data" / "cora_ml.npz"
-    except FileNotFoundError as error:
-        raise SystemExit(f"Cora-ML: {error}") from None
-    if not path.is_file():
-        raise SystemExit(f"Cora-ML: {path} not found; set HIERSMOOTH_SHARED to the shared folder holding data/cora_ml.npz")
-    return path
-
-
-def _csr(data, prefix: str) -> sp.csr_matrix:
-    shape = tuple(int(v) for v in data[f"{prefix}_shape"])
-    return sp.csr_matrix((data[f"{prefix}_data"], data[f"{prefix}_indices"], data[f"{prefix}_indptr"]), shape=shape)
-
-
 def load_cora_ml() -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """(features (N, D) sparse CSR float, edge_index (2, E) long, labels (N,)) of the largest component."""
-    with np.load(cora_ml_path(), allow_pickle=False) as data:
-        adjacency, attributes, labels = _csr(data, "adj"), _csr(data, "attr"), data["labels"]
-    _, component = connected_components(adjacency)
-    keep = np.flatnonzero(component == np.bincount(component).argmax())
-    adjacency = adjacency[keep][:, keep]
-    adjacency = ((adjacency + adjacency.T) > 0).tocoo()
-    attributes = (attributes[keep] > 0).astype(np.float32).tocsr()
-    assert attributes.shape == (NODES, FEATURES), f"largest component is {attributes.shape}, expected {(NODES, FEATURES)}"
-    edge_index = torch.from_numpy(np.vstack([adjacency.row, adjacency.col]).astype(np.int64))
-    features = torch.sparse_csr_tensor(
-        torch.from_numpy(attributes.indptr.astype(np.int64)),
-        torch.from_numpy(attributes.indices.astype(np.int64)),
-        torch.from_numpy(attributes.data),
-        size=attributes.shape,
-    )
-    return features, edge_index, labels[keep]
+    with tempfile.TemporaryDirectory() as root:
+        try:
+            graph = load_graph("cora_ml", root, download=False).graph
+        except ValueError as error:
+            raise SystemExit(f"Cora-ML: {error}; set HIERSMOOTH_SHARED to the shared folder holding data/cora_ml.npz") from None
+    assert tuple(graph.features.shape) == (NODES, FEATURES), f"largest component is {tuple(graph.features.shape)}"
+    return graph.features, graph.edge_index, graph.labels

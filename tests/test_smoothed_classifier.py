@@ -208,6 +208,19 @@ def test_learnable_ablation_token_of_the_model_is_used():
     assert abs(counts[1] - 0.6 * n) < 5 * np.sqrt(n * 0.6 * 0.4)
 
 
+def test_a_learnable_token_with_sparse_features_is_refused_not_ignored():
+    from hiersmooth.models.graphs import GCN
+
+    model = GCN(5, 2, token_width=4)
+    config = {"selection": {"kind": "bernoulli", "p": 0.5}, "noise": {"kind": "ablation"}, "indicator": True}
+    features = (torch.rand(6, 4) < 0.5).float()
+    edges = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    classifier = SmoothedClassifier(model, config, 2)
+    with pytest.raises(ValueError, match="learnable ablation_token, which needs dense features"):
+        classifier.count(features.to_sparse_csr(), "estimation", 4, 4, edge_index=edges)
+    assert classifier.count(features, "estimation", 4, 4, edge_index=edges).sum() == 6 * 4
+
+
 def test_model_mode_is_restored_and_no_gradients_are_kept():
     model = SmallCNN(2, 3).train()
     SmoothedClassifier(model, HIERARCHICAL_GAUSSIAN, 3).count(torch.rand(1, 8, 8), "estimation", 20, 10)

@@ -248,11 +248,15 @@ class SmoothedClassifier:
         return x, edge_index, nodes
 
     def _token(self, sampler):
+        """The model's learnable ablation token, when the smoothing ablates to a token; refused for sparse input,
+        which can only ablate to zeros (the model would be certified under another distribution than it learned)."""
         noise = self.smoothing.noise
         token = getattr(self.model, "ablation_token", None)
-        if isinstance(noise, Ablation) and noise.encoding == "token" and not sampler.sparse and isinstance(token, torch.Tensor):
-            return token.detach()
-        return None
+        if not (isinstance(noise, Ablation) and noise.encoding == "token" and isinstance(token, torch.Tensor)):
+            return None
+        if sampler.sparse:
+            raise ValueError("x: the model has a learnable ablation_token, which needs dense features; pass x.to_dense()")
+        return token.detach()
 
     def _context(self):
         autocast = torch.autocast(self.device.type) if self.autocast else nullcontext()
