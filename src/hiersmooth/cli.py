@@ -305,6 +305,9 @@ def run_command(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")  # torch's notice, on every graph run
     try:
         run_command(sys.argv[1:] if argv is None else argv)
         _leave_process_group()
