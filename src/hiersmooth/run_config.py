@@ -19,8 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from .config_files import read_yaml
 from .data.graphs import GRAPH_DATASETS
 from .smoothing import Smoothing, from_config
 
@@ -84,13 +83,7 @@ class RunConfig:
 def load_run_config(config) -> RunConfig:
     """Parse and check a run config (a mapping or a YAML file); every problem is one ValueError naming the key."""
     if isinstance(config, (str, Path)):
-        path = Path(config)
-        try:
-            config = yaml.safe_load(path.read_text())
-        except OSError as error:
-            raise ValueError(f"config {path}: cannot be read ({error.strerror})") from None
-        except yaml.YAMLError as error:
-            raise ValueError(f"config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        config = read_yaml(config, "config")
     if not isinstance(config, dict):
         raise ValueError("config: must be a mapping with data, model, smoothing and training")
     unknown = sorted(set(config) - {"data", "model", "smoothing", "training", "out"})

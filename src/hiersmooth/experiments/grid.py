@@ -26,8 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from ..config_files import read_yaml
 from ..run_config import RunConfig, load_run_config
 from ..smoothing.noise import Ablation, Gaussian, Sparse
 
@@ -73,13 +72,7 @@ def load_experiment(source) -> Experiment:
     """Parse and check an experiment file (or mapping): every cell's run config is built and checked here, so a bad
     config fails before anything runs, with one line naming the key."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except OSError as error:
-            raise ValueError(f"experiment {path}: cannot be read ({error.strerror})") from None
-        except yaml.YAMLError as error:
-            raise ValueError(f"experiment {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raw = read_yaml(source, "experiment")
     else:
         raw = copy.deepcopy(source)
     if not isinstance(raw, dict):

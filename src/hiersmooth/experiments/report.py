@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from hiersmooth.results import atomic_file, write_csv
+from ..config_files import read_yaml
+from ..results import atomic_file, write_csv
 
 CERTIFICATES = ("binary", "multiclass")
 _TAILS = {
@@ -289,10 +289,7 @@ _AXIS_LABELS = {"eps": "ε (ℓ2 budget)", "ra": "ra (bits added)", "rd": "rd (b
 def _read_config(path: Path) -> dict:
     if not path.is_file():
         raise ValueError(f"{path}: file not found (the experiment config the runner writes)")
-    try:
-        config = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    config = read_yaml(path, "experiment")
     if not isinstance(config, dict):
         raise ValueError(f"{path}: must be a mapping (name, certify, methods, ...), got {type(config).__name__}")
     return config

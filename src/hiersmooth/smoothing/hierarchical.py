@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from ..config_files import read_yaml
 from ..threat import Threat
 from .noise import NOISES, Noise
 from .selection import SELECTIONS, All, Selection
@@ -156,15 +156,7 @@ def from_config(config) -> Smoothing:
     if isinstance(config, Smoothing):
         return config
     if isinstance(config, (str, Path)):
-        path = Path(config)
-        try:
-            text = path.read_text()
-        except OSError as error:
-            raise ValueError(f"smoothing config {path}: cannot be read ({error.strerror})") from None
-        try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ValueError(f"smoothing config {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        config = read_yaml(config, "smoothing config")
     if isinstance(config, dict) and set(config) == {"smoothing"}:
         config = config["smoothing"]
     if not isinstance(config, dict):
