@@ -19,7 +19,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config_files import read_yaml
+from .config_files import build_dataclass, read_yaml
 from .data.graphs import GRAPH_DATASETS
 from .smoothing import Smoothing, from_config
 
@@ -92,7 +92,7 @@ def load_run_config(config) -> RunConfig:
     for key in ("data", "model", "smoothing"):
         if not isinstance(config.get(key), dict):
             raise ValueError(f"config.{key}: missing or not a mapping")
-    data = _dataclass("data", DataConfig, config["data"])
+    data = build_dataclass("data", DataConfig, config["data"])
     if data.name not in IMAGE_DATASETS + tuple(GRAPH_DATASETS):
         raise ValueError(f"data.name={data.name!r}: unknown dataset (allowed: {', '.join(IMAGE_DATASETS + tuple(GRAPH_DATASETS))})")
     model_options = dict(config["model"])
@@ -107,22 +107,10 @@ def load_run_config(config) -> RunConfig:
                 training_options[name] = float(training_options[name])
             except ValueError:
                 raise ValueError(f"training.{name}={training_options[name]!r}: must be a number") from None
-    training = _dataclass("training", TrainingConfig, training_options)
+    training = build_dataclass("training", TrainingConfig, training_options)
     _check_training(training)
     out = config.get("out")
     return RunConfig(data, model, from_config(config["smoothing"]), training, None if out is None else str(out))
-
-
-def _dataclass(section: str, cls, options: dict):
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(f"{section}: unknown option {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
-    missing = sorted(f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                     and f.default_factory is dataclasses.MISSING and f.name not in options)
-    if missing:
-        raise ValueError(f"{section}: missing {', '.join(missing)}")
-    return cls(**options)
 
 
 def _check_training(training: TrainingConfig) -> None:

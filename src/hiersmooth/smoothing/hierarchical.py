@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config_files import read_yaml
+from ..config_files import build_dataclass, read_yaml
 from ..threat import Threat
 from .noise import NOISES, Noise
 from .selection import SELECTIONS, All, Selection
@@ -130,18 +130,7 @@ def _build(section: str, config, registry: dict):
     kind = options.pop("kind", None)
     if kind not in registry:
         raise ValueError(f"{section}.kind={kind!r}: must be one of {', '.join(registry)}")
-    fields = dataclasses.fields(registry[kind])
-    allowed = {f.name for f in fields}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ValueError(
-            f"{section}: unknown option {', '.join(unknown)} for kind {kind!r} (allowed: {', '.join(sorted(allowed)) or 'none'})"
-        )
-    required = {f.name for f in fields if f.default is dataclasses.MISSING}
-    missing = sorted(required - set(options))
-    if missing:
-        raise ValueError(f"{section}: kind {kind!r} needs {', '.join(missing)}")
-    return registry[kind](**options)
+    return build_dataclass(section, registry[kind], options, kind)
 
 
 def from_config(config) -> Smoothing:
