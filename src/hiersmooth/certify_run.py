@@ -80,20 +80,22 @@ def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n
     plan = classifier.seed_plan(graph)
     totals = {"selection": n0, "estimation": n}
     share = (ranks.rank, ranks.world_size) if graph else (0, 1)
-    sizes = {stage: plan.blocks(totals[stage])[share[0]::share[1]] for stage in STAGE_ORDER}  # this rank's blocks
+    # samples in this rank's first k blocks of each stage, k = 0 .. its number of blocks
+    before = {stage: np.cumsum([0] + [plan.blocks(totals[stage])[b] for b in plan.share(totals[stage], *share)])
+              for stage in STAGE_ORDER}
     units = [0] if graph else [unit for unit in range(dataset.points) if ranks.mine(unit)]
 
     def samples_before(block: int, stage: str) -> int:
-        return sum(sizes[stage][:block])
+        return int(before[stage][block])
 
-    bar = progress_bar(progress, len(units) * sum(sum(sizes[stage]) for stage in STAGE_ORDER), "certify")
+    bar = progress_bar(progress, len(units) * sum(int(before[stage][-1]) for stage in STAGE_ORDER), "certify")
     bar.update(sum(samples_before(int(block), stage) for unit in units for block, stage in zip(checkpoint.cursor[unit], STAGE_ORDER)))
     last_save = time.monotonic()
     consistent = True  # False only between adding a pass's counts and advancing its cursor
     try:
         for unit in units:
             for s, stage in enumerate(STAGE_ORDER):
-                if checkpoint.cursor[unit, s] >= len(sizes[stage]):
+                if checkpoint.cursor[unit, s] >= len(before[stage]) - 1:
                     continue
                 if graph:
                     passes = classifier.block_votes(dataset.features, stage, totals[stage], batch_size, edge_index=dataset.edge_index,

@@ -153,15 +153,13 @@ class SmoothedClassifier:
         ``first_block`` resumes a stage whose earlier blocks were already counted.
         """
         n, batch_size = _positive("n", n), _positive("batch_size", batch_size)
-        rank, world_size = share
         graph = edge_index is not None
         x, edge_index, nodes = self._inputs(x, edge_index, nodes)
         plan = self.seed_plan(graph)
         sampler = self.smoothing.sampler(x)
         token = self._token(sampler)
         entities = x.shape[0] if graph else 1
-        sizes = plan.blocks(n)
-        blocks = list(range(rank, len(sizes), world_size))
+        sizes, blocks = plan.blocks(n), plan.share(n, *share)
         group = max(1, batch_size // plan.block_size)
 
         def votes(start: int) -> tuple[int, torch.Tensor]:

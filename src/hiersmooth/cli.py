@@ -119,7 +119,7 @@ def _certify(args) -> None:
         classes = trained.num_classes
         trained.check_data(dataset.input_shape, args.num_classes or int(dataset.labels.max()) + 1)
         model = trained.model
-        source = {"checkpoint": str(args.checkpoint), "weights_sha256": sha256(Path(args.checkpoint) / "model.pt"),
+        inputs = {"checkpoint": str(args.checkpoint), "weights_sha256": sha256(Path(args.checkpoint) / "model.pt"),
                   "data": str(args.data) if args.data else trained.config.data.name,
                   "data_sha256": args.data and sha256(args.data), "smoothing": str(args.smoothing or "checkpoint")}
     else:
@@ -131,7 +131,7 @@ def _certify(args) -> None:
         graph = isinstance(dataset, Graph)
         classes = args.num_classes or int(dataset.labels.max()) + 1
         model = build_model(args.model, input_width(smoothing, dataset.input_shape, graph), classes, args.weights)
-        source = {"data": str(args.data), "data_sha256": sha256(args.data), "smoothing": str(args.smoothing), "model": args.model,
+        inputs = {"data": str(args.data), "data_sha256": sha256(args.data), "smoothing": str(args.smoothing), "model": args.model,
                   "weights": args.weights and str(args.weights), "weights_sha256": args.weights and sha256(args.weights)}
     if graph and getattr(model, "ablation_token", None) is not None and dataset.features.layout != torch.strided:
         dataset.features = dataset.features.to_dense()  # a learned ablation token is written into dense rows
@@ -140,7 +140,6 @@ def _certify(args) -> None:
     plan = classifier.seed_plan(graph)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = source
     fingerprint = {**inputs, "config": smoothing.to_config(), "n0": args.n0, "n": args.n, "num_classes": classes,
                    "seed_plan": plan.to_record(), "points": dataset.points, "rank": ranks.rank, "world_size": ranks.world_size}
     checkpoint = Checkpoint(checkpoint_path(out, ranks), fingerprint, dataset.points, 1 if graph else dataset.points, classes)

@@ -32,6 +32,10 @@ class SeedPlan:
         """Sizes of the blocks of n samples: full blocks, then the remainder."""
         return [min(self.block_size, n - start) for start in range(0, n, self.block_size)]
 
+    def share(self, n: int, rank: int = 0, world_size: int = 1) -> list[int]:
+        """Indices of the blocks of n samples that process ``rank`` of ``world_size`` draws: b mod world_size = rank."""
+        return list(range(rank, len(self.blocks(n)), world_size))
+
     def generator(self, point: int, stage: str, block: int, device="cpu"):
         """The generator of block ``block`` of ``stage`` for point ``point``."""
         import torch

@@ -44,14 +44,17 @@ class TrainedModel:
                              f"{self.num_classes} classes; the data has shape {tuple(input_shape)} with {num_classes}")
 
 
+def config_model(config: RunConfig, input_shape: tuple[int, ...], classes: int) -> tuple[torch.nn.Module, int]:
+    """The config's model for inputs of ``input_shape`` and ``classes`` classes, and its sample width."""
+    width = input_width(config.smoothing, input_shape, config.data.graph)
+    model = named_model(config.model.name, config.model.options, width, classes, data=config.data.name, smoothing=config.smoothing)
+    return model, width
+
+
 def build_for(config: RunConfig, dataset: ImageSplit | GraphSplit) -> tuple[torch.nn.Module, tuple[int, ...], int]:
     """The config's model for ``dataset``: (model, input shape, classes)."""
-    graph = isinstance(dataset, GraphSplit)
-    input_shape = tuple(dataset.graph.features.shape) if graph else dataset.input_shape
-    width = input_width(config.smoothing, input_shape, graph)
-    model = named_model(config.model.name, config.model.options, width, dataset.num_classes, data=config.data.name,
-                        smoothing=config.smoothing)
-    return model, input_shape, dataset.num_classes
+    input_shape = tuple(dataset.graph.features.shape) if isinstance(dataset, GraphSplit) else dataset.input_shape
+    return config_model(config, input_shape, dataset.num_classes)[0], input_shape, dataset.num_classes
 
 
 def train_run(config: RunConfig, out=None, progress: bool = True) -> Path:
@@ -91,9 +94,7 @@ def load_trained(path) -> TrainedModel:
         input_shape, classes = tuple(int(v) for v in meta["input_shape"]), int(meta["num_classes"])
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"--checkpoint {path}: model.json is not readable ({error})") from None
-    graph = config.data.graph
-    width = input_width(config.smoothing, input_shape, graph)
-    model = named_model(config.model.name, config.model.options, width, classes, data=config.data.name, smoothing=config.smoothing)
+    model, width = config_model(config, input_shape, classes)
     load_state(model, path / "model.pt", f"{config.model.name} with input width {width} and {classes} classes", "--checkpoint")
     model.eval()
     return TrainedModel(model, config, input_shape, classes, path)
