@@ -66,8 +66,8 @@ class GraphSplit:
             features = features.to_sparse_coo().index_select(0, torch.as_tensor(kept)).to_sparse_csr()
         else:
             features = features.index_select(0, torch.as_tensor(kept))
-        sub = Graph(features, edge_index, self.graph.labels[kept], position[targets])
-        return sub, position[targets]
+        targets = position[targets]
+        return Graph(features, edge_index, self.graph.labels[kept], targets), targets
 
 
 def inductive_split(labels: np.ndarray, seed: int = 0, per_class: int = 20, test_fraction: float = 0.1):
