@@ -142,8 +142,8 @@ def test_graph_dataset_end_to_end(tmp_path, capsys):
     torch.save(GCN(11, 3).state_dict(), weights)
     out = tmp_path / "out"
     code = main(["certify", "--smoothing", str(SPARSE), "--model", "hiersmooth.models.graphs:GCN", "--weights", str(weights),
-                 "--data", str(data), "--out", str(out), "--n0", "20", "--n", "100", "--no-progress", "--rows", "1",
-                 "--added", "0,1", "--deleted", "0-2"])
+                 "--data", str(data), "--out", str(out), "--n0", "20", "--n", "100", "--num-classes", "3", "--no-progress",
+                 "--rows", "1", "--added", "0,1", "--deleted", "0-2"])
     assert code == 0
     votes = load_votes(out / "votes.npz")
     assert votes.pre_votes.shape == (20, 3) and votes.n == 100 and votes.n0 == 20

@@ -20,6 +20,7 @@ from .certify.votes import Votes
 from .classifier import SmoothedClassifier, progress_bar
 from .data.arrays import Graph, ImageSet
 from .distributed import Ranks
+from .results import atomic_file
 
 STAGE_ORDER = ("selection", "estimation")
 
@@ -57,14 +58,13 @@ class Checkpoint:
         self.cursor = stored["cursor"]
 
     def save(self) -> None:
-        """Write atomically: a kill during the write leaves the previous checkpoint intact."""
-        partial = self.path.with_name(self.path.name + ".partial")
-        with open(partial, "wb") as handle:
+        """Write atomically: a kill during the write leaves the previous checkpoint intact (the temporary name is
+        unique per process, so two runs never write into each other's partial file)."""
+        with atomic_file(self.path, "wb") as handle:
             np.savez(handle, pre_votes=self.counts["selection"], votes=self.counts["estimation"], cursor=self.cursor,
                      fingerprint=np.array(self.fingerprint))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(partial, self.path)
 
 
 def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, batch_size: int,

@@ -4,15 +4,18 @@ certify: n₀ samples pick class A (the most frequent), n fresh samples count th
 bounds p_A (and p_B) and answers threats (``hiersmooth.certify.certificates``). predict: n samples, abstain
 unless the two-sided binomial test of the top two counts rejects p = 1/2 at level α.
 
-Images: ``model(z)`` maps a batch (b, C' [+1], H, W) to logits (b, K). Graphs: one forward pass classifies
-every node; ``model(features, edge_index)`` maps the disjoint union of b noisy copies — features (b·N, D' [+1]),
-dense or sparse CSR as the input was, and the edge index repeated with node offsets — to logits (b·N, K).
+Images: ``model(z)`` maps a contiguous NCHW batch (b, C' [+1], H, W) to logits (b, K). Graphs: one forward pass
+classifies every node; ``model(features, edge_index[, edge_weight])`` maps the disjoint union of b noisy copies —
+features (b·N, D' [+1]), dense or sparse CSR as the input was, the edge index repeated with node offsets (and
+the weights repeated) — to logits (b·N, K). Outputs that are not finite (b, K) tensors are refused.
 The samples come in seeded blocks (``hiersmooth.seeds``), so the votes do not depend on ``batch_size``, nor on
 the worker threads that run forward passes side by side on a CPU (``in_order``).
 """
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -22,12 +25,49 @@ import torch
 
 from .certify.certificates import VoteCertificates, certify_votes
 from .certify.votes import Votes
+from .defaults import DEFAULT_ALPHA
 from .seeds import SeedPlan
-from .smoothing import Ablation, Smoothing, from_config
+from .smoothing import Ablation, Smoothing, Sparse, from_config
 
 ABSTAIN = -1
 DEFAULT_BLOCK_SIZE = {"image": 100, "graph": 4}
 CPU_WORKERS = 2  # forward passes run side by side on a CPU (``in_order``)
+# dense / sparse CSR seconds of the same samples, Cora-ML GCN on a CPU (benchmarks/dense_vs_sparse_graph.py)
+DENSE_SLOWDOWN = 4
+_dense_notice_given = False
+
+
+def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
+    """The target nodes as int64 indices: integer indices as given, or the ``True`` entries of a boolean mask.
+
+    Parameters
+    ----------
+    nodes : array-like or torch.Tensor
+        Integer node indices in [0, entities), or a boolean mask of length ``entities`` (PyG's ``data.test_mask``).
+    entities : int
+        The number of nodes N of the graph.
+    name : str, default "nodes"
+        The parameter named in errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) int64 node indices (M ≥ 1). Any other dtype, a mask of another length or an index out of range is
+        refused with a one-line ``ValueError``.
+    """
+    array = nodes.detach().cpu().numpy() if isinstance(nodes, torch.Tensor) else np.asarray(nodes)
+    if array.dtype == np.bool_:
+        if array.ndim != 1 or len(array) != entities:
+            raise ValueError(f"{name}: a boolean mask must have one entry per node, length {entities}; got length "
+                             f"{array.shape[0] if array.ndim == 1 else tuple(array.shape)}")
+        array = np.flatnonzero(array)
+    elif array.dtype.kind in "iu":
+        array = array.astype(np.int64).reshape(-1)
+    else:
+        raise ValueError(f"{name}: must be integer node indices or a boolean mask of length {entities}, got dtype {array.dtype}")
+    if array.size == 0 or array.min() < 0 or array.max() >= entities:
+        raise ValueError(f"{name}: must be a non-empty list of node indices in [0, {entities - 1}] (or a boolean mask)")
+    return array
 
 
 def _positive(name: str, value) -> int:
@@ -37,7 +77,18 @@ def _positive(name: str, value) -> int:
 
 
 def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
-    """Stack sample blocks along the first axis (dense) or as more rows of one disjoint union (sparse CSR)."""
+    """Stack sample blocks along the first axis (dense) or as more rows of one disjoint union (sparse CSR).
+
+    Parameters
+    ----------
+    samples : list of torch.Tensor
+        Blocks from ``Sampler.draw``: dense (n_i, ...) tensors, or sparse CSR (n_i·N, D) disjoint unions.
+
+    Returns
+    -------
+    torch.Tensor
+        (Σ n_i, ...) dense, or one sparse CSR (Σ n_i·N, D) union (int32 indices while they fit).
+    """
     if len(samples) == 1:
         return samples[0]
     if samples[0].layout != torch.sparse_csr:
@@ -59,7 +110,22 @@ def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
 
 
 def split_samples(samples: torch.Tensor, size: int, rows_per_sample: int = 1):
-    """Chunks of at most ``size`` samples (a sparse CSR union is cut between copies of ``rows_per_sample`` rows)."""
+    """Chunks of at most ``size`` samples, in order.
+
+    Parameters
+    ----------
+    samples : torch.Tensor
+        Dense (n, ...) samples, or a sparse CSR union of n copies of ``rows_per_sample`` rows each.
+    size : int
+        Samples per chunk (the last may be smaller).
+    rows_per_sample : int, default 1
+        Rows of one copy in a sparse CSR union (N for a graph); the union is cut between copies.
+
+    Yields
+    ------
+    torch.Tensor
+        Chunks of the same layout.
+    """
     count = samples.shape[0] // rows_per_sample
     if count <= size:
         yield samples
@@ -87,6 +153,20 @@ def in_order(function, items, workers: int):
     intra-op threads out among themselves: on a CPU, two forward passes (each with its draws) side by side keep the
     cores busier than one pass whose many small ops each wait for all threads. At most ``workers`` + 1 items are
     in flight.
+
+    Parameters
+    ----------
+    function : callable
+        Applied to each item.
+    items : iterable
+        The inputs.
+    workers : int
+        Threads; 1 or less runs in this thread.
+
+    Yields
+    ------
+    object
+        ``function(item)`` in the order of ``items``.
     """
     if workers <= 1:
         yield from map(function, items)
@@ -107,23 +187,86 @@ def in_order(function, items, workers: int):
 
 
 def binomial_two_sided_p(top: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Two-sided p-value of the binomial test that the top count is Binomial(top + second, 1/2)."""
+    """Two-sided p-value of the binomial test that the top count is Binomial(top + second, 1/2).
+
+    Parameters
+    ----------
+    top, second : numpy.ndarray
+        The largest and second-largest vote counts (same shape).
+
+    Returns
+    -------
+    numpy.ndarray
+        min(1, 2·P[Binomial(top + second, 1/2) ≤ second]), the test of Cohen et al.'s PREDICT.
+    """
     from scipy.stats import binom
 
     return np.minimum(1.0, 2 * binom.cdf(second, top + second, 0.5))
 
 
 class SmoothedClassifier:
-    """g(x) = argmax_y P_{Z ~ Ψ_x}[model(Z) = y], estimated by Monte Carlo; certified by the engine.
+    """The smoothed classifier g(x) = argmax_y P_{Z ~ Ψ_x}[model(Z) = y], estimated by Monte Carlo.
 
-    ``seed`` and ``block_size`` fix the random streams (a :class:`~hiersmooth.seeds.SeedPlan`; the default block
-    size is 100 samples for images and 4 for graphs). ``device`` defaults to the model's; ``autocast`` runs the
-    model under ``torch.autocast``. A learnable ablation token is taken from ``model.ablation_token`` when the
-    model has one.
+    ``predict`` and ``certify`` count the votes of ``model`` on samples of the smoothing distribution Ψ_x and
+    certify them with the engine (:func:`hiersmooth.certify.certificates.certify_votes`).
+
+    What the model receives:
+
+    - images: a contiguous float batch (b, C' [+1], H, W) (NCHW; C' = C, or 2C for the Levine–Feizi encoding, +1
+      for the indicator channel τ); it must return logits (b, K);
+    - graphs: ``model(x, edge_index)`` — or ``model(x, edge_index, edge_weight)`` when edge weights are given —
+      PyG style, on the disjoint union of b noisy copies: x (b·N, D' [+1]) dense or sparse CSR as the input
+      was, edge_index (2, b·E) with copy k's nodes offset by k·N; it must return logits (b·N, K).
+
+    Seed plan: samples come in blocks of ``block_size``, and block b of stage s (``"selection"``, ``"estimation"``,
+    ``"prediction"``) of point p is drawn from its own generator seeded from (``seed``, p, s, b)
+    (:class:`~hiersmooth.seeds.SeedPlan`). Same seed, point and config → the same votes, whatever the batch size,
+    the number of worker threads or processes.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The base classifier. A learnable ablation token is read from ``model.ablation_token`` when it has one.
+    smoothing : Smoothing, dict or path
+        The smoothing distribution, or a config for :func:`hiersmooth.from_config`.
+    num_classes : int
+        K ≥ 2, the width of the model's logits (checked on every batch).
+    seed : int, default 0
+        Seed of the random streams.
+    block_size : int, optional
+        Samples per random stream; default 100 for images, 4 for graphs.
+    device : str or torch.device, optional
+        Where the model runs; default the device of the model's parameters (CPU for a model without any).
+    autocast : bool, default False
+        Run the model under ``torch.autocast``.
+    progress : bool, default False
+        Show a tqdm progress bar with samples/s.
     """
 
     def __init__(self, model: torch.nn.Module, smoothing, num_classes: int, *, seed: int = 0, block_size: int | None = None,
                  device=None, autocast: bool = False, progress: bool = False):
+        """Wrap ``model`` with ``smoothing``.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The base classifier (moved to ``device``). Images: (b, C' [+1], H, W) → logits (b, K); graphs:
+            ``forward(x, edge_index, edge_weight=None)`` → logits (b·N, K) (see the class docstring).
+        smoothing : Smoothing, dict or path
+            The smoothing distribution, or a config for :func:`hiersmooth.from_config`.
+        num_classes : int
+            K ≥ 2, the width of the model's logits.
+        seed : int, default 0
+            Seed of the random streams (the seed plan; see the class docstring).
+        block_size : int, optional
+            Samples per random stream; default 100 for images, 4 for graphs. Changes the votes, unlike ``batch_size``.
+        device : str or torch.device, optional
+            Default: the device of the model's parameters.
+        autocast : bool, default False
+            Run the model under ``torch.autocast``.
+        progress : bool, default False
+            Show a progress bar.
+        """
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model: must be a torch.nn.Module, got {type(model).__name__}")
         self.smoothing: Smoothing = from_config(smoothing)
@@ -137,24 +280,51 @@ class SmoothedClassifier:
         self.model = model.to(self.device)
         self.autocast = bool(autocast)
         self.progress = progress
-        self._edges: dict[tuple, torch.Tensor] = {}
+        # union edges keyed on id(edge_index); each entry keeps the tensor itself, so its id and memory cannot be
+        # recycled while cached, and its version counter, so an in-place change is a miss
+        self._edges: dict[tuple, tuple] = {}
 
     def seed_plan(self, graph: bool) -> SeedPlan:
+        """The seed plan of this classifier's samples.
+
+        Parameters
+        ----------
+        graph : bool
+            Whether the input is a graph (the default block size is 4 samples for graphs, 100 for images).
+
+        Returns
+        -------
+        SeedPlan
+            Block b of stage s of point p is drawn from a generator seeded from (``seed``, p, s, b).
+        """
         return SeedPlan(self.seed, self.block_size or DEFAULT_BLOCK_SIZE["graph" if graph else "image"])
 
     # ----------------------------------------------------------------------------------------------------------
     def block_votes(self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None,
-                    first_block: int = 0, share: tuple[int, int] = (0, 1)):
+                    first_block: int = 0, share: tuple[int, int] = (0, 1), edge_weight=None):
         """Yield ``(next_block, counts)`` after each forward pass over the blocks of n samples of ``stage``.
 
-        ``counts`` is (K,) for an image and (len(nodes), K) for a graph; summing them over all passes gives the
-        votes. ``share=(rank, world_size)`` keeps only the blocks b with b mod world_size = rank (the other ranks
-        count the rest); ``first_block`` and ``next_block`` count this share's blocks, so starting at
-        ``first_block`` resumes a stage whose earlier blocks were already counted.
+        Summing ``counts`` over all passes gives the votes of :meth:`count`; the parameters are those of
+        :meth:`count`, plus:
+
+        Parameters
+        ----------
+        first_block : int, default 0
+            The first of this share's blocks to count: starting there resumes a stage whose earlier blocks were
+            already counted.
+        share : (int, int), default (0, 1)
+            ``(rank, world_size)``: keep only the blocks b with b mod world_size = rank (other ranks count the rest).
+
+        Yields
+        ------
+        (int, torch.Tensor)
+            The index of the next block of this share, and the counts of the pass: (K,) for an image,
+            (len(nodes), K) for a graph.
         """
         n, batch_size = _positive("n", n), _positive("batch_size", batch_size)
         graph = edge_index is not None
         x, edge_index, nodes = self._inputs(x, edge_index, nodes)
+        edge_weight = self._edge_weight(edge_weight, edge_index)
         plan = self.seed_plan(graph)
         sampler = self.smoothing.sampler(x)
         token = self._token(sampler)
@@ -169,8 +339,10 @@ class SmoothedClassifier:
                                       for b in blocks[start:stop]])
             counts = torch.zeros((len(nodes), self.num_classes) if graph else (self.num_classes,), dtype=torch.long,
                                  device=self.device)
+            where = f"{stage} blocks {blocks[start]}-{blocks[stop - 1]} of point {point}"
             for chunk in split_samples(samples, batch_size, entities if samples.layout == torch.sparse_csr else 1):
-                counts += self._classify_graphs(chunk, edge_index, nodes, entities) if graph else self._classify_images(chunk)
+                counts += (self._classify_graphs(chunk, edge_index, nodes, entities, edge_weight, where) if graph
+                           else self._classify_images(chunk, where))
             return stop, counts.cpu()
 
         workers = min(CPU_WORKERS, torch.get_num_threads()) if self.device.type == "cpu" else 1
@@ -181,40 +353,137 @@ class SmoothedClassifier:
         finally:
             self.model.train(was_training)
 
-    def count(self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None) -> np.ndarray:
-        """Votes of n samples of ``stage``: (K,) for an image, (len(nodes), K) for a graph."""
+    def count(self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None,
+              edge_weight=None) -> np.ndarray:
+        """Votes of the model on n samples of Ψ_x from the random streams of ``stage``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            An image (C, H, W), or a graph's node features (N, D), dense or sparse (COO/CSR).
+        stage : str
+            The seed stream: ``"selection"`` (n₀ of certify), ``"estimation"`` (n of certify), ``"prediction"``.
+        n : int
+            Number of samples.
+        batch_size : int
+            Samples per forward pass (memory only: the votes do not depend on it).
+        point : int, default 0
+            The index of x in its dataset: it selects the seed stream (with ``seed`` and ``stage``), so every
+            point of a dataset gets independent samples.
+        edge_index : torch.Tensor, optional
+            (2, E) integer edges; given, x is a graph.
+        nodes : array-like, optional
+            The target nodes: integer indices or a boolean mask of length N; default all nodes.
+        edge_weight : torch.Tensor, optional
+            (E,) edge weights, passed to ``model(x, edge_index, edge_weight)`` repeated for each copy.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 votes: (K,) for an image, (len(nodes), K) for a graph.
+        """
         plan = self.seed_plan(edge_index is not None)
         bar = progress_bar(self.progress, n, f"{stage} point {point}")
         total = None
-        for stop, counts in self.block_votes(x, stage, n, batch_size, point=point, edge_index=edge_index, nodes=nodes):
+        for stop, counts in self.block_votes(x, stage, n, batch_size, point=point, edge_index=edge_index, nodes=nodes,
+                                             edge_weight=edge_weight):
             total = counts if total is None else total + counts
             bar.update(min(stop * plan.block_size, n) - bar.n)
         bar.close()
         return total.numpy()
 
-    def certify(self, x, n0: int, n: int, alpha: float = 0.001, batch_size: int = 100, *, label=None, point: int = 0,
-                edge_index=None, nodes=None, runner_up: str = "sound") -> VoteCertificates:
+    def certify(self, x, n0: int, n: int, alpha: float = DEFAULT_ALPHA, batch_size: int = 100, *, label=None, point: int = 0,
+                edge_index=None, nodes=None, runner_up: str = "sound", edge_weight=None) -> VoteCertificates:
         """Certify x (an image, or the target ``nodes`` of a graph): votes of n₀ + n samples → certificates.
 
-        Returns the engine's :class:`~hiersmooth.certify.certificates.VoteCertificates`: ``.votes.pre_votes``,
-        ``.votes.votes``, ``.selected`` (class A), and ``.binary`` / ``.multiclass`` with ``abstain``,
-        ``largest_l2(rows)``, ``certified_bits(rows, added, deleted)``, ``largest_rows()``. ``label`` (a class or,
-        for graphs, one per target node; unknown = -1) only feeds ``.correct``.
+        n₀ samples (stage ``"selection"``) pick class A, the most frequent; n fresh samples (``"estimation"``)
+        give the votes from which Clopper–Pearson bounds p_A (and p_B), and Theorem 1 turns them into
+        certificates (Cohen et al., 2019, CERTIFY; SPEC.md §3–§4).
+
+        Guarantee: with probability ≥ 1 − α over the samples, every certificate holds — wherever the result does
+        not abstain, the smoothed classifier g predicts class A at x and at every input within a certified
+        threat of x (a threat ``Threat(rows=r, ...)`` certified by ``.binary`` / ``.multiclass``).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            An image (C, H, W), or a graph's node features (N, D), dense or sparse (CSR is fastest).
+        n0 : int
+            Selection samples (to pick class A).
+        n : int
+            Estimation samples (to bound p_A).
+        alpha : float, default DEFAULT_ALPHA (0.01)
+            Significance level: the certificates hold with probability ≥ 1 − α.
+        batch_size : int, default 100
+            Samples per forward pass (memory only: the votes do not depend on it).
+        label : int or array-like, optional
+            The true class (for graphs one per target node; unknown = -1); only feeds ``.correct``.
+        point : int, default 0
+            The index of x in its dataset. With ``seed`` it chooses the seed stream: block b of stage s is drawn
+            from a generator seeded from (seed, point, s, b), so distinct points get independent samples and the
+            same point the same votes. Give each input of a dataset its own ``point``.
+        edge_index : torch.Tensor, optional
+            (2, E) integer edges; given, x is a graph and one forward pass classifies every node.
+        nodes : array-like, optional
+            The target nodes: integer indices, or a boolean mask of length N (e.g. PyG's ``data.test_mask``);
+            default all nodes.
+        runner_up : {"sound", "selection"}, default "sound"
+            Class B of the multi-class certificate: the largest upper bound (sound), or the runner-up of the n₀
+            selection votes (the reference code's choice).
+        edge_weight : torch.Tensor, optional
+            (E,) edge weights, passed as ``model(x, edge_index, edge_weight)`` (repeated for each copy).
+
+        Returns
+        -------
+        VoteCertificates
+            ``.votes.pre_votes`` and ``.votes.votes`` (points × K; one point for an image, len(nodes) for a
+            graph), ``.selected`` (class A), and ``.binary`` / ``.multiclass`` with ``abstain``,
+            ``largest_l2(rows)``, ``certified_bits(rows, added, deleted)``, ``largest_rows()``.
         """
-        common = dict(point=point, edge_index=edge_index, nodes=nodes)
+        common = dict(point=point, edge_index=edge_index, nodes=nodes, edge_weight=edge_weight)
         pre_votes = self.count(x, "selection", n0, batch_size, **common)
         votes = self.count(x, "estimation", n, batch_size, **common)
         pre_votes, votes = np.atleast_2d(pre_votes), np.atleast_2d(votes)
         labels = np.full(votes.shape[0], ABSTAIN) if label is None else np.atleast_1d(np.asarray(label))
         return certify_votes(Votes(pre_votes, votes, labels), self.smoothing, alpha, runner_up)
 
-    def predict(self, x, n: int, alpha: float = 0.001, batch_size: int = 100, *, point: int = 0, edge_index=None, nodes=None):
-        """The top class of n samples, or ``ABSTAIN`` (-1) when the two-sided binomial test of the top two counts
-        does not reject p = 1/2 at level α (Cohen et al., 2019, PREDICT). An int for an image, an array for nodes."""
+    def predict(self, x, n: int, alpha: float = DEFAULT_ALPHA, batch_size: int = 100, *, point: int = 0, edge_index=None,
+                nodes=None, edge_weight=None):
+        """The smoothed classifier's prediction g(x) from n samples, or ``ABSTAIN`` (-1).
+
+        Returns the top class of the n votes unless the two-sided binomial test of the top two counts does not
+        reject p = 1/2 at level α (Cohen et al., 2019, PREDICT). Guarantee: with probability ≥ 1 − α over the
+        samples, a class returned (not ``ABSTAIN``) is g(x), the smoothed classifier's prediction.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            An image (C, H, W), or a graph's node features (N, D), dense or sparse.
+        n : int
+            Samples (stage ``"prediction"``).
+        alpha : float, default DEFAULT_ALPHA (0.01)
+            Significance level of the test: a wrong class is returned with probability at most α.
+        batch_size : int, default 100
+            Samples per forward pass (memory only).
+        point : int, default 0
+            The index of x in its dataset; selects the seed stream (see :meth:`certify`).
+        edge_index : torch.Tensor, optional
+            (2, E) integer edges; given, x is a graph.
+        nodes : array-like, optional
+            Target nodes: integer indices or a boolean mask of length N; default all.
+        edge_weight : torch.Tensor, optional
+            (E,) edge weights, passed as ``model(x, edge_index, edge_weight)``.
+
+        Returns
+        -------
+        int or numpy.ndarray
+            The class or ``ABSTAIN``: an int for an image, a (len(nodes),) array for a graph.
+        """
         from .certify.bounds import check_alpha
 
         alpha = check_alpha(alpha)
-        counts = np.atleast_2d(self.count(x, "prediction", n, batch_size, point=point, edge_index=edge_index, nodes=nodes))
+        counts = np.atleast_2d(self.count(x, "prediction", n, batch_size, point=point, edge_index=edge_index, nodes=nodes,
+                                          edge_weight=edge_weight))
         order = np.argsort(-counts, axis=1, kind="stable")
         rows = np.arange(counts.shape[0])
         top, second = counts[rows, order[:, 0]], counts[rows, order[:, 1]]
@@ -240,10 +509,82 @@ class SmoothedClassifier:
             raise ValueError(f"edge_index: must be an integer (2, E) tensor, got {edge_index.dtype} of shape {tuple(edge_index.shape)}")
         if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= entities):
             raise ValueError(f"edge_index: node indices must lie in [0, {entities - 1}] for {entities} nodes")
-        nodes = torch.arange(entities, device=self.device) if nodes is None else torch.as_tensor(nodes, device=self.device).long().reshape(-1)
-        if nodes.numel() == 0 or nodes.min() < 0 or nodes.max() >= entities:
-            raise ValueError(f"nodes: must be a non-empty list of node indices in [0, {entities - 1}]")
+        nodes = (torch.arange(entities, device=self.device) if nodes is None
+                 else torch.as_tensor(node_indices(nodes, entities), device=self.device))
+        self._check_graph_model()
+        self._dense_notice(x)
         return x, edge_index, nodes
+
+    def _edge_weight(self, edge_weight, edge_index):
+        if edge_weight is None:
+            return None
+        if edge_index is None:
+            raise ValueError("edge_weight: only a graph (given with edge_index) has edge weights")
+        edge_weight = torch.as_tensor(edge_weight, device=self.device)
+        if edge_weight.shape != (edge_index.shape[1],) or not torch.is_floating_point(edge_weight):
+            raise ValueError(f"edge_weight: must be a floating (E,) tensor with one weight per edge, E = {edge_index.shape[1]}; "
+                             f"got {edge_weight.dtype} of shape {tuple(edge_weight.shape)}")
+        return edge_weight
+
+    def _check_graph_model(self) -> None:
+        """Refuse a graph model that cannot take ``(x, edge_index)``, e.g. ``forward(self, data)``."""
+        try:
+            parameters = inspect.signature(self.model.forward).parameters.values()
+        except (TypeError, ValueError):  # no signature to read (a compiled or C++ module): let the call decide
+            return
+        if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+            return
+        positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(positional) < 2:
+            names = ", ".join(p.name for p in positional)
+            raise ValueError(f"model: {type(self.model).__name__}.forward({names}) cannot classify a graph; expected the PyG "
+                             f"signature forward(x, edge_index[, edge_weight]) returning logits (N, K) (wrap a forward(data) "
+                             f"model: lambda x, edge_index: model(Data(x=x, edge_index=edge_index)))")
+
+    def _dense_notice(self, x: torch.Tensor) -> None:
+        """Once per process: dense binary features under bit-flip noise run several times slower than sparse CSR."""
+        global _dense_notice_given
+        if _dense_notice_given or x.layout != torch.strided or not isinstance(self.smoothing.noise, Sparse):
+            return
+        _dense_notice_given = True
+        warnings.warn(f"x: dense graph features; sparse CSR features (x.to_sparse_csr()) give the same votes about "
+                      f"{DENSE_SLOWDOWN}x faster (Cora-ML GCN, benchmarks/dense_vs_sparse_graph.py)", UserWarning, stacklevel=5)
+
+    def output_width(self, x, *, edge_index=None, edge_weight=None) -> int:
+        """The number of classes the model outputs, from one forward pass on one sample of Ψ_x.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            An image (C, H, W) or a graph's node features (N, D).
+        edge_index : torch.Tensor, optional
+            (2, E) integer edges; given, x is a graph.
+        edge_weight : torch.Tensor, optional
+            (E,) edge weights.
+
+        Returns
+        -------
+        int
+            The width of the logits (the last dimension of the model's output).
+        """
+        graph = edge_index is not None
+        x, edge_index, _ = self._inputs(x, edge_index, None)
+        edge_weight = self._edge_weight(edge_weight, edge_index)
+        sampler = self.smoothing.sampler(x)
+        sample = sampler.draw(1, self.seed_plan(graph).generator(0, "selection", 0, self.device), self._token(sampler))
+        inputs = (sample.reshape(-1, sample.shape[-1]) if sample.layout != torch.sparse_csr else sample,
+                  edge_index) + (() if edge_weight is None else (edge_weight,)) if graph else (sample,)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            inference, autocast = self._context()
+            with inference, autocast:
+                logits = self.model(*inputs)
+        finally:
+            self.model.train(was_training)
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+            raise ValueError(f"model: {type(self.model).__name__} returned {_described(logits)}; expected a (batch, classes) logits tensor")
+        return int(logits.shape[1])
 
     def _token(self, sampler):
         """The model's learnable ablation token, when the smoothing ablates to a token; refused for sparse input,
@@ -260,44 +601,72 @@ class SmoothedClassifier:
         autocast = torch.autocast(self.device.type) if self.autocast else nullcontext()
         return torch.inference_mode(), autocast
 
-    def _classify_images(self, batch: torch.Tensor) -> torch.Tensor:
+    def _checked_logits(self, logits, rows: int, where: str, what: str) -> torch.Tensor:
+        """Refuse an output that is not a finite (rows, K) tensor, naming the model and the batch."""
+        model = type(self.model).__name__
+        if not isinstance(logits, torch.Tensor) or logits.shape != (rows, self.num_classes):
+            raise ValueError(f"model: {model} returned {_described(logits)} for {what} ({where}); expected a ({rows}, "
+                             f"{self.num_classes}) logits tensor (batch, num_classes={self.num_classes})")
+        if not bool(torch.isfinite(logits).all()):
+            raise ValueError(f"model: {model} returned non-finite logits (NaN or inf) for the batch of {what} ({where})")
+        return logits
+
+    def _classify_images(self, batch: torch.Tensor, where: str = "") -> torch.Tensor:
         inference, autocast = self._context()
         with inference, autocast:
             logits = self.model(batch)
-        if logits.dim() != 2 or logits.shape != (batch.shape[0], self.num_classes):
-            raise ValueError(f"model: returned shape {tuple(logits.shape)} for {batch.shape[0]} inputs; expected ({batch.shape[0]}, {self.num_classes})")
+        logits = self._checked_logits(logits, batch.shape[0], where, f"{batch.shape[0]} samples")
         return torch.bincount(logits.argmax(dim=1), minlength=self.num_classes)
 
-    def _union_edges(self, edge_index: torch.Tensor, entities: int, copies: int) -> torch.Tensor:
-        """The edge index of ``copies`` disjoint copies of the graph (copy k's nodes offset by k·N); cached."""
-        key = (edge_index.data_ptr(), edge_index.shape[1], entities, copies)
-        edges = self._edges.get(key)  # one lookup: forward passes may run on several threads
-        if edges is None:
+    def _union_edges(self, edge_index: torch.Tensor, entities: int, copies: int, edge_weight=None):
+        """The edge index (and weights) of ``copies`` disjoint copies of the graph (copy k's nodes offset by k·N).
+
+        Cached on the identity of the tensors: an entry holds them, so their ids cannot be reused while it lives,
+        and their version counters, so an in-place change misses."""
+        key = (id(edge_index), edge_index._version, id(edge_weight), edge_weight is not None and edge_weight._version,
+               entities, copies)
+        entry = self._edges.get(key)  # one lookup: forward passes may run on several threads
+        if entry is None or entry[0] is not edge_index or entry[1] is not edge_weight:
             if len(self._edges) > 8:
                 self._edges.clear()
             offsets = torch.arange(copies, device=edge_index.device).repeat_interleave(edge_index.shape[1]) * entities
-            edges = self._edges[key] = edge_index.repeat(1, copies) + offsets
-        return edges
+            union = (edge_index.repeat(1, copies) + offsets,) + (() if edge_weight is None else (edge_weight.repeat(copies),))
+            entry = self._edges[key] = (edge_index, edge_weight, union)
+        return entry[2]
 
-    def _classify_graphs(self, features: torch.Tensor, edge_index: torch.Tensor, nodes: torch.Tensor, entities: int) -> torch.Tensor:
+    def _classify_graphs(self, features: torch.Tensor, edge_index: torch.Tensor, nodes: torch.Tensor, entities: int,
+                         edge_weight=None, where: str = "") -> torch.Tensor:
         if features.layout != torch.sparse_csr:
             features = features.reshape(-1, features.shape[-1])
         copies = features.shape[0] // entities
         inference, autocast = self._context()
         with inference, autocast:
-            logits = self.model(features, self._union_edges(edge_index, entities, copies))
-        if logits.shape != (features.shape[0], self.num_classes):
-            raise ValueError(
-                f"model: returned shape {tuple(logits.shape)} for {copies} copies of {entities} nodes; "
-                f"expected ({features.shape[0]}, {self.num_classes})"
-            )
+            logits = self.model(features, *self._union_edges(edge_index, entities, copies, edge_weight))
+        logits = self._checked_logits(logits, features.shape[0], where, f"{copies} copies of {entities} nodes")
         predicted = logits.argmax(dim=1).view(copies, entities)[:, nodes]
         slots = torch.arange(nodes.numel(), device=nodes.device) * self.num_classes + predicted
         return torch.bincount(slots.reshape(-1), minlength=nodes.numel() * self.num_classes).view(-1, self.num_classes)
 
 
+def _described(output) -> str:
+    """``a tensor of shape (4, 3)``, ``a tuple`` ...: what a model returned, for errors."""
+    if isinstance(output, torch.Tensor):
+        return f"a tensor of shape {tuple(output.shape)}"
+    return f"a {type(output).__name__}"
+
+
 def progress_bar(enabled: bool, total: int, description: str):
-    """A tqdm bar with samples/s and ETA (a silent stand-in when disabled)."""
+    """A tqdm progress bar with samples/s and ETA.
+
+    Parameters
+    ----------
+    enabled : bool
+        False gives a silent stand-in with the same methods.
+    total : int
+        Samples expected.
+    description : str
+        The bar's label.
+    """
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=description, unit="sample", unit_scale=True, disable=not enabled, leave=False)

@@ -3,7 +3,8 @@
 A checkpoint is a folder:
 
 - ``model.pt`` — the state dict (``torch.save``; read back with ``weights_only=True``);
-- ``config.yaml`` — the run config it was trained with (``hiersmooth train DIR/config.yaml`` retrains it);
+- ``config.yaml`` — the run config it was trained with (``hiersmooth train DIR/config.yaml --out NEW`` retrains it;
+  never into DIR itself, whose config.yaml is then an input);
 - ``model.json`` — the input shape, sample width and classes the model was built for, the training
   metrics of the kept state (the last epoch, or the restored one under early stopping), timings and library versions;
 - ``training.csv`` — one row per epoch.
@@ -57,9 +58,18 @@ def build_for(config: RunConfig, dataset: ImageSplit | GraphSplit) -> tuple[torc
     return config_model(config, input_shape, dataset.num_classes)[0], input_shape, dataset.num_classes
 
 
+TRAINED_FILES = ("model.pt", "config.yaml", "training.csv", "model.json")
+
+
+def checkpoint_folder(config: RunConfig, out=None) -> Path:
+    """Where :func:`train_run` writes: ``out``, else the config's ``out``, else ``runs/<data>_<model>``."""
+    return Path(out or config.out or "runs/" + f"{config.data.name}_{config.model.name}")
+
+
 def train_run(config: RunConfig, out=None, progress: bool = True) -> Path:
-    """Load the data, build and train the model under the config's smoothing, write the checkpoint folder."""
-    out = Path(out or config.out or "runs/" + f"{config.data.name}_{config.model.name}")
+    """Load the data, build and train the model under the config's smoothing, write the checkpoint folder (each file
+    atomically, ``model.json`` last)."""
+    out = checkpoint_folder(config, out)
     started = time.perf_counter()
     dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
     torch.manual_seed(config.training.seed)  # the model's initial weights
@@ -76,7 +86,7 @@ def train_run(config: RunConfig, out=None, progress: bool = True) -> Path:
     write_csv(out / "training.csv", history)
     write_json(out / "model.json", {"input_shape": list(input_shape), "num_classes": classes, "epochs_run": len(history),
                                     "final": next((row for row in history if row.get("restored")), history[-1]), "seconds": round(time.perf_counter() - started, 3),
-                                    "versions": library_versions()})
+                                    "versions": library_versions(), "outputs": {name: str(out / name) for name in TRAINED_FILES}})
     return out
 
 

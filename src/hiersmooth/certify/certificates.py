@@ -20,16 +20,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
-from ..smoothing.hierarchical import Smoothing, theorem1_lower, theorem1_upper
+from ..defaults import DEFAULT_ALPHA
+from ..rounding import down, one_minus, up
+from ..smoothing.hierarchical import Smoothing, theorem1_argument, theorem1_lower, theorem1_upper
+from ..smoothing.normal import probit_down, probit_up
 from ..smoothing.noise import Ablation, Gaussian, Sparse
 from ..threat import Threat
 from .bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
 from .votes import Votes
 
 RUNNER_UP_CHOICES = ("sound", "selection")
-_BISECTION_STEPS = 1100  # enough to reach adjacent doubles anywhere in [0, 1e3]
+_BISECTION_STEPS = 1100  # enough to reach adjacent doubles anywhere in the bracket
+_BRACKET_DOUBLINGS = 64  # the margin at ε is below 2Φ(−ε/σ) − Δ/s: it fails long before σ·2⁶⁴
 
 
 @dataclass(frozen=True)
@@ -46,25 +49,32 @@ class Certificate:
         """Points not certified even for the empty threat: p_A <= 1/2 (binary), p_A <= p_B (multi-class)."""
         return ~(self.p_lower > (0.5 if self.p_upper is None else self.p_upper))
 
-    def _decide(self, delta, threat: Threat, points=slice(None)) -> np.ndarray:
-        """Certified iff p̲_{X̃,A} > 1/2 (binary) or > p̄_{X̃,B} (multi-class), at selection term ``delta``."""
+    def _decide(self, selected, threat: Threat, points=slice(None)) -> np.ndarray:
+        """Certified iff p̲_{X̃,A} > 1/2 (binary) or > p̄_{X̃,B} (multi-class), with s = 1 − Δ >= ``selected``.
+
+        Both sides are sound float64 bounds (p̲ rounded down, p̄ up), so a point certified here is certified
+        in exact arithmetic."""
         noise = self.smoothing.noise
-        lower = theorem1_lower(self.p_lower[points], delta, lambda q: noise.lower(q, threat))
+        lower = theorem1_lower(self.p_lower[points], selected, lambda q, c: noise.lower(q, threat, c))
         if self.p_upper is None:
             return lower > 0.5
-        return lower > theorem1_upper(self.p_upper[points], delta, lambda q: noise.upper(q, threat))
+        return lower > theorem1_upper(self.p_upper[points], selected, lambda q, c: noise.upper(q, threat, c))
 
     def certified(self, threat: Threat) -> np.ndarray:
-        """Whether each point is certified against ``threat`` (exact; bool per point)."""
-        threat, delta = self.smoothing.resolve(threat)
-        return self._decide(delta, threat)
+        """Whether each point is certified against ``threat`` (bool per point; sound, SPEC.md §8)."""
+        threat, selected = self.smoothing.resolve(threat)
+        if threat.rows == 0:  # nothing can change
+            return ~self.abstain
+        return self._decide(selected, threat)
 
     def largest_l2(self, rows) -> np.ndarray:
         """Largest certified ℓ2 radius ε* per point and per r in ``rows`` (gaussian noise), shape (points, rows).
 
-        Certified for (r, ε > 0) iff ε < ε* (ε = 0 changes nothing: certified iff not abstaining).
-        Binary: ε* = σ·(Φ⁻¹((p_A − Δ)/(1 − Δ)) − Φ⁻¹(1/(2(1 − Δ)))) when 1 − Δ > 1/2 (SPEC.md §3). Multi-class: the root of (1−Δ)Φ(a − ε/σ) = (1−Δ)Φ(b + ε/σ) + Δ with
-        a = Φ⁻¹((p_A−Δ)/(1−Δ)), b = Φ⁻¹(p_B/(1−Δ)), found to machine precision and reported at the end of the
+        Certified for (r, ε > 0) iff ε < ε* (ε = 0 changes nothing: certified iff not abstaining). Binary:
+        ε* = σ·(Φ⁻¹((p_A − Δ)/(1 − Δ)) − Φ⁻¹(1/(2(1 − Δ)))) when 1 − Δ > 1/2 (SPEC.md §3), each Φ⁻¹ bounded on
+        the certified side and the difference rounded down. Multi-class: the root in ε of
+        (1−Δ)Φ(a − ε/σ) = (1−Δ)Φ(b + ε/σ) + Δ, a = Φ⁻¹((p_A−Δ)/(1−Δ)), b = Φ⁻¹(p_B/(1−Δ)), found by bisection on
+        the sound decision itself (Theorem 1 rounded outward) to adjacent doubles and reported at the end of the
         bracket that is still certified — never rounded up. 0 where nothing is certified. For r = 0 nothing can
         change: ε* = ∞ unless the point abstains.
         """
@@ -72,17 +82,17 @@ class Certificate:
         if not isinstance(noise, Gaussian):
             raise ValueError(f"largest_l2 needs gaussian noise, this smoothing has {type(noise).__name__.lower()} noise")
         rows = np.atleast_1d(np.asarray(rows))
-        delta = np.asarray(self.smoothing.delta(rows), dtype=float)[None, :]
-        smoothed = 1 - delta
-        p_a = self.p_lower[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.where(p_a > delta, ndtri(np.clip((p_a - delta) / smoothed, 0, 1)), -np.inf)
-            if self.p_upper is None:
-                t = a - ndtri(np.minimum(1.0, 0.5 / smoothed))
-            else:
-                b = ndtri(np.minimum(1.0, self.p_upper[:, None] / smoothed))
-                t = _multiclass_root(a, b, delta / smoothed)
-        radius = noise.sigma * np.where(np.isnan(t), 0.0, np.maximum(t, 0.0))
+        selected = np.asarray(self.smoothing.selection.selected_all(rows), dtype=float)[None, :]
+        if self.p_upper is None:
+            reachable, q, complement = theorem1_argument(self.p_lower[:, None], selected)
+            half = up(0.5 / selected)  # certified iff Φ(a − ε/σ) > 1/(2s): needs 1/(2s) < 1
+            b = probit_up(np.minimum(half, 1.0), one_minus(np.minimum(half, 1.0), "down"))
+            with np.errstate(invalid="ignore"):
+                t = np.where(reachable & (half < 1.0), down(probit_down(q, complement) - b), 0.0)
+            radius = down(noise.sigma * np.maximum(t, 0.0))
+        else:
+            radius = _multiclass_radius(self, selected)
+        radius = np.where(np.isnan(radius), 0.0, np.maximum(radius, 0.0))
         return np.where(rows[None, :] == 0, np.where(self.abstain[:, None], 0.0, np.inf), radius)
 
     def certified_bits(self, rows, added, deleted) -> np.ndarray:
@@ -98,7 +108,7 @@ class Certificate:
             np.unique(np.asarray(axis, dtype=np.int64), return_inverse=True) for axis in (rows, added, deleted)
         )
         grid = np.zeros((len(self.p_lower), len(rows), len(added), len(deleted)), dtype=bool)
-        delta_of_rows = np.asarray(self.smoothing.delta(np.arange(rows[-1] + 1)), dtype=float)
+        selected_of_rows = np.asarray(self.smoothing.selection.selected_all(np.arange(rows[-1] + 1)), dtype=float)
         for i, ra in enumerate(added):
             for j, rd in enumerate(deleted):
                 active = np.ones(len(self.p_lower), dtype=bool)
@@ -115,8 +125,8 @@ class Certificate:
                 grid[active, :, i, j] = ~self.abstain[active, None]
                 if moved.any():
                     threat = Threat(rows=int(rows[-1]), added=int(ra), deleted=int(rd))
-                    delta = delta_of_rows[changeable[moved]][:, None]
-                    grid[np.ix_(active, moved, [i], [j])] = self._decide(delta, threat, active).T[:, :, None, None]
+                    selected = selected_of_rows[changeable[moved]][:, None]
+                    grid[np.ix_(active, moved, [i], [j])] = self._decide(selected, threat, active).T[:, :, None, None]
         return grid[:, row_of][:, :, added_of][:, :, :, deleted_of]
 
     def largest_rows(self) -> np.ndarray:
@@ -161,29 +171,39 @@ class Certificate:
         return self.largest_rows()[:, None] >= r_eff[None, :]
 
 
-def _multiclass_root(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Largest t (to machine precision) with Φ(a − t) − Φ(b + t) > c; 0 where none, (a − b)/2 where c = 0.
+def _multiclass_radius(certificate: Certificate, selected: np.ndarray) -> np.ndarray:
+    """Largest ε (to adjacent doubles) at which the sound multi-class decision still certifies; 0 where none.
 
-    The margin falls monotonically in t, so bisection keeps the invariant margin(low) > 0 >= margin(high) and
-    returns ``low``: a t that is certified, never one beyond the root.
+    Bisection keeps the invariant certified(low), not certified(high) and returns ``low``: an ε that is
+    certified, never one beyond the root. The exact margin falls monotonically in ε (SPEC.md §3), so every
+    ε' < low is certified too.
     """
-    a, b, c = np.broadcast_arrays(a, b, c)
+    noise = certificate.smoothing.noise
+    p_a, p_b, s = np.broadcast_arrays(certificate.p_lower[:, None], certificate.p_upper[:, None], selected)
 
-    def margin(t):
-        return ndtr(a - t) - ndtr(b + t) - c
+    def certified(eps, where):
+        out = np.zeros(p_a.shape, dtype=bool)
+        if where.any():
+            shift = eps[where]
+            lower = theorem1_lower(p_a[where], s[where], lambda q, c: noise.lower_at(q, c, shift))
+            upper = theorem1_upper(p_b[where], s[where], lambda q, c: noise.upper_at(q, c, shift))
+            out[where] = lower > upper
+        return out
 
-    low = np.zeros(a.shape)
-    half_gap = (a - b) / 2
-    certified = margin(low) > 0
-    low[certified & (c == 0)] = half_gap[certified & (c == 0)]
-    solve = certified & (c > 0)
-    high = np.where(solve, np.where(np.isfinite(half_gap), half_gap, 1e3), 0.0)
+    low = np.zeros(p_a.shape)
+    solve = certified(low, np.ones(p_a.shape, dtype=bool))
+    high = np.where(solve, noise.sigma, 0.0)
+    for _ in range(_BRACKET_DOUBLINGS):  # grow the bracket until its upper end is not certified
+        still = certified(high, solve & (high > low))
+        if not still.any():
+            break
+        low, high = np.where(still, high, low), np.where(still, 2 * high, high)
     for _ in range(_BISECTION_STEPS):
         middle = (low + high) / 2
         moving = solve & (middle > low) & (middle < high)
         if not moving.any():
             break
-        above = margin(middle) > 0
+        above = certified(middle, moving)
         low = np.where(moving & above, middle, low)
         high = np.where(moving & ~above, middle, high)
     return low
@@ -212,7 +232,7 @@ class VoteCertificates:
         return self.binary, self.multiclass
 
 
-def certify_votes(votes: Votes, smoothing: Smoothing, alpha: float = 0.01, runner_up: str = "sound") -> VoteCertificates:
+def certify_votes(votes: Votes, smoothing: Smoothing, alpha: float = DEFAULT_ALPHA, runner_up: str = "sound") -> VoteCertificates:
     """Bound p_A (and p_B) from ``votes`` and set up the binary and multi-class certificates (SPEC.md §3–§4)."""
     alpha = check_alpha(alpha)
     if runner_up not in RUNNER_UP_CHOICES:
@@ -228,11 +248,12 @@ def certify_votes(votes: Votes, smoothing: Smoothing, alpha: float = 0.01, runne
         order = np.argsort(votes.pre_votes, axis=1)
         second = np.where(order[:, -2] == selected, order[:, -1], order[:, -2])
     n = votes.n
+    per_class = float(down(alpha / classes))  # Bonferroni's α/K, rounded toward the wider intervals
     binary = Certificate("binary", smoothing, clopper_pearson_lower(votes.votes[index, selected], n, alpha))
     multiclass = Certificate(
         "multiclass",
         smoothing,
-        clopper_pearson_lower(votes.votes[index, selected], n, alpha / classes),
-        clopper_pearson_upper(votes.votes[index, second], n, alpha / classes),
+        clopper_pearson_lower(votes.votes[index, selected], n, per_class),
+        clopper_pearson_upper(votes.votes[index, second], n, per_class),
     )
     return VoteCertificates(votes, smoothing, alpha, runner_up, selected, second, binary, multiclass)

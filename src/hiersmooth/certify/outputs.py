@@ -98,27 +98,35 @@ def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, l
     return paths
 
 
-def format_table(result: VoteCertificates, table: list[dict], axes: dict[str, list], max_columns: int = 8) -> str:
-    """Certified accuracy as aligned text: a line per (certificate, r), up to ``max_columns`` threats as columns.
+def format_table(result: VoteCertificates, table: list[dict], axes: dict[str, list], max_columns: int = 8,
+                 max_lines: int = 50) -> str:
+    """Certified accuracy as aligned text: a line per (certificate, r) (every k-th r past ``max_lines``), up to
+    ``max_columns`` threats as columns.
 
     Sparse grids are shown along their two edges: deletions only (ra = 0), then additions only (rd = 0).
     """
     noise = result.smoothing.noise
     if isinstance(noise, Gaussian):
-        views = [("eps", lambda row, v: row["eps"] == v, axes["eps"])]
+        views = [("eps", lambda row: True, "eps", axes["eps"])]
     elif isinstance(noise, Sparse):
-        views = [("rd (ra=0)", lambda row, v: row["ra"] == 0 and row["rd"] == v, axes["deleted"]),
-                 ("ra (rd=0)", lambda row, v: row["rd"] == 0 and row["ra"] == v, axes["added"])]
+        views = [("rd (ra=0)", lambda row: row["ra"] == 0, "rd", axes["deleted"]),
+                 ("ra (rd=0)", lambda row: row["rd"] == 0, "ra", axes["added"])]
     else:
-        views = [("r", lambda row, v: row["r"] == v, axes["rows"])]
+        views = [("r", lambda row: True, "r", axes["rows"])]
     lines = []
-    for title, matches, values in views:
+    for title, on_view, key, values in views:  # one pass over the table per view and certificate: linear in the grid
         shown = list(values)[:: max(1, -(-len(values) // max_columns))]
         lines.append(f"{'certified accuracy, ' + title:<34}" + "".join(f"{v:>8g}" for v in shown))
         for cert in result.certificates:
-            rows = [row for row in table if row["certificate"] == cert.name]
-            for r in ([None] if title == "r" else sorted({row["r"] for row in rows})):
-                cells = [next((row["certified_accuracy"] for row in rows if (r is None or row["r"] == r) and matches(row, v)), None) for v in shown]
+            found, all_rows = {}, set()
+            for row in table:
+                if row["certificate"] == cert.name:
+                    all_rows.add(row["r"])
+                    if on_view(row):
+                        found.setdefault((None if title == "r" else row["r"], row[key]), row["certified_accuracy"])
+            rows = [None] if title == "r" else sorted(all_rows)
+            for r in rows[:: max(1, -(-len(rows) // max_lines))]:
+                cells = [found.get((r, v)) for v in shown]
                 label = f"  {cert.name}" + ("" if r is None else f", r={r}")
                 lines.append(f"{label:<34}" + "".join("       -" if c is None else f"{c:>8.3f}" for c in cells))
     return "\n".join(lines)

@@ -9,13 +9,17 @@ Every row of ``votes`` sums to the same n, every row of ``pre_votes`` to the sam
 
 from __future__ import annotations
 
+import math
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 _KEYS = ("pre_votes", "votes", "labels")
+_INT64_MAX = (1 << 63) - 1
 
 
 def _integer_array(name: str, value, ndim: int, least: int = 0) -> np.ndarray:
@@ -24,9 +28,13 @@ def _integer_array(name: str, value, ndim: int, least: int = 0) -> np.ndarray:
         shape = "points × classes" if ndim == 2 else "points"
         raise ValueError(f"{name}: must be a {ndim}-d array ({shape}), got shape {array.shape}")
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        if array.size and np.abs(array).max() >= 2.0**63:
+            raise ValueError(f"{name}: values must fit in int64 (|v| < 2^63), found {np.abs(array).max():g}; they would be wrapped")
         array = array.astype(np.int64)
     if array.dtype.kind not in "iu":
         raise ValueError(f"{name}: must hold integers, got {array.dtype} values")
+    if array.dtype.kind == "u" and array.size and int(array.max()) > _INT64_MAX:
+        raise ValueError(f"{name}: values must fit in int64 (at most 2^63 - 1), found {int(array.max())}; they would be wrapped")
     if array.size and array.min() < least:
         what = "counts must be non-negative" if least == 0 else f"values must be >= {least}"
         raise ValueError(f"{name}: {what}, found {array.min()}")
@@ -34,6 +42,11 @@ def _integer_array(name: str, value, ndim: int, least: int = 0) -> np.ndarray:
 
 
 def _common_total(name: str, counts: np.ndarray) -> int:
+    if counts.size and int(counts.max()) * counts.shape[1] > _INT64_MAX:  # a row sum might overflow: add exactly
+        exact = [sum(int(v) for v in row) for row in counts]
+        worst = max(range(len(exact)), key=exact.__getitem__)
+        if exact[worst] > _INT64_MAX:
+            raise ValueError(f"{name}: row {worst} sums to {exact[worst]} samples, beyond int64 (2^63 - 1); it would be wrapped")
     totals = counts.sum(axis=1)
     if totals.size and np.any(totals != totals[0]):
         bad = int(np.flatnonzero(totals != totals[0])[0])
@@ -43,6 +56,44 @@ def _common_total(name: str, counts: np.ndarray) -> int:
     if totals.size and totals[0] == 0:
         raise ValueError(f"{name}: rows sum to 0 samples")
     return int(totals[0]) if totals.size else 0
+
+
+MAX_NPZ_BYTES = 4 << 30  # the arrays of one .npz together; a larger claim is refused before anything is allocated
+
+
+def read_npz_arrays(data: np.lib.npyio.NpzFile, keys, where: str) -> dict[str, np.ndarray]:
+    """``{key: data[key]}``, each array's header checked first: numpy allocates what a header claims before reading,
+    so a shape that does not match the bytes the member holds (a damaged or hostile file), or more than
+    ``MAX_NPZ_BYTES`` in total, is a ValueError ``"{where}: ..."`` instead of a huge allocation."""
+    import numpy.lib.format as npy_format
+
+    names, total, arrays = set(data.zip.namelist()), 0, {}
+    for key in keys:
+        name = key if key in names else f"{key}.npy"
+        info = data.zip.getinfo(name)
+        if info.flag_bits & 0x1:
+            raise ValueError(f"{where}: array {key!r} is encrypted; a .npz file holds plain arrays")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+            raise ValueError(f"{where}: array {key!r} uses an unknown compression method ({info.compress_type})")
+        with data.zip.open(info) as member:
+            try:
+                version = npy_format.read_magic(member)
+                read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+                shape, _, dtype = read_header(member)
+            except (SyntaxError, tokenize.TokenError, TypeError, ValueError) as error:  # numpy parses the header as Python
+                raise ValueError(f"{where}: array {key!r} has a damaged .npy header ({type(error).__name__})") from None
+            held = info.file_size - member.tell()
+        if dtype.hasobject:  # pickled objects: data[key] refuses them (allow_pickle=False)
+            continue
+        claimed = math.prod(shape) * dtype.itemsize
+        total += claimed
+        if claimed != held or (info.compress_type != zipfile.ZIP_STORED and claimed > 1100 * info.compress_size + 4096):
+            raise ValueError(f"{where}: array {key!r} claims shape {shape} of {dtype} ({claimed} bytes) but holds {held} bytes")
+        if total > MAX_NPZ_BYTES:
+            raise ValueError(f"{where}: its arrays claim more than {MAX_NPZ_BYTES} bytes")
+    for key in keys:
+        arrays[key] = data[key]
+    return arrays
 
 
 @dataclass(frozen=True)
@@ -101,10 +152,10 @@ def load_votes(path) -> Votes:
             missing = [key for key in _KEYS if key not in data.files]
             if missing:
                 raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; a votes file holds {', '.join(_KEYS)}")
-            arrays = {key: data[key] for key in _KEYS}
+            arrays = read_npz_arrays(data, _KEYS, str(path))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such votes file") from None
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
         raise ValueError(f"{path}: not a readable .npz file ({error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):
@@ -116,5 +167,7 @@ def load_votes(path) -> Votes:
 
 
 def save_votes(path, votes: Votes) -> None:
-    """Write ``votes`` in the format :func:`load_votes` reads."""
-    np.savez(path, pre_votes=votes.pre_votes, votes=votes.votes, labels=votes.labels)
+    """Write ``votes`` in the format :func:`load_votes` reads, atomically (a kill mid-write leaves no partial file)."""
+    from ..results import write_arrays
+
+    write_arrays(path, pre_votes=votes.pre_votes, votes=votes.votes, labels=votes.labels)

@@ -103,7 +103,15 @@ def load_experiment(source) -> Experiment:
         outside = [f"{key}={value}" for key, value in threat.items() if value not in threats[key]]
         if outside:
             raise ValueError(f"experiment.pareto: {threat!r} has {', '.join(outside)}, not in experiment.threats")
-    return Experiment(str(raw.get("name", "experiment")), raw, cells, threats, certify, pareto)
+    return Experiment(_slug(raw.get("name", "experiment")), raw, cells, threats, certify, pareto)
+
+
+def _slug(name) -> str:
+    """The experiment's name, which names its results folder: letters, digits, ``_``, ``-`` and ``.``, no ``..``."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or ".." in name or name == ".":
+        raise ValueError(f"experiment.name={name!r}: must be a plain folder name of letters, digits, _, - and . "
+                         "(no path separators, no ..)")
+    return name
 
 
 def _method_cells(raw: dict, method: str, spec, seeds: list[int]) -> list[Cell]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config_files import read_yaml
-from ..results import atomic_file, write_csv
+from ..results import LOCK, atomic_file, check_output, output_lock, write_csv
 
 CERTIFICATES = ("binary", "multiclass")
 _TAILS = {
@@ -238,15 +238,16 @@ def default_threats(results: Results) -> list[dict]:
     return [{"rows": rows, "added": added, "deleted": deleted[(len(deleted) - 1) // 2]}]
 
 
-def make_report(results_dir, threats: list[dict] | None = None, out=None) -> list[Path]:
+def make_report(results_dir, threats: list[dict] | None = None, out=None, force: bool = False) -> list[Path]:
     """Write the report of an experiment folder into ``out`` (default ``results_dir/report``).
 
     For each threat (default: :func:`default_threats`): ``pareto_<threat>.png`` (clean against certified
     accuracy, one point per setting, each method's front joined), ``pareto_<threat>.md`` and ``.csv``; the
     certified-accuracy curves ``curves_eps.png`` (gaussian-type) or ``curves_rd.png`` / ``curves_ra.png``
     (sparse/graph; an axis with a single value is skipped); and ``summary.md`` collecting all of them.
-    Returns the written paths. Raises ValueError for missing or malformed files and unknown threats, before
-    writing anything.
+    Returns the written paths. Raises ValueError for missing or malformed files and unknown threats, and for an
+    ``out`` that would replace an input or a file hiersmooth did not write (unless ``force``;
+    :func:`hiersmooth.results.check_output`), before writing anything; holds ``out``'s lock while writing.
     """
     results = load_results(results_dir)
     out = Path(results_dir) / "report" if out is None else Path(out)
@@ -254,6 +255,15 @@ def make_report(results_dir, threats: list[dict] | None = None, out=None) -> lis
     if not threats:
         raise ValueError("no threat to report: give at least one")
     tables = [(threat_key(threat, results.kind), pareto_points(results, threat)) for threat in threats]
+    planned = [f"pareto_{_threat_slug(key)}.{suffix}" for key, _ in tables for suffix in ("png", "md", "csv")]
+    planned += [f"curves_{axis}.png" for axis, _, _ in _curve_axes(results)] + ["summary.md"]
+    inputs = [Path(results_dir) / name for name in ("experiment.yaml", "results.csv", "cells.csv")]
+    check_output(out, inputs, force, files=planned)
+    with output_lock(out / LOCK):
+        return _write_report(results, out, tables)
+
+
+def _write_report(results: Results, out: Path, tables: list) -> list[Path]:
     written: list[Path] = []
     sections = []
     for key, points in tables:

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import yaml
 
-from ..results import write_csv
+from ..config_files import read_yaml
+from ..results import LOCK, atomic_file, output_lock, write_csv
 from ..smoothing.noise import Ablation
 from .grid import Cell, Experiment
 
 SIDECAR = "certified_accuracy.json"
+RESULTS_FILES = ("cells.csv", "results.csv")  # experiment.yaml is written only where absent
 
 
 def cell_folder(results: Path, cell: Cell) -> Path:
@@ -47,6 +49,11 @@ def run_experiment(experiment: Experiment, results, progress: bool = True, log=p
 
     results = Path(results)
     ranks = init_ranks(experiment.cells[0].run.training.device)
+    with output_lock(results / LOCK) if ranks.writer else contextlib.nullcontext():  # one run per results folder
+        return _run_cells(experiment, results, ranks, progress, log)
+
+
+def _run_cells(experiment: Experiment, results: Path, ranks, progress: bool, log) -> Path:
     if ranks.writer:
         _claim(results, experiment)
     ranks.barrier()
@@ -78,11 +85,11 @@ def _claim(results: Path, experiment: Experiment) -> None:
     """Write ``experiment.yaml``, or check that the folder's one is this experiment (so cells are not mixed)."""
     path = results / "experiment.yaml"
     if path.exists():
-        if yaml.safe_load(path.read_text()) != experiment.raw:
+        if read_yaml(path, "results folder:") != experiment.raw:
             raise ValueError(f"results folder {results}: holds another experiment ({path} differs); use another folder")
         return
-    results.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(experiment.raw, sort_keys=False))
+    with atomic_file(path) as file:
+        file.write(yaml.safe_dump(experiment.raw, sort_keys=False))
 
 
 def _reusable(model: Path, cell: Cell) -> bool:
@@ -90,7 +97,9 @@ def _reusable(model: Path, cell: Cell) -> bool:
     config = model / "config.yaml"
     if not (model / "model.pt").exists() or not config.exists():
         return False
-    stored = yaml.safe_load(config.read_text())
+    stored = read_yaml(config, "results folder:")
+    if not isinstance(stored, dict):
+        raise ValueError(f"results folder: {config} is damaged (not a run config); delete {model} to retrain the cell")
     wanted = cell.run.to_dict()
     stored.pop("out", None)
     wanted.pop("out", None)
@@ -116,7 +125,15 @@ def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -
 
 
 def _summary(folder: Path) -> dict:
-    return json.loads((folder / "certify" / SIDECAR).read_text())["summary"]
+    path = folder / "certify" / SIDECAR
+    try:
+        summary = json.loads(path.read_text())["summary"]
+        if not isinstance(summary, dict):
+            raise TypeError("summary is not a mapping")
+        return summary
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"results folder: {path} is damaged ({type(error).__name__}: {error}); "
+                         f"delete {folder / 'certify'} to recertify the cell") from None
 
 
 def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
@@ -134,26 +151,31 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
         if not done:
             continue
         summary = _summary(cell_folder(results, cell))
-        with open(cell_folder(results, cell) / "certify" / "certified_accuracy.csv", newline="") as handle:
-            table = list(csv.DictReader(handle))
-        for certificate in ("binary", "multiclass"):
-            clean = summary[certificate]["clean_certified_accuracy"]
-            certified = {}
-            for row in table:
-                if row["certificate"] == certificate:
-                    key = (int(row["r"]),) + tuple(float(row[columns.get(a, a)]) for a in axes if columns.get(a, a) in row)
-                    certified[key] = float(row["certified_accuracy"])
-            for r in experiment.threats["rows"]:
-                for threat in itertools.product(*(experiment.threats[a] for a in axes)):
-                    if not isinstance(cell.run.smoothing.noise, Ablation):
-                        value = certified[(r, *map(float, threat))]
-                    elif r == 0 or (threat and not any(threat)):  # the empty threat: nothing changes
-                        value = clean
-                    else:  # ablation's table has rows only: its certificate holds for any change to r rows
-                        value = certified[(r,)]
-                    rows.append({**identity, "certificate": certificate, "r": r,
-                                 **{columns.get(a, a): v for a, v in zip(axes, threat)},
-                                 "certified_accuracy": value, "clean_accuracy": clean})
+        table_path = cell_folder(results, cell) / "certify" / "certified_accuracy.csv"
+        try:
+            with open(table_path, newline="") as handle:
+                table = list(csv.DictReader(handle))
+            for certificate in ("binary", "multiclass"):
+                clean = summary[certificate]["clean_certified_accuracy"]
+                certified = {}
+                for row in table:
+                    if row["certificate"] == certificate:
+                        key = (int(row["r"]),) + tuple(float(row[columns.get(a, a)]) for a in axes if columns.get(a, a) in row)
+                        certified[key] = float(row["certified_accuracy"])
+                for r in experiment.threats["rows"]:
+                    for threat in itertools.product(*(experiment.threats[a] for a in axes)):
+                        if not isinstance(cell.run.smoothing.noise, Ablation):
+                            value = certified[(r, *map(float, threat))]
+                        elif r == 0 or (threat and not any(threat)):  # the empty threat: nothing changes
+                            value = clean
+                        else:  # ablation's table has rows only: its certificate holds for any change to r rows
+                            value = certified[(r,)]
+                        rows.append({**identity, "certificate": certificate, "r": r,
+                                     **{columns.get(a, a): v for a, v in zip(axes, threat)},
+                                     "certified_accuracy": value, "clean_accuracy": clean})
+        except (OSError, ValueError, KeyError, TypeError) as error:  # a damaged cell: name the file, no traceback
+            what = f"missing column or threat {error}" if isinstance(error, KeyError) else str(error)
+            raise ValueError(f"results folder: {table_path} is damaged ({what}); delete {table_path.parent} to recertify the cell") from None
     write_csv(results / "cells.csv", cells)
     write_csv(results / "results.csv", rows)
     return results / "cells.csv", results / "results.csv"

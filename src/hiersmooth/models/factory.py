@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 
 import torch
 
@@ -19,14 +21,36 @@ def input_width(smoothing: Smoothing, input_shape: tuple[int, ...], graph: bool)
 
 
 def build_model(spec: str, width: int, num_classes: int, weights=None) -> torch.nn.Module:
-    """``FACTORY(width, num_classes)`` from ``MODULE:FACTORY``, with the state dict in ``weights`` loaded strictly."""
+    """``FACTORY(width, num_classes)`` from ``MODULE:FACTORY``, with the state dict in ``weights`` loaded strictly.
+
+    MODULE is imported as ``python -m`` would: the working directory is searched first, then ``sys.path``.
+    """
     module_name, _, factory_name = str(spec).partition(":")
     if not module_name or not factory_name:
         raise ValueError(f"--model {spec!r}: must be MODULE:FACTORY, e.g. hiersmooth.models.images:SmallCNN")
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, here)
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (module_name + ".").startswith(error.name + "."):  # the module exists; one of its imports does not
+            raise ValueError(f"--model {spec!r}: cannot import ({error})") from None
+        raise ValueError(f"--model {spec!r}: cannot import ({error}); searched the working directory {here} and sys.path; "
+                         f"put the folder holding {error.name.replace('.', '/')}.py on PYTHONPATH, e.g. "
+                         f"PYTHONPATH=/path/to/folder hiersmooth certify ...") from None
     except (ImportError, AttributeError) as error:
         raise ValueError(f"--model {spec!r}: cannot import ({error})") from None
+    finally:
+        if added:
+            sys.path.remove(here)
+    try:
+        inspect.signature(factory).bind(width, num_classes)
+    except TypeError:
+        raise ValueError(f"--model {spec!r}: {factory_name} must be callable as {factory_name}(input_width, num_classes)") from None
+    except ValueError:  # no signature to read (a builtin): let the call decide
+        pass
     model = factory(width, num_classes)
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"--model {spec!r}: returned {type(model).__name__}, not a torch.nn.Module")

@@ -6,6 +6,9 @@ input within the threat are (Scholten et al., NeurIPS 2023, Theorem 1; tight):
 
     p̲ = (1 − Δ) · L((p_A − Δ) / (1 − Δ))       if p_A > Δ, else 0
     p̄ = (1 − Δ) · U(min(1, p_B / (1 − Δ))) + Δ
+
+Both are computed soundly in float64 (SPEC.md §8) from s = 1 − Δ (the selection's lower bound on P(C ⊆ S); p̲
+grows and p̄ falls with s) and the complements 1 − p_A, 1 − q, never from Δ itself, so nothing near 1 is cancelled.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config_files import build_dataclass, read_yaml
+from ..rounding import down, one_minus, up
 from ..threat import Threat
 from .noise import NOISES, Noise
 from .selection import SELECTIONS, All, Selection
@@ -35,24 +39,33 @@ class Smoothing:
             raise ValueError(f"indicator={self.indicator!r}: must be true or false")
 
     def delta(self, r):
-        """Δ(r) = 1 − P(all r changed rows are selected), worst case over which rows change."""
+        """Δ(r) = 1 − P(all r changed rows are selected), worst case over which rows change (an upper bound)."""
         return self.selection.delta(r)
 
     def resolve(self, threat: Threat) -> tuple[Threat, float]:
-        """The threat as far as the adversary can spend it (``Threat.effective``) and its Δ; checks it fits the noise."""
+        """The threat as far as the adversary can spend it (``Threat.effective``) and a lower bound on its
+        s = 1 − Δ = P(C ⊆ S); checks that the threat fits the noise."""
         self.noise.check_threat(threat)
         threat = threat.effective
-        return threat, float(self.delta(threat.rows))
+        return threat, float(self.selection.selected_all(threat.rows))
 
     def lower_bound(self, p_a, threat: Threat) -> np.ndarray:
-        """p̲_{X̃,A}: least probability of class A under any X̃ within ``threat``, given p_{X,A} >= ``p_a``."""
-        threat, delta = self.resolve(threat)
-        return theorem1_lower(_probabilities("p_a", p_a), delta, lambda q: self.noise.lower(q, threat))
+        """p̲_{X̃,A}: least probability of class A under any X̃ within ``threat``, given p_{X,A} >= ``p_a``
+        (rounded down: never above the exact value)."""
+        threat, selected = self.resolve(threat)
+        p_a = _probabilities("p_a", p_a)
+        if threat.rows == 0:  # nothing can change: exactly p_A
+            return p_a.copy()
+        return theorem1_lower(p_a, selected, lambda q, c: self.noise.lower(q, threat, c))
 
     def upper_bound(self, p_b, threat: Threat) -> np.ndarray:
-        """p̄_{X̃,B}: greatest probability of class B under any X̃ within ``threat``, given p_{X,B} <= ``p_b``."""
-        threat, delta = self.resolve(threat)
-        return theorem1_upper(_probabilities("p_b", p_b), delta, lambda q: self.noise.upper(q, threat))
+        """p̄_{X̃,B}: greatest probability of class B under any X̃ within ``threat``, given p_{X,B} <= ``p_b``
+        (rounded up: never below the exact value)."""
+        threat, selected = self.resolve(threat)
+        p_b = _probabilities("p_b", p_b)
+        if threat.rows == 0:  # nothing can change: exactly p_B
+            return p_b.copy()
+        return theorem1_upper(p_b, selected, lambda q, c: self.noise.upper(q, threat, c))
 
     def sampler(self, x):
         """A :class:`~hiersmooth.smoothing.sampler.Sampler` for input ``x``: checks and indexes ``x`` once."""
@@ -84,7 +97,7 @@ class Smoothing:
         mask = self.selection.sample_mask(batch, entities, generator, xs.device)
         samples = self.noise.prepare(rows, False)(mask.reshape(1, -1), self.indicator, generator, token)
         if xs.dim() == 4:
-            return samples.view(batch, xs.shape[2], xs.shape[3], samples.shape[-1]).permute(0, 3, 1, 2)
+            return samples.view(batch, xs.shape[2], xs.shape[3], samples.shape[-1]).permute(0, 3, 1, 2).contiguous()  # NCHW
         return samples.view(batch, entities, samples.shape[-1])
 
     def to_config(self) -> dict:
@@ -92,21 +105,45 @@ class Smoothing:
         return {"selection": _as_config(self.selection, SELECTIONS), "noise": _as_config(self.noise, NOISES), "indicator": self.indicator}
 
 
-def theorem1_lower(p_a, delta, lower) -> np.ndarray:
-    """(1 − Δ) · L((p_A − Δ)/(1 − Δ)) where p_A > Δ, else 0; broadcasts over p_a and delta (Theorem 1)."""
-    p_a, delta = np.asarray(p_a, dtype=float), np.asarray(delta, dtype=float)
-    reachable = p_a > delta
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(reachable, np.minimum((p_a - delta) / (1 - delta), 1.0), 0.0)
-    return np.where(reachable, (1 - delta) * lower(q), 0.0)
+def theorem1_lower(p_a, selected, lower) -> np.ndarray:
+    """p̲ = s · L((p_A − Δ)/s) where p_A > Δ = 1 − s, else 0 (Theorem 1), rounded down; broadcasts.
+
+    ``selected`` is a lower bound on s = P(C ⊆ S); ``lower(q, complement)`` a lower bound on L at an argument
+    q* >= q with 1 − q* <= complement. With c = 1 − p_A (exact for p_A >= 1/2), q = (s − c)/s and 1 − q = c/s
+    are each computed from c and s alone and rounded outward.
+    """
+    s = np.asarray(selected, dtype=float)
+    reachable, q, complement = theorem1_argument(p_a, s)
+    return np.where(reachable, np.clip(down(s * lower(q, complement)), 0.0, 1.0), 0.0)
 
 
-def theorem1_upper(p_b, delta, upper) -> np.ndarray:
-    """(1 − Δ) · U(min(1, p_B/(1 − Δ))) + Δ, capped at 1; broadcasts over p_b and delta (Theorem 1)."""
-    p_b, delta = np.asarray(p_b, dtype=float), np.asarray(delta, dtype=float)
+def theorem1_argument(p_a, selected) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p_A > Δ, a lower bound on q = (p_A − Δ)/s, an upper bound on 1 − q = (1 − p_A)/s) for s >= ``selected``.
+
+    Both bounds hold for the exact s as well: q grows and 1 − q falls with s. Where p_A <= Δ, q = 0 and 1 − q = 1.
+    """
+    p_a, s = np.broadcast_arrays(np.asarray(p_a, dtype=float), np.asarray(selected, dtype=float))
+    c = one_minus(p_a, "up")
+    reachable = c < s
     with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(delta < 1, np.minimum(p_b / (1 - delta), 1.0), 1.0)
-    return np.minimum((1 - delta) * upper(q) + delta, 1.0)
+        q = np.where(s == 1.0, p_a, np.maximum(down(down(s - c) / s), 0.0))
+        complement = np.where((s == 1.0) | (c == 0), c, np.minimum(up(c / s), 1.0))  # 0/s is exact
+    return reachable, np.where(reachable, q, 0.0), np.where(reachable, complement, 1.0)
+
+
+def theorem1_upper(p_b, selected, upper) -> np.ndarray:
+    """p̄ = s · U(min(1, p_B/s)) + (1 − s) (Theorem 1, Δ = 1 − s), rounded up and capped at 1; broadcasts.
+
+    ``selected`` is a lower bound on s (p̄ falls as s grows); ``upper(q, complement)`` an upper bound on U at an
+    argument q* <= q with 1 − q* >= complement.
+    """
+    p_b, s = np.broadcast_arrays(np.asarray(p_b, dtype=float), np.asarray(selected, dtype=float))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where((s == 1.0) | (p_b == 0), p_b, np.minimum(up(p_b / s), 1.0))  # 0/s is exact
+        complement = np.where(s == 1.0, one_minus(p_b, "down"), np.maximum(down(down(s - p_b) / s), 0.0))
+    q, complement = np.where(s > 0, q, 1.0), np.where(s > 0, complement, 0.0)
+    delta = one_minus(s, "up")
+    return np.clip(up(up(s * upper(q, complement)) + delta), 0.0, 1.0)
 
 
 def _probabilities(name: str, value) -> np.ndarray:
@@ -128,7 +165,7 @@ def _build(section: str, config, registry: dict):
         raise ValueError(f"{section}={config!r}: must be a mapping with a 'kind'")
     options = dict(config)
     kind = options.pop("kind", None)
-    if kind not in registry:
+    if not isinstance(kind, str) or kind not in registry:
         raise ValueError(f"{section}.kind={kind!r}: must be one of {', '.join(registry)}")
     return build_dataclass(section, registry[kind], options, kind)
 

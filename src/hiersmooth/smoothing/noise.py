@@ -7,6 +7,11 @@ whose probability under the clean input is q, for a change confined to the selec
 - ``Sparse(p_plus, p_minus)``, change (ra, rd): discrete Neyman–Pearson over regions (Bojchevski et al., 2020);
 - ``Ablation()``: an ablated row carries no information, L(q) = U(q) = q.
 
+Both bounds are sound in float64 (SPEC.md §8): ``lower(q, threat, complement)`` returns a float at or below
+L(q*) for every q* >= ``q`` with 1 − q* <= ``complement``, and ``upper(q, threat, complement)`` a float at or above
+U(q*) for every q* <= ``q`` with 1 − q* >= ``complement``. The complement (1 − q computed without cancellation by
+the caller, Theorem 1) keeps q within 1e-15 of 1 accurate; when it is not given it is 1 − q rounded outward.
+
 Each noise also samples: ``prepare(rows, sparse)`` checks an input given as N rows of D values once and returns
 ``draw(mask, indicator, generator, token)``, which turns a selection mask (n, N) into n noisy copies
 (n, N, D' [+1]) — or, for sparse binary input, one (n·N, D' [+1]) sparse CSR matrix (the disjoint union).
@@ -19,10 +24,11 @@ from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 from ..certify.regions import Regions, sparse_regions
+from ..rounding import down, one_minus, up
 from ..threat import Threat
+from .normal import cdf_down, cdf_up, probit_down, probit_up
 
 
 _SMALLEST_FLIP = 1e-300
@@ -32,6 +38,14 @@ def _number(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
         raise ValueError(f"{name}={value!r}: must be a finite number")
     return float(value)
+
+
+def _complement(q, complement, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """(q, a bound on 1 − q): the given complement, or 1 − q rounded ``direction``."""
+    q = np.asarray(q, dtype=float)
+    if complement is None:
+        return q, one_minus(q, direction)
+    return np.broadcast_arrays(q, np.asarray(complement, dtype=float))
 
 
 def _require_threat(noise: str, threat: Threat, kinds: tuple[str, ...], example: str) -> None:
@@ -56,13 +70,23 @@ class Gaussian:
     def check_threat(self, threat: Threat) -> None:
         _require_threat("gaussian", threat, ("l2",), "Threat(rows=r, l2=eps)")
 
-    def lower(self, q, threat: Threat):
+    def lower(self, q, threat: Threat, complement=None):
+        """L(q) = Φ(Φ⁻¹(q) − ε/σ), rounded down."""
         self.check_threat(threat)
-        return ndtr(ndtri(q) - threat.l2 / self.sigma)
+        return self.lower_at(*_complement(q, complement, "up"), threat.l2)
 
-    def upper(self, q, threat: Threat):
+    def upper(self, q, threat: Threat, complement=None):
+        """U(q) = Φ(Φ⁻¹(q) + ε/σ), rounded up."""
         self.check_threat(threat)
-        return ndtr(ndtri(q) + threat.l2 / self.sigma)
+        return self.upper_at(*_complement(q, complement, "down"), threat.l2)
+
+    def lower_at(self, q, complement, eps) -> np.ndarray:
+        """L at ℓ2 budgets ``eps`` (broadcast against q), rounded down."""
+        return cdf_down(down(probit_down(q, complement) - up(np.asarray(eps) / self.sigma)))
+
+    def upper_at(self, q, complement, eps) -> np.ndarray:
+        """U at ℓ2 budgets ``eps`` (broadcast against q), rounded up."""
+        return cdf_up(up(probit_up(q, complement) + up(np.asarray(eps) / self.sigma)))
 
     def prepare(self, rows, sparse: bool):
         """w_i = x_i + σ·ε_i, ε_i ~ N(0, I), on the selected rows; x stays in its own (e.g. [0, 1] pixel) space."""
@@ -109,11 +133,13 @@ class Sparse:
         self.check_threat(threat)
         return sparse_regions(threat.added, threat.deleted, self.p_plus, self.p_minus)
 
-    def lower(self, q, threat: Threat):
-        return self.regions(threat).lower(q)
+    def lower(self, q, threat: Threat, complement=None):
+        """L(q) over the threat's likelihood-ratio regions, rounded down."""
+        return self.regions(threat).lower(*_complement(q, complement, "up"))
 
-    def upper(self, q, threat: Threat):
-        return self.regions(threat).upper(q)
+    def upper(self, q, threat: Threat, complement=None):
+        """U(q) over the threat's likelihood-ratio regions, rounded up."""
+        return self.regions(threat).upper(*_complement(q, complement, "down"))
 
     def prepare(self, rows, sparse: bool):
         """Flip the bits of the selected rows, 0→1 with p₊ and 1→0 with p₋, by sparse draws (``bit_flips``)."""
@@ -148,13 +174,17 @@ class Ablation:
     def check_threat(self, threat: Threat) -> None:
         _require_threat("ablation", threat, ("rows", "l2", "bits"), "Threat(rows=r)")
 
-    def lower(self, q, threat: Threat):
+    def lower(self, q, threat: Threat, complement=None):
+        """L(q) = q: the larger of q and 1 − complement, rounded down."""
         self.check_threat(threat)
-        return np.asarray(q, dtype=float)
+        q, complement = _complement(q, complement, "up")
+        return np.maximum(q, one_minus(complement, "down"))
 
-    def upper(self, q, threat: Threat):
+    def upper(self, q, threat: Threat, complement=None):
+        """U(q) = q: the smaller of q and 1 − complement, rounded up."""
         self.check_threat(threat)
-        return np.asarray(q, dtype=float)
+        q, complement = _complement(q, complement, "down")
+        return np.minimum(q, one_minus(complement, "up"))
 
     def prepare(self, rows, sparse: bool):
         """Replace the selected rows by the token (or zero both halves of the Levine–Feizi encoding)."""

@@ -3,7 +3,7 @@
 An input is one of
 - an image, a dense (C, H, W) tensor: entities are the H·W pixels, a selected pixel gets noise on all C
   channels; samples are (n, C' [+1], H, W) with τ as the last channel (C' = C, or 2C for the Levine–Feizi
-  encoding). They are stored channels-last (a permuted view), which convolutions accept as is;
+  encoding). They are contiguous NCHW tensors, so a model may ``view`` or ``reshape`` them freely;
 - a feature matrix, a dense (N, D) tensor: entities are rows; samples are (n, N, D' [+1]) with τ as the last
   column;
 - a sparse (N, D) binary feature matrix (``torch.sparse_coo`` or ``torch.sparse_csr``): samples are one
@@ -53,7 +53,8 @@ class Sampler:
         mask = self.smoothing.selection.sample_mask(n, self.entities, generator, self.device)
         samples = self._draw(mask, self.smoothing.indicator, generator, token)
         if self.image_shape is not None:
-            samples = samples.view(n, *self.image_shape, samples.shape[-1]).permute(0, 3, 1, 2)
+            # contiguous NCHW, the layout a model may ``view``: one copy, small next to the forward pass
+            samples = samples.view(n, *self.image_shape, samples.shape[-1]).permute(0, 3, 1, 2).contiguous()
         return samples
 
     def bytes_per_sample(self) -> int:
