@@ -155,7 +155,7 @@ def load_votes(path) -> Votes:
             arrays = read_npz_arrays(data, _KEYS, str(path))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such votes file") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError) as error:  # zipfile: unsupported features
         raise ValueError(f"{path}: not a readable .npz file ({error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):

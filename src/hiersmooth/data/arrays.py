@@ -93,7 +93,7 @@ def load_arrays(path) -> ImageSet | Graph:
             arrays = read_npz_arrays(data, data.files, f"--data {path}")
     except FileNotFoundError:
         raise ValueError(f"--data {path}: no such file") from None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, AttributeError) as error:
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError, AttributeError) as error:
         raise ValueError(f"--data {path}: not a readable .npz archive ({error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):
