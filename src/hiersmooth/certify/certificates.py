@@ -23,15 +23,15 @@ import numpy as np
 
 from ..defaults import DEFAULT_ALPHA
 from ..rounding import down, one_minus, up
-from ..smoothing.hierarchical import Smoothing, theorem1_argument, theorem1_lower, theorem1_upper
-from ..smoothing.normal import probit_down, probit_up
+from ..smoothing.hierarchical import Smoothing, theorem1_argument, theorem1_lower, theorem1_upper, theorem1_upper_argument
+from ..smoothing.normal import cdf_down, cdf_up, probit_down, probit_up
 from ..smoothing.noise import Ablation, Gaussian, Sparse
 from ..threat import Threat
 from .bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
 from .votes import Votes
 
 RUNNER_UP_CHOICES = ("sound", "selection")
-_BISECTION_STEPS = 1100  # enough to reach adjacent doubles anywhere in the bracket
+_BISECTION_STEPS = 64  # halvings of the bracket's bit patterns: enough to reach adjacent doubles
 _BRACKET_DOUBLINGS = 64  # the margin at ε is below 2Φ(−ε/σ) − Δ/s: it fails long before σ·2⁶⁴
 
 
@@ -181,12 +181,16 @@ def _multiclass_radius(certificate: Certificate, selected: np.ndarray) -> np.nda
     noise = certificate.smoothing.noise
     p_a, p_b, s = np.broadcast_arrays(certificate.p_lower[:, None], certificate.p_upper[:, None], selected)
 
+    # Φ⁻¹ of Theorem 1's arguments does not depend on ε: computed once, only Φ is evaluated per step.
+    z_a = probit_down(*theorem1_argument(p_a, s)[1:])
+    z_b = probit_up(*theorem1_upper_argument(p_b, s))
+
     def certified(eps, where):
         out = np.zeros(p_a.shape, dtype=bool)
         if where.any():
-            shift = eps[where]
-            lower = theorem1_lower(p_a[where], s[where], lambda q, c: noise.lower_at(q, c, shift))
-            upper = theorem1_upper(p_b[where], s[where], lambda q, c: noise.upper_at(q, c, shift))
+            shift = up(eps[where] / noise.sigma)
+            lower = theorem1_lower(p_a[where], s[where], lambda q, c: cdf_down(down(z_a[where] - shift)))
+            upper = theorem1_upper(p_b[where], s[where], lambda q, c: cdf_up(up(z_b[where] + shift)))
             out[where] = lower > upper
         return out
 
@@ -198,11 +202,14 @@ def _multiclass_radius(certificate: Certificate, selected: np.ndarray) -> np.nda
         if not still.any():
             break
         low, high = np.where(still, high, low), np.where(still, 2 * high, high)
+    # Bisection on the bit patterns: non-negative doubles are ordered as their int64 patterns, so at most 64
+    # halvings reach adjacent doubles anywhere in the bracket.
     for _ in range(_BISECTION_STEPS):
-        middle = (low + high) / 2
-        moving = solve & (middle > low) & (middle < high)
+        low_bits, high_bits = low.view(np.int64), high.view(np.int64)
+        moving = solve & (high_bits - low_bits > 1)
         if not moving.any():
             break
+        middle = (low_bits + (high_bits - low_bits) // 2).view(np.float64)
         above = certified(middle, moving)
         low = np.where(moving & above, middle, low)
         high = np.where(moving & ~above, middle, high)

@@ -95,16 +95,24 @@ class Regions:
         1 − q* <= ``complement`` (default 1 − q rounded up)."""
         q = np.asarray(q, dtype=float)
         complement = one_minus(q, "up") if complement is None else np.minimum(complement, one_minus(q, "up"))
-        from_top = one_minus(self._upper_small(np.minimum(complement, 0.5)), "down")
-        return np.clip(np.where(q <= 0.5, self._lower_small(np.minimum(q, 0.5)), from_top), 0.0, 1.0)
+        return _by_half(q, complement, self._lower_small, lambda c: one_minus(self._upper_small(c), "down"))
 
     def upper(self, q, complement=None) -> np.ndarray:
         """Upper bound on U(q*) = max over classifiers h with E_X[h] = q* of E_X̃[h], for every q* <= ``q`` with
         1 − q* >= ``complement`` (default 1 − q rounded down)."""
         q = np.asarray(q, dtype=float)
         complement = one_minus(q, "down") if complement is None else np.maximum(complement, one_minus(q, "down"))
-        from_top = one_minus(self._lower_small(np.minimum(complement, 0.5)), "up")
-        return np.clip(np.where(q <= 0.5, self._upper_small(np.minimum(q, 0.5)), from_top), 0.0, 1.0)
+        return _by_half(q, complement, self._upper_small, lambda c: one_minus(self._lower_small(np.minimum(c, 0.5)), "up"))
+
+
+def _by_half(q: np.ndarray, complement: np.ndarray, below, above) -> np.ndarray:
+    """``below(q)`` where q <= 1/2, ``above(complement)`` elsewhere, each evaluated only where it is used."""
+    q, complement = np.broadcast_arrays(q, complement)
+    small = q <= 0.5
+    out = np.empty(q.shape)
+    out[small] = below(q[small])
+    out[~small] = above(complement[~small])
+    return np.clip(out, 0.0, 1.0)
 
 
 @lru_cache(maxsize=65536)

@@ -137,13 +137,18 @@ def theorem1_upper(p_b, selected, upper) -> np.ndarray:
     ``selected`` is a lower bound on s (p̄ falls as s grows); ``upper(q, complement)`` an upper bound on U at an
     argument q* <= q with 1 − q* >= complement.
     """
+    s = np.asarray(selected, dtype=float)
+    q, complement = theorem1_upper_argument(p_b, s)
+    return np.clip(up(up(s * upper(q, complement)) + one_minus(s, "up")), 0.0, 1.0)
+
+
+def theorem1_upper_argument(p_b, selected) -> tuple[np.ndarray, np.ndarray]:
+    """(an upper bound on q = min(1, p_B/s), a lower bound on 1 − q) for s >= ``selected``; q = 1 where s = 0."""
     p_b, s = np.broadcast_arrays(np.asarray(p_b, dtype=float), np.asarray(selected, dtype=float))
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.where((s == 1.0) | (p_b == 0), p_b, np.minimum(up(p_b / s), 1.0))  # 0/s is exact
         complement = np.where(s == 1.0, one_minus(p_b, "down"), np.maximum(down(down(s - p_b) / s), 0.0))
-    q, complement = np.where(s > 0, q, 1.0), np.where(s > 0, complement, 0.0)
-    delta = one_minus(s, "up")
-    return np.clip(up(up(s * upper(q, complement)) + delta), 0.0, 1.0)
+    return np.where(s > 0, q, 1.0), np.where(s > 0, complement, 0.0)
 
 
 def _probabilities(name: str, value) -> np.ndarray:
