@@ -335,3 +335,22 @@ def test_every_command_refuses_bad_options_in_one_line(files, capsys, argv):
     before = {p: p.read_bytes() for p in (votes, smoothing)}
     _one_line_error(capsys, [a.format(**values) for a in argv])
     assert {p: p.read_bytes() for p in (votes, smoothing)} == before
+
+
+def test_huge_r_in_a_sparse_grid_is_neither_allocated_nor_different_from_its_effective_r(tmp_path):
+    """r = 10¹² with ra + rd = 2 bits can change only 2 rows: the same certificates as r = 2, without an O(r) array."""
+    import csv
+
+    from hiersmooth.cli import main
+    from hiersmooth.shared_data import shared_dir
+
+    votes = shared_dir() / "reference" / "cora_ml_gat_hierarchical_sparse_votes.npz"
+    smoothing = Path(__file__).resolve().parents[1] / "configs" / "smoothing" / "cora_ml_hierarchical_sparse.yaml"
+    rows = {}
+    for r in ("1000000000000", "2"):
+        out = tmp_path / f"r{r}.csv"
+        assert main(["certify-votes", str(votes), "--smoothing", str(smoothing), "--out", str(out),
+                     "--rows", r, "--added", "1", "--deleted", "1"]) == 0
+        with open(out) as file:
+            rows[r] = [(row["certificate"], row["certified_accuracy"]) for row in csv.DictReader(file)]
+    assert rows["1000000000000"] == rows["2"] and len(rows["2"]) == 2

@@ -17,7 +17,7 @@ A point whose bound fails already for the empty threat abstains. Beyond the exac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Certificate:
     smoothing: Smoothing
     p_lower: np.ndarray
     p_upper: np.ndarray | None = None
+    _bits: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # certified_bits by axes
 
     @property
     def abstain(self) -> np.ndarray:
@@ -107,8 +108,17 @@ class Certificate:
         (rows, row_of), (added, added_of), (deleted, deleted_of) = (
             np.unique(np.asarray(axis, dtype=np.int64), return_inverse=True) for axis in (rows, added, deleted)
         )
+        key = (rows.tobytes(), added.tobytes(), deleted.tobytes())
+        if key not in self._bits:  # the table and the per-point files ask for the same grid
+            self._bits[key] = self._certified_bits(rows, added, deleted)
+        return self._bits[key][:, row_of][:, :, added_of][:, :, :, deleted_of]
+
+    def _certified_bits(self, rows: np.ndarray, added: np.ndarray, deleted: np.ndarray) -> np.ndarray:
+        """``certified_bits`` on sorted distinct axes."""
         grid = np.zeros((len(self.p_lower), len(rows), len(added), len(deleted)), dtype=bool)
-        selected_of_rows = np.asarray(self.smoothing.selection.selected_all(np.arange(rows[-1] + 1)), dtype=float)
+        # at most ra + rd rows can change: s = P(C ⊆ S) is needed up to that many rows only, however large r
+        most = int(min(rows[-1], added[-1] + deleted[-1]))
+        selected_of_rows = np.asarray(self.smoothing.selection.selected_all(np.arange(most + 1)), dtype=float)
         for i, ra in enumerate(added):
             for j, rd in enumerate(deleted):
                 active = np.ones(len(self.p_lower), dtype=bool)
@@ -127,7 +137,8 @@ class Certificate:
                     threat = Threat(rows=int(rows[-1]), added=int(ra), deleted=int(rd))
                     selected = selected_of_rows[changeable[moved]][:, None]
                     grid[np.ix_(active, moved, [i], [j])] = self._decide(selected, threat, active).T[:, :, None, None]
-        return grid[:, row_of][:, :, added_of][:, :, :, deleted_of]
+        grid.setflags(write=False)
+        return grid
 
     def largest_rows(self) -> np.ndarray:
         """Largest r such that the point is certified against any change to r rows (``Threat(rows=r)``).
@@ -164,7 +175,9 @@ class Certificate:
             radius = self.largest_l2(rows)
             return radius[:, column] > np.array([t.l2 for t in threats])[None, :]
         if isinstance(noise, Sparse):
-            coordinates = (r_eff, np.array([t.added for t in threats]), np.array([t.deleted for t in threats]))
+            # rows as given (certified_bits takes min(r, ra + rd) itself): the same axes as the per-point grid
+            rows = np.array([min(t.rows, 2**62) for t in threats], dtype=np.int64)
+            coordinates = (rows, np.array([t.added for t in threats]), np.array([t.deleted for t in threats]))
             axes = [np.unique(values) for values in coordinates]
             grid = self.certified_bits(*axes)
             return grid[(slice(None), *(np.searchsorted(axis, values) for axis, values in zip(axes, coordinates)))]
