@@ -20,7 +20,7 @@ from hiersmooth.cli import main
 from hiersmooth.shared_data import shared_dir
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 GAUSSIAN = "selection: {kind: bernoulli, p: 0.8}\nnoise: {kind: gaussian, sigma: 0.25}\nindicator: true\n"
 
 
@@ -161,7 +161,7 @@ def test_mutated_certify_votes_arguments(workspace, capsys, extra):
     _call(capsys, argv, [votes, smoothing])
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(extra=st.lists(st.sampled_from(["--n", "--n0", "--batch-size", "--seed", "--num-classes", "--device", "--block-size",
                                        "0", "-3", "10**12", "1000000000000", "99999999999999999999", "cuda", "bogus", "nan",
                                        "--rows", "0-100000", "--eps", "0:1:1e-9"]), min_size=1, max_size=4))

@@ -183,7 +183,7 @@ def test_modest_aliases_and_every_shipped_config_still_load(tmp_path):
 
 @pytest.mark.parametrize("noise, message", [
     ("{kind: [gaussian], sigma: 0.25}", r"noise.kind=\['gaussian'\]: must be one of"),
-    ("{kind: gaussian, 1: 2}", "noise: option names must be strings, got 1"),
+    ("{kind: gaussian, 1: 2}", "option names must be text, found 1"),
 ])
 def test_unhashable_kinds_and_odd_keys_are_one_line_errors(tmp_path, capsys, noise, message):
     path = tmp_path / "smoothing.yaml"
@@ -354,3 +354,25 @@ def test_huge_r_in_a_sparse_grid_is_neither_allocated_nor_different_from_its_eff
         with open(out) as file:
             rows[r] = [(row["certificate"], row["certified_accuracy"]) for row in csv.DictReader(file)]
     assert rows["1000000000000"] == rows["2"] and len(rows["2"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["smoothing", "train", "experiment"])
+def test_option_names_that_are_not_text_get_one_line(tmp_path, capsys, kind):
+    """``null:`` or ``3:`` as a key (found by the fuzz suite) is refused by the YAML reader, not a TypeError."""
+    from hiersmooth.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    source = {"smoothing": repo / "configs/smoothing/cora_ml_sparse.yaml", "train": repo / "configs/train/digits_hierarchical.yaml",
+              "experiment": repo / "experiments/digits.yaml"}[kind]
+    config = tmp_path / "config.yaml"
+    config.write_text(source.read_text() + "\nnull: 3\n")
+    argv = {"smoothing": ["certify-votes", str(config), "--smoothing", str(config), "--out", str(tmp_path / "o.csv")],
+            "train": ["train", str(config), "--out", str(tmp_path / "t")],
+            "experiment": ["run", str(config), "--dry-run", "--out", str(tmp_path / "r")]}[kind]
+    if kind == "smoothing":
+        from hiersmooth.shared_data import shared_dir
+
+        argv[1] = str(shared_dir() / "reference" / "cora_ml_gat_hierarchical_sparse_votes.npz")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "option names must be text, found None" in err[0], err

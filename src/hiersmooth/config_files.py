@@ -53,6 +53,14 @@ class _BoundedLoader(yaml.SafeLoader):
             self._sizes[id(node)] = 1 + sum(self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value)
         return node
 
+    def construct_mapping(self, node, deep=False):
+        """A mapping whose keys are all text: a config's option names (``null:`` or ``3:`` is refused)."""
+        mapping = super().construct_mapping(node, deep)
+        for key in mapping:
+            if not isinstance(key, str):
+                raise _Refused(f"option names must be text, found {key!r} near line {node.start_mark.line + 1}")
+        return mapping
+
     def construct_yaml_int(self, node):
         value = super().construct_yaml_int(node)
         if not _INT64[0] <= value <= _INT64[1]:

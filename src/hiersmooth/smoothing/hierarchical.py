@@ -192,7 +192,7 @@ def from_config(config) -> Smoothing:
         config = config["smoothing"]
     if not isinstance(config, dict):
         raise ValueError(f"smoothing config: must be a mapping with selection and noise, got {type(config).__name__}")
-    unknown = sorted(set(config) - {"selection", "noise", "indicator"})
+    unknown = sorted(repr(key) if not isinstance(key, str) else key for key in set(config) - {"selection", "noise", "indicator"})
     if unknown:
         raise ValueError(f"smoothing config: unknown key {', '.join(unknown)} (allowed: selection, noise, indicator)")
     if "noise" not in config:
