@@ -32,16 +32,6 @@ def up(x, rel: float = 0.0) -> np.ndarray:
     return np.where(np.isfinite(x), stepped, x)
 
 
-def probability_down(x, rel: float = 0.0) -> np.ndarray:
-    """``down`` clipped to [0, 1]: a sound lower bound on a probability."""
-    return np.clip(down(x, rel), 0.0, 1.0)
-
-
-def probability_up(x, rel: float = 0.0) -> np.ndarray:
-    """``up`` clipped to [0, 1]: a sound upper bound on a probability."""
-    return np.clip(up(x, rel), 0.0, 1.0)
-
-
 def integers_as_floats(values, direction: str) -> np.ndarray:
     """Non-negative integers (any size) as floats rounded ``"down"`` or ``"up"``: exact below 2⁵³, one ulp
     outward above (float conversion errs by at most half an ulp)."""

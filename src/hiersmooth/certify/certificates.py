@@ -24,7 +24,7 @@ import numpy as np
 from ..defaults import DEFAULT_ALPHA
 from ..rounding import down, one_minus, up
 from ..smoothing.hierarchical import Smoothing, theorem1_argument, theorem1_lower, theorem1_upper, theorem1_upper_argument
-from ..smoothing.normal import cdf_down, cdf_up, probit_down, probit_up
+from ..smoothing.normal import probit_down, probit_up
 from ..smoothing.noise import Ablation, Gaussian, Sparse
 from ..threat import Threat
 from .bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
@@ -201,9 +201,8 @@ def _multiclass_radius(certificate: Certificate, selected: np.ndarray) -> np.nda
     def certified(eps, where):
         out = np.zeros(p_a.shape, dtype=bool)
         if where.any():
-            shift = up(eps[where] / noise.sigma)
-            lower = theorem1_lower(p_a[where], s[where], lambda q, c: cdf_down(down(z_a[where] - shift)))
-            upper = theorem1_upper(p_b[where], s[where], lambda q, c: cdf_up(up(z_b[where] + shift)))
+            lower = theorem1_lower(p_a[where], s[where], lambda q, c: noise.lower_from_probit(z_a[where], eps[where]))
+            upper = theorem1_upper(p_b[where], s[where], lambda q, c: noise.upper_from_probit(z_b[where], eps[where]))
             out[where] = lower > upper
         return out
 

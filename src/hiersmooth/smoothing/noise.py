@@ -73,20 +73,20 @@ class Gaussian:
     def lower(self, q, threat: Threat, complement=None):
         """L(q) = Φ(Φ⁻¹(q) − ε/σ), rounded down."""
         self.check_threat(threat)
-        return self.lower_at(*_complement(q, complement, "up"), threat.l2)
+        return self.lower_from_probit(probit_down(*_complement(q, complement, "up")), threat.l2)
 
     def upper(self, q, threat: Threat, complement=None):
         """U(q) = Φ(Φ⁻¹(q) + ε/σ), rounded up."""
         self.check_threat(threat)
-        return self.upper_at(*_complement(q, complement, "down"), threat.l2)
+        return self.upper_from_probit(probit_up(*_complement(q, complement, "down")), threat.l2)
 
-    def lower_at(self, q, complement, eps) -> np.ndarray:
-        """L at ℓ2 budgets ``eps`` (broadcast against q), rounded down."""
-        return cdf_down(down(probit_down(q, complement) - up(np.asarray(eps) / self.sigma)))
+    def lower_from_probit(self, z, eps) -> np.ndarray:
+        """Φ(z − ε/σ) rounded down, for z a lower bound on Φ⁻¹(q) and ℓ2 budgets ``eps`` (broadcast against z)."""
+        return cdf_down(down(z - up(np.asarray(eps) / self.sigma)))
 
-    def upper_at(self, q, complement, eps) -> np.ndarray:
-        """U at ℓ2 budgets ``eps`` (broadcast against q), rounded up."""
-        return cdf_up(up(probit_up(q, complement) + up(np.asarray(eps) / self.sigma)))
+    def upper_from_probit(self, z, eps) -> np.ndarray:
+        """Φ(z + ε/σ) rounded up, for z an upper bound on Φ⁻¹(q) and ℓ2 budgets ``eps`` (broadcast against z)."""
+        return cdf_up(up(z + up(np.asarray(eps) / self.sigma)))
 
     def prepare(self, rows, sparse: bool):
         """w_i = x_i + σ·ε_i, ε_i ~ N(0, I), on the selected rows; x stays in its own (e.g. [0, 1] pixel) space."""

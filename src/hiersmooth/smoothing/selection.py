@@ -20,7 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from ..rounding import ULP, down, integers_as_floats, probability_up
+from ..rounding import ULP, down, integers_as_floats, one_minus
 
 _DIRECT_PRODUCT = 2**20  # subset: r up to this many factors multiplied directly, larger r through log-gamma
 _MAX_ENTITIES = 2**53  # row counts stay exact as floats
@@ -53,8 +53,8 @@ def _capped(rows: np.ndarray, cap: int) -> np.ndarray:
 
 
 def _delta_from(selected: np.ndarray) -> np.ndarray:
-    """Sound upper bound on Δ = 1 − P(C ⊆ S) from a sound lower bound on P(C ⊆ S); exact where the latter is 1."""
-    return np.where(selected == 1.0, 0.0, probability_up(1.0 - selected))
+    """Sound upper bound on Δ = 1 − P(C ⊆ S) from a sound lower bound on P(C ⊆ S); exact where 1 − P is a float."""
+    return one_minus(selected, "up")
 
 
 def _probability(name: str, value) -> float:
