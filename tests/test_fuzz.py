@@ -7,6 +7,7 @@ subprocess with a timeout, so a hang fails the test instead of stalling it.
 """
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -76,6 +77,15 @@ def workspace(tmp_path_factory):
     votes = folder / "votes.npz"
     np.savez(votes, pre_votes=pre, votes=pre * 10, labels=np.array([0, 1, 2]))
     return folder, smoothing, votes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def inside_workspace(workspace):
+    """A mutated argument list may name a relative ``--out`` (``,``): it must land in the workspace, never the checkout."""
+    old = Path.cwd()
+    os.chdir(workspace[0])
+    yield
+    os.chdir(old)
 
 
 def test_the_fuzz_inputs_are_there():
@@ -174,6 +184,7 @@ def test_mutated_certify_arguments_in_a_subprocess(workspace, extra):
     argv = ["certify", "--model", "hiersmooth.models.images:SmallCNN", "--random-weights", "--num-classes", "2", "--data", images,
             "--smoothing", smoothing, "--out", folder / "certify", "--n0", "4", "--n", "8", "--no-progress", "--force", *extra]
     before = {path: _digest(path) for path in (images, smoothing)}
-    done = subprocess.run([sys.executable, "-m", "hiersmooth", *map(str, argv)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "hiersmooth", *map(str, argv)], capture_output=True, text=True, timeout=120,
+                          cwd=folder)
     _check_outcome(done.returncode, done.stderr)
     assert {path: _digest(path) for path in (images, smoothing)} == before
