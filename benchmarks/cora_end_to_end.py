@@ -49,7 +49,7 @@ def certify(name: str, n0: int, n: int, batch_size: int) -> tuple[float, float]:
     start = time.perf_counter()
     result = classifier.certify(features, n0, n, ALPHA, batch_size, label=labels, edge_index=edge_index)
     wall = time.perf_counter() - start
-    assert result.votes.votes.shape == (NODES, CLASSES) and (result.votes.votes.sum(axis=1) == n).all()
+    assert result.votes.shape == (NODES, CLASSES) and (result.votes.sum(axis=1) == n).all()
     return wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
 
 

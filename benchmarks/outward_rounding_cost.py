@@ -19,7 +19,7 @@ import numpy as np
 
 import hiersmooth
 from hiersmooth import Threat
-from hiersmooth.certify.certificates import certify_votes
+from hiersmooth.certify.certification import certify_votes
 from hiersmooth.certify.votes import load_votes
 from hiersmooth.shared_data import shared_dir
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import hiersmooth
-from hiersmooth.certify.certificates import certify_votes
+from hiersmooth.certify.certification import certify_votes
 from hiersmooth.certify.votes import Votes, load_votes
 from hiersmooth.cli import main
 

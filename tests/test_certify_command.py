@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from hiersmooth.certify.votes import load_votes
-from hiersmooth.certify_run import Checkpoint, certify_dataset
+from hiersmooth.certify_run import Checkpoint, count_dataset_votes
 from hiersmooth.classifier import SmoothedClassifier
 from hiersmooth.cli import main
 from hiersmooth.data.arrays import load_arrays
@@ -49,8 +49,8 @@ def test_certify_writes_votes_that_match_the_api(image_run, capsys):
     classifier = SmoothedClassifier(model, GAUSSIAN, 3)
     for point in range(dataset.points):
         result = classifier.certify(dataset.images[point], 40, 300, 0.01, batch_size=17, point=point)
-        np.testing.assert_array_equal(votes.pre_votes[point], result.votes.pre_votes[0])
-        np.testing.assert_array_equal(votes.votes[point], result.votes.votes[0])
+        np.testing.assert_array_equal(votes.pre_votes[point], result.pre_votes[0])
+        np.testing.assert_array_equal(votes.votes[point], result.votes[0])
     np.testing.assert_array_equal(votes.labels, dataset.labels)
     sidecar = json.loads((out / "certified_accuracy.json").read_text())
     assert sidecar["seed_plan"]["seed"] == 0 and sidecar["seed_plan"]["block_size"] == 100
@@ -116,7 +116,8 @@ def test_an_interrupted_graph_run_resumes_with_identical_votes(tmp_path):
 
     def run(net, out, batch):
         checkpoint = Checkpoint(out / "progress.npz", {"test": 1}, graph.points, 1, 3)
-        return certify_dataset(SmoothedClassifier(net, SPARSE, 3, seed=9), graph, 12, 60, batch, checkpoint, 0, progress=False)
+        return count_dataset_votes(SmoothedClassifier(net, SPARSE, 3, seed=9), graph, 12, 60, batch, checkpoint, 0,
+                                   progress=False)
 
     reference = run(model, tmp_path, 8)
     (tmp_path / "resumed").mkdir()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import hiersmooth
-from hiersmooth.certify.certificates import certify_votes
+from hiersmooth.certify.certification import certify_votes
 from hiersmooth.certify.votes import load_votes
 from hiersmooth.cli import main
 from hiersmooth.shared_data import shared_dir

@@ -358,7 +358,7 @@ def test_clopper_pearson_against_mpmath():
 def test_certificates_on_reference_votes_are_at_most_exact():
     """Every certified point of the published votes is certified in exact arithmetic (Fraction Δ, mpmath bounds);
     reports the largest gap between the library's bounds and the exact ones."""
-    from hiersmooth.certify.certificates import certify_votes
+    from hiersmooth.certify.certification import certify_votes
     from hiersmooth.certify.votes import load_votes
     from hiersmooth.shared_data import shared_dir
 

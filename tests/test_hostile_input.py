@@ -12,11 +12,12 @@ import torch
 import yaml
 
 from hiersmooth import cli
-from hiersmooth.certify.certificates import certify_votes
+from hiersmooth.certify.certification import certify_votes
 from hiersmooth.certify.outputs import format_table
 from hiersmooth.certify.tables import certified_accuracy_table, threats_from_axes
 from hiersmooth.certify.votes import Votes, load_votes
-from hiersmooth.cli import main, parse_list
+from hiersmooth.cli import main
+from hiersmooth.threat import MAX_THREATS, parse_list
 from hiersmooth.config_files import MAX_YAML_BYTES, read_yaml
 from hiersmooth.data.arrays import load_arrays
 from hiersmooth.distributed import check_device
@@ -216,7 +217,7 @@ def test_parse_list_keeps_ordinary_ranges():
     assert parse_list("eps", "0:1:0.25", False) == [0.0, 0.25, 0.5, 0.75, 1.0]
     with pytest.raises(ValueError, match="more than 1000000 values"):
         parse_list("eps", "0:1:0.000001", False)  # 1000001 values: one too many
-    assert len(parse_list("rows", "0-999999", True)) == cli.MAX_THREATS
+    assert len(parse_list("rows", "0-999999", True)) == MAX_THREATS
 
 
 def test_the_product_of_the_threat_axes_is_capped(files, capsys):

@@ -29,7 +29,7 @@ from scipy.stats import beta, norm
 
 import hiersmooth
 from hiersmooth import Threat
-from hiersmooth.certify.certificates import certify_votes
+from hiersmooth.certify.certification import certify_votes
 from hiersmooth.certify.votes import load_votes
 from hiersmooth.shared_data import shared_dir
 

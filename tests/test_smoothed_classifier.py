@@ -168,8 +168,8 @@ def test_disjoint_union_equals_one_forward_pass_per_copy():
 def test_certify_constant_model_gives_the_closed_form_radius():
     n0, n, alpha, sigma, p = 50, 1000, 0.01, 0.25, 0.7
     result = SmoothedClassifier(Constant(2, 3), HIERARCHICAL_GAUSSIAN, 3).certify(torch.rand(1, 5, 5), n0, n, alpha, 128, label=2)
-    np.testing.assert_array_equal(result.votes.pre_votes, [[0, 0, n0]])
-    np.testing.assert_array_equal(result.votes.votes, [[0, 0, n]])
+    np.testing.assert_array_equal(result.pre_votes, [[0, 0, n0]])
+    np.testing.assert_array_equal(result.votes, [[0, 0, n]])
     assert result.selected.tolist() == [2] and result.correct.tolist() == [True]
     p_a = beta.ppf(alpha, n, 1)  # one-sided Clopper–Pearson lower bound with all n votes for A
     assert result.binary.p_lower[0] == pytest.approx(p_a, rel=1e-9)

@@ -15,7 +15,7 @@ import torch
 import hiersmooth as hs
 from hiersmooth import SmoothedClassifier
 from hiersmooth import classifier as classifier_module
-from hiersmooth.certify.certificates import certify_votes
+from hiersmooth.certify.certification import certify_votes
 from hiersmooth.cli import build_parser, main
 from hiersmooth.data.arrays import Graph, load_arrays
 from hiersmooth.models.graphs import GCN
@@ -50,9 +50,9 @@ def test_a_boolean_node_mask_selects_those_nodes():
     by_index = classifier.certify(x, 8, 20, batch_size=8, edge_index=edges, nodes=torch.tensor([2, 5, 7]))
     for given in (mask, mask.numpy()):
         by_mask = classifier.certify(x, 8, 20, batch_size=8, edge_index=edges, nodes=given)
-        assert by_mask.votes.votes.shape == (3, 3)
-        np.testing.assert_array_equal(by_mask.votes.votes, by_index.votes.votes)
-        np.testing.assert_array_equal(by_mask.votes.pre_votes, by_index.votes.pre_votes)
+        assert by_mask.votes.shape == (3, 3)
+        np.testing.assert_array_equal(by_mask.votes, by_index.votes)
+        np.testing.assert_array_equal(by_mask.pre_votes, by_index.pre_votes)
     prediction = classifier.predict(x, 20, batch_size=8, edge_index=edges, nodes=mask)
     assert prediction.shape == (3,)
 
@@ -127,7 +127,7 @@ def test_a_view_based_model_trains_and_certifies():
     model(noisy).sum().backward()
     assert smoothing.sampler(images[0]).draw(3, torch.Generator().manual_seed(0)).is_contiguous()
     result = SmoothedClassifier(model, smoothing, 3).certify(images[0], 10, 30, batch_size=7)
-    assert result.votes.votes.sum() == 30
+    assert result.votes.sum() == 30
 
 
 # 4.-6. the command line: modules from the working directory, the class count, weights ---------------------------
@@ -262,7 +262,7 @@ def test_edge_weights_are_passed_through_the_union():
     degree = torch.zeros(12).index_add_(0, edges[1], weight)
     expected = np.zeros((12, 2), dtype=int)
     expected[np.arange(12), (degree > 1.5).long().numpy()] = 12
-    np.testing.assert_array_equal(result.votes.votes, expected)
+    np.testing.assert_array_equal(result.votes, expected)
     assert all(seen.shape[0] % edges.shape[1] == 0 and torch.equal(seen, weight.repeat(seen.shape[0] // edges.shape[1]))
                for seen in model.weights_seen)
     with pytest.raises(ValueError, match="edge_weight"):

@@ -1,9 +1,15 @@
 """hiersmooth: certifiable robustness against adversaries who change a few entities, by hierarchical randomized smoothing.
 
-Public names
-------------
+Public names (each command of the ``hiersmooth`` CLI is one of these calls)
+---------------------------------------------------------------------------
+certify_votes, load_votes, save_votes, Votes
+    Certificates from vote counts (``hiersmooth certify-votes``); read and write votes files.
 SmoothedClassifier
-    Monte-Carlo ``predict`` / ``certify`` of any PyTorch classifier (images, or the nodes of a graph).
+    Monte-Carlo ``predict`` / ``certify`` / ``certify_dataset`` of any PyTorch classifier (``hiersmooth certify``).
+certify_checkpoint
+    Certify a folder written by ``hiersmooth train`` (``hiersmooth certify --checkpoint``).
+train_run, run_experiment, make_report
+    ``hiersmooth train``, ``hiersmooth run`` and ``hiersmooth report``.
 Smoothing, from_config
     A smoothing distribution (selection + noise + indicator) that samples and certifies; built from a config.
 Bernoulli, Subset, All
@@ -15,28 +21,33 @@ Threat
 DEFAULT_ALPHA
     The significance level used when none is given (0.01): guarantees hold with probability >= 1 - alpha.
 
-``import hiersmooth`` does not import PyTorch; ``hiersmooth.SmoothedClassifier`` does, on first use.
+``import hiersmooth`` imports neither PyTorch nor SciPy: every name is imported on first use.
 """
 
-from .smoothing import Ablation, All, Bernoulli, Gaussian, Smoothing, Sparse, Subset, from_config
-from .defaults import DEFAULT_ALPHA
-from .threat import Threat
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = ["Threat", "Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation", "SmoothedClassifier",
-           "DEFAULT_ALPHA"]
+_WHERE = {
+    "Threat": ".threat", "DEFAULT_ALPHA": ".defaults",
+    **dict.fromkeys(["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation"], ".smoothing"),
+    "certify_votes": ".certify.certification", "VoteCertificates": ".certify.certification",
+    **dict.fromkeys(["load_votes", "save_votes", "Votes"], ".certify.votes"),
+    "SmoothedClassifier": ".classifier", "certify_checkpoint": ".certify_run",
+    "train_run": ".trained", "run_experiment": ".experiments.runner", "make_report": ".experiments.report",
+}
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str):
-    """``hiersmooth.SmoothedClassifier`` imports PyTorch on first use, so certifying vote counts never needs it."""
-    if name == "SmoothedClassifier":
-        from .classifier import SmoothedClassifier
-
-        return SmoothedClassifier
-    raise AttributeError(f"module 'hiersmooth' has no attribute {name!r}")
+    """Import a public name's module on first use (so certifying vote counts never imports PyTorch)."""
+    if name not in _WHERE:
+        raise AttributeError(f"module 'hiersmooth' has no attribute {name!r}")
+    value = getattr(import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    """Every public name, the lazily imported ``SmoothedClassifier`` included (without importing it)."""
+    """Every public name (without importing it)."""
     return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,10 @@
-"""Certify a whole dataset with checkpoints: a run killed part-way resumes where it stopped, with the same votes.
+"""Certify a whole dataset — the library call behind ``hiersmooth certify`` — with checkpoints: a run killed part-way
+resumes where it stopped, with the same votes.
+
+:func:`certify_dataset` takes a :class:`~hiersmooth.classifier.SmoothedClassifier` and the data a user has (an
+image tensor, a ``Dataset``, a PyG ``Data`` graph, arrays); :func:`certify_checkpoint` does the same for a folder
+written by ``hiersmooth train``. With ``out`` both write ``votes.npz``, the certified-accuracy table, per-point
+files and sidecar (``hiersmooth certify``'s files) and checkpoint ``progress.npz`` as they go.
 
 The unit of progress is a block of samples (``hiersmooth.seeds``): the checkpoint holds the votes counted so far
 and, per work unit (an image; the one graph), the next block of each stage. Blocks have their own random
@@ -9,15 +15,20 @@ Under torchrun every rank keeps its own checkpoint of its share of the work (``c
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .certify.votes import Votes
+from .certify.certification import VoteCertificates, certify_votes
+from .certify.votes import Votes, save_votes
 from .classifier import SmoothedClassifier, progress_bar
+from .defaults import DEFAULT_ALPHA
 from .data.arrays import Graph, ImageSet
 from .distributed import Ranks
 from .results import atomic_file
@@ -33,12 +44,12 @@ def checkpoint_path(out: Path, ranks: Ranks) -> Path:
 class Checkpoint:
     """The progress file: ``pre_votes``, ``votes`` (points × K), ``cursor`` (units × 2) and the fingerprint."""
 
-    def __init__(self, path: Path, fingerprint: dict, points: int, units: int, classes: int):
-        self.path = Path(path)
+    def __init__(self, path: Path | None, fingerprint: dict, points: int, units: int, classes: int):
+        self.path = None if path is None else Path(path)
         self.fingerprint = json.dumps(fingerprint, sort_keys=True)
         self.counts = {stage: np.zeros((points, classes), dtype=np.int64) for stage in STAGE_ORDER}
         self.cursor = np.zeros((units, len(STAGE_ORDER)), dtype=np.int64)
-        if self.path.exists():
+        if self.path is not None and self.path.exists():
             self._load()
 
     def _load(self) -> None:
@@ -59,7 +70,9 @@ class Checkpoint:
 
     def save(self) -> None:
         """Write atomically: a kill during the write leaves the previous checkpoint intact (the temporary name is
-        unique per process, so two runs never write into each other's partial file)."""
+        unique per process, so two runs never write into each other's partial file). Without a path: nothing."""
+        if self.path is None:
+            return
         with atomic_file(self.path, "wb") as handle:
             np.savez(handle, pre_votes=self.counts["selection"], votes=self.counts["estimation"], cursor=self.cursor,
                      fingerprint=np.array(self.fingerprint))
@@ -67,9 +80,9 @@ class Checkpoint:
             os.fsync(handle.fileno())
 
 
-def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, batch_size: int,
-                    checkpoint: Checkpoint, checkpoint_seconds: float = 10.0, progress: bool = True,
-                    ranks: Ranks | None = None) -> Votes:
+def count_dataset_votes(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, batch_size: int,
+                        checkpoint: Checkpoint, checkpoint_seconds: float = 10.0, progress: bool = True,
+                        ranks: Ranks | None = None) -> Votes:
     """Count n₀ selection and n estimation votes for every point, resuming from and saving to ``checkpoint``.
 
     Under torchrun (``ranks``) each process counts its share — images k with k mod K = rank, or a graph's blocks b
@@ -121,3 +134,174 @@ def certify_dataset(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n
         bar.close()
     labels = dataset.labels[dataset.nodes] if graph else dataset.labels
     return Votes(ranks.sum(checkpoint.counts["selection"]), ranks.sum(checkpoint.counts["estimation"]), labels)
+
+
+CERTIFY_FILES = ("votes.npz", "certified_accuracy.csv", "certified_accuracy.points.csv", "certified_accuracy.points.npz",
+                 "certified_accuracy.json")
+
+
+def content_sha256(*tensors) -> str:
+    """SHA-256 over the bytes, dtypes and shapes of ``tensors`` (dense or sparse CSR torch tensors, NumPy arrays):
+    the identity of data or weights in a checkpoint's fingerprint, whatever file (if any) they came from."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        if isinstance(tensor, torch.Tensor) and tensor.layout == torch.sparse_csr:
+            parts = [tensor.crow_indices(), tensor.col_indices(), tensor.values()]
+            digest.update(repr(tuple(tensor.shape)).encode())
+        else:
+            parts = [tensor]
+        for part in parts:
+            part = part.detach().cpu().contiguous().reshape(-1) if isinstance(part, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(part)).reshape(-1)
+            digest.update(f"{part.dtype}{tuple(part.shape)}".encode())
+            digest.update(part.view(torch.uint8).numpy().tobytes() if part.numel() else b"")
+    return digest.hexdigest()
+
+
+def certify_dataset(classifier: SmoothedClassifier, data, n0: int, n: int, alpha: float = DEFAULT_ALPHA,
+                    batch_size: int = 100, *, out=None, labels=None, nodes=None, edge_index=None, runner_up: str = "sound",
+                    rows=None, eps=None, added=None, deleted=None, force: bool = False, checkpoint_seconds: float = 10.0,
+                    progress: bool = True, inputs: dict | None = None, protect=()) -> VoteCertificates:
+    """Count n₀ selection and n estimation votes for every point of ``data`` and certify them (SPEC.md §3–§4).
+
+    ``data``: anything :func:`hiersmooth.data.arrays.as_dataset` takes — images (P, C, H, W), a ``Dataset`` of
+    (image, label) pairs, a PyG ``Data`` graph (its ``test_mask`` or ``nodes`` are the points), features with
+    ``edge_index``; ``labels`` and ``nodes`` complete raw arrays. Each image is point k of the seed plan; a
+    graph's target nodes are classified together, one forward pass per sample.
+
+    With ``out`` (a folder) it does what ``hiersmooth certify`` does: refuses an output that is one of the files in
+    ``protect`` or a foreign file (unless ``force``), holds a lock on the folder, checkpoints the counts to
+    ``progress.npz`` at least every ``checkpoint_seconds`` (a killed run resumes to identical votes; a checkpoint of
+    other data, weights, smoothing or counts is refused), and writes ``votes.npz`` and the certified-accuracy files
+    for the threat grid ``rows``/``eps``/``added``/``deleted`` (default: wherever something is certified);
+    ``inputs`` is recorded in the sidecar (default: content hashes). Under torchrun each rank counts its share.
+    Returns the certificates (``.pre_votes``, ``.votes``, ``.selected``, ``.binary``, ``.multiclass``, ...).
+    """
+    from .data.arrays import as_dataset
+    from .distributed import init_ranks
+    from .results import LOCK, check_output, output_lock
+
+    started = time.perf_counter()
+    dataset = as_dataset(data, labels=labels, edge_index=edge_index, nodes=nodes)
+    if isinstance(dataset, Graph) and getattr(classifier.model, "ablation_token", None) is not None:
+        # a learned ablation token is written into dense rows
+        dataset = Graph(dataset.features.to_dense(), dataset.edge_index, dataset.labels, dataset.nodes)
+    ranks = init_ranks(classifier.device.type)
+    if out is None:
+        checkpoint = _checkpoint(classifier, dataset, n0, n, None, ranks)
+        votes = count_dataset_votes(classifier, dataset, n0, n, batch_size, checkpoint, progress=progress, ranks=ranks)
+        return certify_votes(votes, classifier.smoothing, alpha, runner_up)
+    out = Path(out)
+    check_output(out, protect, force, files=[*CERTIFY_FILES, checkpoint_path(out, ranks).name])
+    with output_lock(out / LOCK) if ranks.writer else contextlib.nullcontext():  # rank 0 holds the folder
+        _check_class_count(classifier, dataset)
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = _checkpoint(classifier, dataset, n0, n, checkpoint_path(out, ranks), ranks)
+        counting = time.perf_counter()
+        votes = count_dataset_votes(classifier, dataset, n0, n, batch_size, checkpoint, checkpoint_seconds,
+                                    progress and ranks.writer, ranks)
+        counted = time.perf_counter() - counting
+        result = certify_votes(votes, classifier.smoothing, alpha, runner_up)
+        grid = result.grid(rows, eps, added, deleted)  # a bad threat grid is refused before anything is written
+        if ranks.writer:  # rank 0 writes the outputs of the whole run
+            save_votes(out / "votes.npz", votes)
+            graph = isinstance(dataset, Graph)
+            extra = {"seed_plan": classifier.seed_plan(graph).to_record(), "device": str(classifier.device),
+                     "batch_size": batch_size, "autocast": classifier.autocast, "counting_seconds_this_run": round(counted, 3),
+                     "world_size": ranks.world_size, "communication_seconds_rank0": round(ranks.communication_seconds, 3),
+                     **({"nodes": dataset.nodes.tolist()} if graph else {})}
+            grid.write(out / "certified_accuracy.csv", inputs or _in_memory(classifier, dataset), extra, started)
+    return result
+
+
+def _in_memory(classifier: SmoothedClassifier, dataset: ImageSet | Graph) -> dict:
+    """The sidecar's record of inputs that came from Python objects rather than files."""
+    return {"data": "in memory", "data_sha256": _data_sha256(dataset), "model": type(classifier.model).__qualname__,
+            "weights_sha256": _weights_sha256(classifier.model), "smoothing": "in memory"}
+
+
+def _data_sha256(dataset: ImageSet | Graph) -> str:
+    if isinstance(dataset, Graph):
+        return content_sha256(dataset.features, dataset.edge_index, dataset.labels, dataset.nodes)
+    return content_sha256(dataset.images, dataset.labels)
+
+
+def _weights_sha256(model: torch.nn.Module) -> str:
+    state = model.state_dict()
+    return content_sha256(*(state[name] for name in sorted(state))) + hashlib.sha256(repr(sorted(state)).encode()).hexdigest()[:16]
+
+
+def _checkpoint(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, path: Path | None,
+                ranks: Ranks) -> Checkpoint:
+    """The progress of a run, identified by the contents its votes depend on (data, weights, smoothing, counts, seeds):
+    another spelling of the same input paths, or a copied folder, resumes; anything else is refused."""
+    graph = isinstance(dataset, Graph)
+    fingerprint = {"data_sha256": _data_sha256(dataset), "weights_sha256": _weights_sha256(classifier.model),
+                   "config": classifier.smoothing.to_config(), "n0": n0, "n": n, "num_classes": classifier.num_classes,
+                   "seed_plan": classifier.seed_plan(graph).to_record(), "points": dataset.points, "rank": ranks.rank,
+                   "world_size": ranks.world_size}
+    return Checkpoint(path, fingerprint, dataset.points, 1 if graph else dataset.points, classifier.num_classes)
+
+
+def _check_class_count(classifier: SmoothedClassifier, dataset: ImageSet | Graph) -> None:
+    """One forward pass on one sample of the first point: the model's output must be as wide as the class count, and
+    the labels must be classes."""
+    graph = isinstance(dataset, Graph)
+    width = (classifier.output_width(dataset.features, edge_index=dataset.edge_index) if graph
+             else classifier.output_width(dataset.images[0]))
+    if width != classifier.num_classes:
+        raise ValueError(f"class count: the classifier has num_classes {classifier.num_classes}, the model outputs {width}; "
+                         "they must agree")
+    labels = dataset.labels[dataset.nodes] if graph else dataset.labels
+    if labels.size and int(labels.max()) >= classifier.num_classes:
+        raise ValueError(f"labels: hold class {int(labels.max())}, but the classifier has {classifier.num_classes} "
+                         f"classes (0..{classifier.num_classes - 1})")
+
+
+def certify_checkpoint(checkpoint, out=None, *, data=None, smoothing=None, n0: int = 1000, n: int = 10000,
+                       alpha: float = DEFAULT_ALPHA, batch_size: int = 100, seed: int = 0, block_size: int | None = None,
+                       device: str = "cpu", autocast: bool = False, runner_up: str = "sound", rows=None, eps=None,
+                       added=None, deleted=None, force: bool = False, checkpoint_seconds: float = 10.0,
+                       progress: bool = True) -> VoteCertificates:
+    """``hiersmooth certify --checkpoint``: certify the model of a folder written by ``hiersmooth train``.
+
+    By default on its run config's test data (the image test set, or the graph at its test nodes) under the
+    smoothing it was trained with; ``data`` (a ``--data`` ``.npz`` path or anything :func:`certify_dataset`
+    takes) and ``smoothing`` (a config path, mapping or :class:`~hiersmooth.Smoothing`) override them. The data
+    must have the shape the model was trained on and labels among its classes. Every other argument is
+    :func:`certify_dataset`'s (``seed`` and ``block_size`` choose the random streams, ``device`` the torch device)."""
+    from .data.arrays import as_dataset, load_arrays
+    from .distributed import init_ranks
+    from .results import sha256
+    from .smoothing import from_config
+    from .trained import load_trained
+
+    ranks = init_ranks(device)
+    trained = load_trained(checkpoint)
+    chosen = from_config(smoothing) if smoothing is not None else trained.config.smoothing
+    paths = {name: value for name, value in (("data", data), ("smoothing", smoothing)) if isinstance(value, (str, Path))}
+    if data is None:
+        dataset = _test_data(trained.config)
+    else:
+        dataset = load_arrays(data) if "data" in paths else as_dataset(data)
+    labels = dataset.labels[dataset.nodes] if isinstance(dataset, Graph) else dataset.labels
+    trained.check_data(dataset.input_shape, int(labels.max()) + 1 if labels.size else 0)  # the labels must fit its classes
+    classifier = SmoothedClassifier(trained.model, chosen, trained.num_classes, seed=seed, block_size=block_size,
+                                    device=ranks.device(device), autocast=autocast)
+    folder = Path(checkpoint)
+    inputs = {"checkpoint": str(folder.resolve()), "weights_sha256": sha256(folder / "model.pt"),
+              "data": str(Path(data).resolve()) if "data" in paths else trained.config.data.name if data is None else "in memory",
+              "data_sha256": sha256(data) if "data" in paths else None,
+              "smoothing": str(Path(smoothing).resolve()) if "smoothing" in paths else "checkpoint" if smoothing is None else "in memory"}
+    protect = [folder, *(folder / name for name in ("model.pt", "config.yaml", "model.json")), *paths.values()]
+    return certify_dataset(classifier, dataset, n0, n, alpha, batch_size, out=out, runner_up=runner_up, rows=rows, eps=eps,
+                           added=added, deleted=deleted, force=force, checkpoint_seconds=checkpoint_seconds,
+                           progress=progress, inputs=inputs, protect=protect)
+
+
+def _test_data(config) -> ImageSet | Graph:
+    """The test data of a run config: the image test set, or the whole graph at its test nodes."""
+    from .data.datasets import load_dataset
+    from .data.graphs import GraphSplit
+
+    dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
+    return dataset.test_graph() if isinstance(dataset, GraphSplit) else dataset.test

@@ -23,7 +23,7 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
-from .certify.certificates import VoteCertificates, certify_votes
+from .certify.certification import VoteCertificates, certify_votes
 from .certify.votes import Votes
 from .defaults import DEFAULT_ALPHA
 from .seeds import SeedPlan
@@ -436,7 +436,7 @@ class SmoothedClassifier:
         Returns
         -------
         VoteCertificates
-            ``.votes.pre_votes`` and ``.votes.votes`` (points × K; one point for an image, len(nodes) for a
+            ``.pre_votes`` and ``.votes`` (points × K; one point for an image, len(nodes) for a
             graph), ``.selected`` (class A), and ``.binary`` / ``.multiclass`` with ``abstain``,
             ``largest_l2(rows)``, ``certified_bits(rows, added, deleted)``, ``largest_rows()``.
         """
@@ -446,6 +446,43 @@ class SmoothedClassifier:
         pre_votes, votes = np.atleast_2d(pre_votes), np.atleast_2d(votes)
         labels = np.full(votes.shape[0], ABSTAIN) if label is None else np.atleast_1d(np.asarray(label))
         return certify_votes(Votes(pre_votes, votes, labels), self.smoothing, alpha, runner_up)
+
+    def certify_dataset(self, data, n0: int, n: int, alpha: float = DEFAULT_ALPHA, batch_size: int = 100, *, out=None,
+                        labels=None, nodes=None, edge_index=None, **options) -> VoteCertificates:
+        """Certify every point of a dataset — what ``hiersmooth certify`` does, from Python.
+
+        Parameters
+        ----------
+        data : torch.Tensor, Dataset, torch_geometric.data.Data or array
+            Images (P, C, H, W) in [0, 1]; a ``torch.utils.data.Dataset`` of (image, label) pairs; a PyG graph
+            (``x``, ``edge_index``, ``y``; its ``test_mask`` gives the target nodes); or node features (N, D)
+            with ``edge_index``.
+        n0, n : int
+            Selection and estimation samples per point.
+        alpha : float, default DEFAULT_ALPHA (0.01)
+            Significance level.
+        batch_size : int, default 100
+            Samples per forward pass (the votes do not depend on it).
+        out : path, optional
+            A folder: checkpoint ``progress.npz`` as the run goes (a killed run resumes to identical votes) and
+            write ``votes.npz`` and the certified-accuracy files there, as the command line does.
+        labels, nodes, edge_index : optional
+            What raw arrays lack: labels (−1 = unknown), target nodes (indices or a boolean mask), edges.
+        **options
+            ``runner_up``, the threat grid ``rows``/``eps``/``added``/``deleted`` (lists or text such as
+            ``"1-4"``), ``force``, ``checkpoint_seconds``, ``progress``
+            (see :func:`hiersmooth.certify_run.certify_dataset`).
+
+        Returns
+        -------
+        VoteCertificates
+            ``.pre_votes`` and ``.votes`` (points × K), ``.labels``, ``.selected``, ``.correct``, and the
+            ``.binary`` / ``.multiclass`` certificates; ``.grid(...)`` gives certified accuracy per threat.
+        """
+        from .certify_run import certify_dataset
+
+        return certify_dataset(self, data, n0, n, alpha, batch_size, out=out, labels=labels, nodes=nodes,
+                               edge_index=edge_index, **options)
 
     def predict(self, x, n: int, alpha: float = DEFAULT_ALPHA, batch_size: int = 100, *, point: int = 0, edge_index=None,
                 nodes=None, edge_weight=None):

@@ -22,9 +22,6 @@ import time
 
 from .defaults import DEFAULT_ALPHA
 
-_INTEGER_AXES = ("rows", "added", "deleted")
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2, no usage dump
         raise _UsageError(f"{message} (see {self.prog} --help)")
@@ -34,52 +31,7 @@ class _UsageError(ValueError):
     pass
 
 
-MAX_THREATS = 1_000_000  # threats in one grid (the product of its axes), and values on one axis
 _INT64_MAX = (1 << 63) - 1
-
-
-def parse_list(name: str, text: str, integer: bool) -> list:
-    """A comma-separated list; ``a-b`` is an inclusive integer range, ``start:stop:step`` an inclusive float range.
-
-    Values must be >= 0, finite and (integers) at most 2^63 − 1; a list longer than ``MAX_THREATS`` is refused
-    before any range is materialised."""
-    values = []
-    form = "integers or ranges like 0-40" if integer else "numbers or ranges like 0:1:0.05"
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            if integer and "-" in part[1:]:
-                low, high = (int(v) for v in part.split("-"))
-                if low < 0 or high > _INT64_MAX:
-                    raise ValueError(f"--{name}={text!r}: values must be integers in [0, 2^63 - 1]")
-                count = max(high - low + 1, 0)
-                if len(values) + count > MAX_THREATS:
-                    raise ValueError(f"--{name}={text!r}: more than {MAX_THREATS} values; give a shorter range")
-                values.extend(range(low, high + 1))
-            elif not integer and part.count(":") == 2:
-                start, stop, step = (float(v) for v in part.split(":"))
-                if not (math.isfinite(start) and math.isfinite(stop) and math.isfinite(step)) or step <= 0:
-                    raise ValueError(f"--{name}={text!r}: a range start:stop:step needs finite numbers and a step > 0")
-                span = (stop - start) / step
-                count = int(math.floor(span + 1e-9)) + 1 if math.isfinite(span) and span < MAX_THREATS else MAX_THREATS + 1
-                if len(values) + max(count, 0) > MAX_THREATS:
-                    raise ValueError(f"--{name}={text!r}: more than {MAX_THREATS} values; use a larger step")
-                values.extend(round(start + k * step, 12) for k in range(count) if start + k * step <= stop + 1e-12)
-            else:
-                values.append(int(part) if integer else float(part))
-                if len(values) > MAX_THREATS:
-                    raise ValueError(f"--{name}: more than {MAX_THREATS} values")
-    except ValueError as error:
-        if str(error).startswith(f"--{name}"):
-            raise
-        raise ValueError(f"--{name}={text!r}: must be a comma-separated list of {form}") from None
-    if not values or any(v < 0 for v in values):
-        raise ValueError(f"--{name}={text!r}: values must be >= 0")
-    if integer and max(values) > _INT64_MAX:
-        raise ValueError(f"--{name}={text!r}: values must be at most 2^63 - 1, found {max(values)}")
-    if not integer and not all(math.isfinite(v) for v in values):
-        raise ValueError(f"--{name}={text!r}: values must be finite numbers")
-    return sorted(set(values))
 
 
 MAX_SAMPLES = 10**8  # Monte-Carlo samples per point (--n0, --n): the paper uses 10^4 to 10^5
@@ -110,188 +62,113 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _write_certificates(votes, smoothing, args, out_csv, inputs: dict, started: float, extra: dict | None = None) -> None:
-    """Certify ``votes`` for the threats the options ask (default: every threat where anything is certified)."""
-    from .certify.certificates import certify_votes
-    from .certify.outputs import format_table, write_outputs
-    from .certify.tables import certified_accuracy_table, default_axes, threats_from_axes
-    from .smoothing.noise import Gaussian, Sparse
+def _grid_options(args) -> dict:
+    """The threat-grid options given on the command line (text, parsed by the library)."""
+    return {name: getattr(args, name) for name in ("rows", "eps", "added", "deleted") if getattr(args, name) is not None}
 
-    result = certify_votes(votes, smoothing, alpha=args.alpha, runner_up=args.runner_up)
-    given = {name: getattr(args, name) for name in ("rows", "eps", "added", "deleted") if getattr(args, name) is not None}
-    fits = {"eps"} if isinstance(smoothing.noise, Gaussian) else {"added", "deleted"} if isinstance(smoothing.noise, Sparse) else set()
-    for name in set(given) - fits - {"rows"}:
-        kind = type(smoothing.noise).__name__.lower()
-        allowed = ", ".join(f"--{n}" for n in sorted(fits | {"rows"}))
-        raise ValueError(f"--{name} does not apply to {kind} noise (threat options for it: {allowed})")
-    axes = default_axes(result)
-    axes.update({name: parse_list(name, text, name in _INTEGER_AXES) for name, text in given.items()})
-    if math.prod(len(values) for values in axes.values()) > MAX_THREATS:
-        sizes = " x ".join(f"{len(values)} {name}" for name, values in axes.items())
-        raise ValueError(f"the threat grid has {sizes} = {math.prod(len(v) for v in axes.values())} threats, more than "
-                         f"{MAX_THREATS}; give shorter --rows/--eps/--added/--deleted lists")
 
-    table = certified_accuracy_table(result, threats_from_axes(smoothing.noise, axes))
-    paths = write_outputs(result, table, axes, out_csv, inputs, started, extra)
+def _print_certificates(result, args, out_csv) -> None:
+    from .certify.outputs import output_paths
 
-    print(f"{votes.points} points, {votes.classes} classes, n0={votes.n0}, n={votes.n}, alpha={result.alpha}")
-    print(f"accuracy of the selected class: {result.correct.mean():.4f}")
-    print(format_table(result, table, axes))
-    print("wrote " + ", ".join(str(path) for path in paths.values()))
+    print(result.grid(**_grid_options(args)).format())
+    print("wrote " + ", ".join(str(path) for path in output_paths(out_csv).values()))
 
 
 def _certify_votes(args) -> None:
-    from pathlib import Path
+    from .certify.certification import certify_votes
 
-    from .certify.outputs import output_paths
-    from .certify.votes import load_votes
-    from .results import check_output, output_lock, sha256
-    from .smoothing import from_config
-
-    started = time.perf_counter()
-    paths, out = output_paths(args.out), Path(args.out)
-    lock = out.parent / f".{out.name}.lock"
-    check_output(out.parent, [args.votes, args.smoothing], args.force, files=[p.name for p in paths.values()], owner=lock)
-    smoothing = from_config(args.smoothing)
-    votes = load_votes(args.votes)
-    inputs = {"votes": str(Path(args.votes).resolve()), "votes_sha256": sha256(args.votes), "smoothing": str(Path(args.smoothing).resolve())}
-    with output_lock(lock):
-        _write_certificates(votes, smoothing, args, args.out, inputs, started)
-
-
-_CERTIFY_FILES = ("votes.npz", "certified_accuracy.csv", "certified_accuracy.points.csv", "certified_accuracy.points.npz",
-                  "certified_accuracy.json")
+    result = certify_votes(args.votes, args.smoothing, args.alpha, args.runner_up, out=args.out, force=args.force,
+                           **_grid_options(args))
+    _print_certificates(result, args, args.out)
 
 
 def _certify(args) -> None:
-    import contextlib
     from pathlib import Path
 
-    from .certify_run import checkpoint_path
+    from .certify_run import certify_checkpoint, certify_dataset
+
+    options = dict(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch_size, out=args.out, runner_up=args.runner_up,
+                   force=args.force, checkpoint_seconds=args.checkpoint_seconds, progress=not args.no_progress,
+                   **_grid_options(args))
+    if args.checkpoint:
+        _check_checkpoint_classes(args)
+        result = certify_checkpoint(args.checkpoint, data=args.data, smoothing=args.smoothing, seed=args.seed,
+                                    block_size=args.block_size, device=args.device, autocast=args.autocast, **options)
+    else:
+        classifier, dataset, inputs, protect = _model_run(args)
+        data = options.pop("n0"), options.pop("n"), options.pop("alpha"), options.pop("batch_size")
+        result = certify_dataset(classifier, dataset, *data, inputs=inputs, protect=protect, **options)
     from .distributed import init_ranks
-    from .results import LOCK, check_output, output_lock
 
-    started = time.perf_counter()
-    ranks = init_ranks(args.device)
-    out = Path(args.out)
-    inputs = [args.smoothing, args.data, args.weights, args.checkpoint] + (
-        [Path(args.checkpoint) / name for name in ("model.pt", "config.yaml", "model.json")] if args.checkpoint else [])
-    check_output(out, inputs, args.force, files=[*_CERTIFY_FILES, checkpoint_path(out, ranks).name])
-    with output_lock(out / LOCK) if ranks.writer else contextlib.nullcontext():  # rank 0 holds the folder
-        _certify_locked(args, ranks, out, started)
+    if init_ranks(args.device).writer:  # rank 0 writes and prints for the whole run
+        _print_certificates(result, args, Path(args.out) / "certified_accuracy.csv")
 
 
-def _certify_locked(args, ranks, out, started: float) -> None:
+def _check_checkpoint_classes(args) -> None:
+    """``--num-classes`` is not needed with ``--checkpoint``; given, it must be the checkpoint's."""
+    import json
     from pathlib import Path
 
-    import torch
+    if args.num_classes is None:
+        return
+    try:
+        classes = int(json.loads((Path(args.checkpoint) / "model.json").read_text())["num_classes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # the library names what is wrong with the folder
+    if args.num_classes != classes:
+        raise ValueError(f"class count: checkpoint {classes}, --num-classes {args.num_classes}; they must agree "
+                         "(leave out --num-classes: a checkpoint knows its class count)")
 
-    from .certify.votes import save_votes
-    from .certify_run import Checkpoint, certify_dataset, checkpoint_path
+
+def _model_run(args):
+    """``--model MODULE:FACTORY``: the smoothed classifier, the data, the sidecar's input record and the inputs."""
+    from pathlib import Path
+
     from .classifier import SmoothedClassifier
     from .data.arrays import Graph, load_arrays
+    from .distributed import init_ranks
     from .models.factory import build_model, input_width
     from .results import sha256
     from .smoothing import from_config
-    from .trained import load_trained
 
-    def located(path):  # resolved, for the sidecar only: the fingerprint compares contents, not spellings
-        return path and str(Path(path).resolve())
-
-    if args.checkpoint:
-        trained = load_trained(args.checkpoint)
-        smoothing = from_config(args.smoothing) if args.smoothing else trained.config.smoothing
-        dataset = load_arrays(args.data) if args.data else _checkpoint_test_data(trained.config)
-        graph = isinstance(dataset, Graph)
-        classes = trained.num_classes
-        if args.num_classes is not None and args.num_classes != classes:
-            raise ValueError(f"class count: checkpoint {classes}, --num-classes {args.num_classes}; they must agree "
-                             "(leave out --num-classes: a checkpoint knows its class count)")
-        trained.check_data(dataset.input_shape, int(dataset.labels.max()) + 1)  # the labels must fit its classes
-        model = trained.model
-        inputs = {"checkpoint": located(args.checkpoint), "weights_sha256": sha256(Path(args.checkpoint) / "model.pt"),
-                  "data": located(args.data) if args.data else trained.config.data.name,
-                  "data_sha256": args.data and sha256(args.data), "smoothing": located(args.smoothing) or "checkpoint"}
-        paths = {"checkpoint"} | ({"data"} if args.data else set()) | ({"smoothing"} if args.smoothing else set())
-    else:
-        missing = [f"--{name}" for name in ("smoothing", "model", "data") if not getattr(args, name)]
-        if missing:
-            raise ValueError(f"certify needs {', '.join(missing)} (or --checkpoint DIR from hiersmooth train)")
-        smoothing = from_config(args.smoothing)
-        dataset = load_arrays(args.data)
-        graph = isinstance(dataset, Graph)
-        if args.weights and args.random_weights:
-            raise ValueError("--weights and --random-weights exclude each other")
-        if not args.weights and not args.random_weights:
-            raise ValueError(f"certify --model {args.model}: no --weights; pass --weights W.pt (a state dict), or "
-                             "--random-weights to certify a randomly initialised model (smoke tests only)")
-        if args.num_classes is None:
-            raise ValueError(f"certify --model {args.model}: needs --num-classes K (the class count is never guessed "
-                             "from the labels; a --checkpoint run takes it from the checkpoint)")
-        classes = args.num_classes
-        if dataset.labels.size and int(dataset.labels.max()) >= classes:
-            raise ValueError(f"--data {args.data}: has label {int(dataset.labels.max())}, but --num-classes {classes} "
-                             f"allows labels 0..{classes - 1}")
-        model = build_model(args.model, input_width(smoothing, dataset.input_shape, graph), classes, args.weights)
-        inputs = {"data": located(args.data), "data_sha256": sha256(args.data), "smoothing": located(args.smoothing), "model": args.model,
-                  "weights": located(args.weights), "weights_sha256": args.weights and sha256(args.weights)}
-        paths = {"data", "smoothing", "weights"}
-    if graph and getattr(model, "ablation_token", None) is not None and dataset.features.layout != torch.strided:
-        dataset.features = dataset.features.to_dense()  # a learned ablation token is written into dense rows
+    missing = [f"--{name}" for name in ("smoothing", "model", "data") if not getattr(args, name)]
+    if missing:
+        raise ValueError(f"certify needs {', '.join(missing)} (or --checkpoint DIR from hiersmooth train)")
+    if args.weights and args.random_weights:
+        raise ValueError("--weights and --random-weights exclude each other")
+    if not args.weights and not args.random_weights:
+        raise ValueError(f"certify --model {args.model}: no --weights; pass --weights W.pt (a state dict), or "
+                         "--random-weights to certify a randomly initialised model (smoke tests only)")
+    if args.num_classes is None:
+        raise ValueError(f"certify --model {args.model}: needs --num-classes K (the class count is never guessed "
+                         "from the labels; a --checkpoint run takes it from the checkpoint)")
+    ranks = init_ranks(args.device)
+    smoothing = from_config(args.smoothing)
+    dataset = load_arrays(args.data)
+    graph, classes = isinstance(dataset, Graph), args.num_classes
+    if dataset.labels.size and int(dataset.labels.max()) >= classes:
+        raise ValueError(f"--data {args.data}: has label {int(dataset.labels.max())}, but --num-classes {classes} "
+                         f"allows labels 0..{classes - 1}")
+    model = build_model(args.model, input_width(smoothing, dataset.input_shape, graph), classes, args.weights)
     classifier = SmoothedClassifier(model, smoothing, classes, seed=args.seed, block_size=args.block_size,
                                     device=ranks.device(args.device), autocast=args.autocast)
-    _check_class_count(classifier, dataset, graph, classes if args.checkpoint else None, args.num_classes)
-    plan = classifier.seed_plan(graph)
-    out.mkdir(parents=True, exist_ok=True)
-    # contents only (hashes, the smoothing config): a relative path, another spelling or a copied folder resumes
-    fingerprint = {**{key: value for key, value in inputs.items() if key not in paths}, "config": smoothing.to_config(),
-                   "n0": args.n0, "n": args.n, "num_classes": classes, "seed_plan": plan.to_record(), "points": dataset.points, "rank": ranks.rank, "world_size": ranks.world_size}
-    checkpoint = Checkpoint(checkpoint_path(out, ranks), fingerprint, dataset.points, 1 if graph else dataset.points, classes)
-    counting = time.perf_counter()
-    votes = certify_dataset(classifier, dataset, args.n0, args.n, args.batch_size, checkpoint,
-                            args.checkpoint_seconds, progress=not args.no_progress and ranks.writer, ranks=ranks)
-    counted = time.perf_counter() - counting
-    if not ranks.writer:  # rank 0 writes the outputs of the whole run
-        return
-    save_votes(out / "votes.npz", votes)
-    extra = {"seed_plan": plan.to_record(), "device": str(classifier.device), "batch_size": args.batch_size,
-             "autocast": args.autocast, "counting_seconds_this_run": round(counted, 3), "world_size": ranks.world_size,
-             "communication_seconds_rank0": round(ranks.communication_seconds, 3)}
-    if graph:
-        extra["nodes"] = dataset.nodes.tolist()
-    _write_certificates(votes, smoothing, args, out / "certified_accuracy.csv", inputs, started, extra)
-
-
-def _check_class_count(classifier, dataset, graph: bool, checkpoint, option) -> None:
-    """One forward pass on one sample of the first point: the model's output width must be the class count."""
     width = (classifier.output_width(dataset.features, edge_index=dataset.edge_index) if graph
              else classifier.output_width(dataset.images[0]))
-    if width != classifier.num_classes:
-        given = f"--num-classes {option}" if option is not None else "--num-classes not given"
-        raise ValueError(f"class count: checkpoint {checkpoint if checkpoint is not None else 'none'}, {given}, "
-                         f"model output {width}; they must agree")
-
-
-def _checkpoint_test_data(config):
-    """The test data of a checkpoint's run config: the image test set, or the whole graph at its test nodes."""
-    from .data.datasets import load_dataset
-    from .data.graphs import GraphSplit
-
-    dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
-    return dataset.test_graph() if isinstance(dataset, GraphSplit) else dataset.test
+    if width != classes:
+        raise ValueError(f"class count: checkpoint none, --num-classes {classes}, model output {width}; they must agree")
+    inputs = {"data": str(Path(args.data).resolve()), "data_sha256": sha256(args.data), "smoothing": str(Path(args.smoothing).resolve()),
+              "model": args.model, "weights": args.weights and str(Path(args.weights).resolve()),
+              "weights_sha256": args.weights and sha256(args.weights)}
+    return classifier, dataset, inputs, [args.smoothing, args.data, args.weights]
 
 
 def _train(args) -> None:
-    from .results import LOCK, check_output, output_lock
-    from .run_config import load_run_config
-    from .trained import TRAINED_FILES, checkpoint_folder, train_run
+    from .trained import train_run
 
-    config = load_run_config(args.config)
-    out = checkpoint_folder(config, args.out)
-    check_output(out, [args.config], args.force, files=TRAINED_FILES)
-    with output_lock(out / LOCK):
-        out = train_run(config, out, progress=not args.no_progress)
-    final = json.loads((out / "model.json").read_text())["final"]
+    from .run_config import load_run_config
+
+    out = train_run(args.config, args.out, progress=not args.no_progress, force=args.force)
+    config, final = load_run_config(out / "config.yaml"), json.loads((out / "model.json").read_text())["final"]
     print(f"trained {config.model.name} on {config.data.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k != "restored"))
     print(f"wrote {out}/ (model.pt, config.yaml, model.json, training.csv); certify it with: "
           f"hiersmooth certify --checkpoint {out} --out {out}/certified")
@@ -299,18 +176,16 @@ def _train(args) -> None:
 
 def _run(args) -> None:
     from .experiments.grid import load_experiment
-    from .experiments.runner import RESULTS_FILES, cell_done, run_experiment
-    from .results import check_output
+    from .experiments.runner import cell_done, results_folder, run_experiment
 
-    experiment = load_experiment(args.experiment)
-    results = args.out or f"results/{experiment.name}"
-    check_output(results, [args.experiment], args.force, files=RESULTS_FILES)
     if args.dry_run:
+        experiment = load_experiment(args.experiment)
+        results = results_folder(experiment, args.out)
         for index, cell in enumerate(experiment.cells, 1):
             print(f"[{index}/{len(experiment.cells)}] {cell.name}{' (done)' if cell_done(results, cell) else ''}")
         print(f"{len(experiment.cells)} cells; results would go to {results}")
         return
-    run_experiment(experiment, results, progress=not args.no_progress)
+    results = run_experiment(args.experiment, args.out, progress=not args.no_progress, force=args.force)
     print(f"wrote {results}/results.csv and cells.csv; draw the figures with: hiersmooth report {results}")
 
 

@@ -9,7 +9,10 @@ changed rows take any value (the threat ablation smoothing certifies).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+import math
 from numbers import Integral, Real
+
+_INT64_MAX = (1 << 63) - 1
 
 
 def _check_count(name: str, value) -> int:
@@ -79,3 +82,79 @@ class Threat:
         if self.kind == "bits":
             return f"(r={self.rows}, ra={self.added}, rd={self.deleted})"
         return f"(r={self.rows})"
+
+
+MAX_THREATS = 1_000_000  # threats in one grid (the product of its axes), and values on one axis
+
+
+def parse_list(name: str, text: str, integer: bool) -> list:
+    """A comma-separated list; ``a-b`` is an inclusive integer range, ``start:stop:step`` an inclusive float range.
+
+    Values must be >= 0, finite and (integers) at most 2^63 − 1; a list longer than ``MAX_THREATS`` is refused
+    before any range is materialised."""
+    values = []
+    form = "integers or ranges like 0-40" if integer else "numbers or ranges like 0:1:0.05"
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if integer and "-" in part[1:]:
+                low, high = (int(v) for v in part.split("-"))
+                if low < 0 or high > _INT64_MAX:
+                    raise ValueError(f"--{name}={text!r}: values must be integers in [0, 2^63 - 1]")
+                count = max(high - low + 1, 0)
+                if len(values) + count > MAX_THREATS:
+                    raise ValueError(f"--{name}={text!r}: more than {MAX_THREATS} values; give a shorter range")
+                values.extend(range(low, high + 1))
+            elif not integer and part.count(":") == 2:
+                start, stop, step = (float(v) for v in part.split(":"))
+                if not (math.isfinite(start) and math.isfinite(stop) and math.isfinite(step)) or step <= 0:
+                    raise ValueError(f"--{name}={text!r}: a range start:stop:step needs finite numbers and a step > 0")
+                span = (stop - start) / step
+                count = int(math.floor(span + 1e-9)) + 1 if math.isfinite(span) and span < MAX_THREATS else MAX_THREATS + 1
+                if len(values) + max(count, 0) > MAX_THREATS:
+                    raise ValueError(f"--{name}={text!r}: more than {MAX_THREATS} values; use a larger step")
+                values.extend(round(start + k * step, 12) for k in range(count) if start + k * step <= stop + 1e-12)
+            else:
+                values.append(int(part) if integer else float(part))
+                if len(values) > MAX_THREATS:
+                    raise ValueError(f"--{name}: more than {MAX_THREATS} values")
+    except ValueError as error:
+        if str(error).startswith(f"--{name}"):
+            raise
+        raise ValueError(f"--{name}={text!r}: must be a comma-separated list of {form}") from None
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"--{name}={text!r}: values must be >= 0")
+    if integer and max(values) > _INT64_MAX:
+        raise ValueError(f"--{name}={text!r}: values must be at most 2^63 - 1, found {max(values)}")
+    if not integer and not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--{name}={text!r}: values must be finite numbers")
+    return sorted(set(values))
+
+INTEGER_AXES = ("rows", "added", "deleted")  # the axes of a threat grid holding counts; "eps" holds ℓ2 budgets
+
+
+def axis_values(name: str, values) -> list:
+    """One axis of a threat grid (``rows``, ``eps``, ``added`` or ``deleted``), sorted and without repeats.
+
+    ``values`` is text as on the command line (:func:`parse_list`: ``1-4``, ``0:1:0.05``, ``0,2,5``) or an
+    iterable of numbers; either way every value must be >= 0 and finite, integers on the count axes, at most
+    ``MAX_THREATS`` of them."""
+    integer = name in INTEGER_AXES
+    if isinstance(values, str):
+        return parse_list(name, values, integer)
+    try:
+        values = list(values)
+    except TypeError:
+        raise ValueError(f"{name}={values!r}: must be a list of numbers or text like {'0-40' if integer else '0:1:0.05'}") from None
+    if len(values) > MAX_THREATS:
+        raise ValueError(f"{name}: more than {MAX_THREATS} values")
+    kinds = (Integral,) if integer else (Real,)
+    bad = next((v for v in values if isinstance(v, bool) or not isinstance(v, kinds)), None)
+    if bad is not None or not values:
+        what = "integers" if integer else "numbers"
+        raise ValueError(f"{name}: must be a non-empty list of {what}, found {bad!r}")
+    values = [int(v) if integer else float(v) for v in values]
+    if any(not math.isfinite(v) or v < 0 for v in values) or (integer and max(values) > _INT64_MAX):
+        limit = "integers in [0, 2^63 - 1]" if integer else "finite numbers >= 0"
+        raise ValueError(f"{name}: values must be {limit}")
+    return sorted(set(values))

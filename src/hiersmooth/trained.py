@@ -66,10 +66,25 @@ def checkpoint_folder(config: RunConfig, out=None) -> Path:
     return Path(out or config.out or "runs/" + f"{config.data.name}_{config.model.name}")
 
 
-def train_run(config: RunConfig, out=None, progress: bool = True) -> Path:
-    """Load the data, build and train the model under the config's smoothing, write the checkpoint folder (each file
-    atomically, ``model.json`` last)."""
+def train_run(config, out=None, progress: bool = True, force: bool = False) -> Path:
+    """``hiersmooth train``: load the data, build and train the model under the config's smoothing (noise
+    augmentation), and write the checkpoint folder ``out`` (default: the config's ``out``), each file atomically,
+    ``model.json`` last; returns the folder.
+
+    ``config`` is a :class:`RunConfig`, a mapping or a run-config YAML path. The folder is refused when it holds
+    files hiersmooth did not write (unless ``force``) or the config file itself, and is locked while training."""
+    from .results import LOCK, check_output, output_lock
+
+    source = config if isinstance(config, (str, Path)) else None
+    config = config if isinstance(config, RunConfig) else load_run_config(config)
     out = checkpoint_folder(config, out)
+    check_output(out, [source], force, files=TRAINED_FILES)
+    with output_lock(out / LOCK):
+        return _train_into(config, out, progress)
+
+
+def _train_into(config: RunConfig, out: Path, progress: bool) -> Path:
+    """Train and write the checkpoint files (the folder is checked and locked)."""
     started = time.perf_counter()
     dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
     torch.manual_seed(config.training.seed)  # the model's initial weights

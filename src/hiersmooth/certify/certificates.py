@@ -1,14 +1,11 @@
-"""Per-point certificates from vote counts (SPEC.md §3–§4).
+"""Per-point certificates: the binary and multi-class decision rules applied to bounds on p_A (SPEC.md §3–§4).
 
-From the votes, class A is the most frequent class among the n₀ selection samples (``pre_votes``); the n
-estimation samples (``votes``) bound its probability by one-sided Clopper–Pearson bounds at level α:
+Given, per point, a lower bound p_A on the probability of the selected class A (and, for the multi-class
+rule, an upper bound p_B on every other class; :mod:`hiersmooth.certify.certification` computes both from
+vote counts):
 
-- binary certificate: p_A = lower bound at α; certified for a threat iff p̲_{X̃,A} > 1/2;
-- multi-class certificate: p_A = lower bound at α/K, p_B = upper bound at α/K (Bonferroni over the K classes);
-  certified iff p̲_{X̃,A} > p̄_{X̃,B}. B is, by default, the class with the largest upper bound among all classes
-  other than A (sound: every such class is below p_B with the stated confidence). ``runner_up="selection"``
-  takes B = the runner-up of ``pre_votes`` as the paper's reference code does (NumPy ``argsort`` order), only
-  for reproducing its figures.
+- binary certificate: certified for a threat iff p̲_{X̃,A} > 1/2;
+- multi-class certificate: certified iff p̲_{X̃,A} > p̄_{X̃,B}.
 
 A point whose bound fails already for the empty threat abstains. Beyond the exact yes/no answer for any threat
 (:meth:`Certificate.certified`), each noise family has its natural per-point certificate: the largest certified
@@ -21,16 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..defaults import DEFAULT_ALPHA
 from ..rounding import down, one_minus, up
 from ..smoothing.hierarchical import Smoothing, theorem1_argument, theorem1_lower, theorem1_upper, theorem1_upper_argument
 from ..smoothing.normal import probit_down, probit_up
 from ..smoothing.noise import Ablation, Gaussian, Sparse
 from ..threat import Threat
-from .bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
-from .votes import Votes
 
-RUNNER_UP_CHOICES = ("sound", "selection")
 _BISECTION_STEPS = 64  # halvings of the bracket's bit patterns: enough to reach adjacent doubles
 _BRACKET_DOUBLINGS = 64  # the margin at ε is below 2Φ(−ε/σ) − Δ/s: it fails long before σ·2⁶⁴
 
@@ -50,23 +43,24 @@ class Certificate:
         """Points not certified even for the empty threat: p_A <= 1/2 (binary), p_A <= p_B (multi-class)."""
         return ~(self.p_lower > (0.5 if self.p_upper is None else self.p_upper))
 
-    def _decide(self, selected, threat: Threat, points=slice(None)) -> np.ndarray:
+    def _decide(self, selected, lower, upper, points=slice(None)) -> np.ndarray:
         """Certified iff p̲_{X̃,A} > 1/2 (binary) or > p̄_{X̃,B} (multi-class), with s = 1 − Δ >= ``selected``.
 
-        Both sides are sound float64 bounds (p̲ rounded down, p̄ up), so a point certified here is certified
-        in exact arithmetic."""
-        noise = self.smoothing.noise
-        lower = theorem1_lower(self.p_lower[points], selected, lambda q, c: noise.lower(q, threat, c))
+        ``lower(q, complement)`` and ``upper(q, complement)`` are the noise's sound bounds L, U for the threat
+        (shaped as ``selected`` broadcast against the ``points``). Both sides are sound float64 bounds (p̲ rounded
+        down, p̄ up), so a point certified here is certified in exact arithmetic."""
+        p_lower = theorem1_lower(self.p_lower[points], selected, lower)
         if self.p_upper is None:
-            return lower > 0.5
-        return lower > theorem1_upper(self.p_upper[points], selected, lambda q, c: noise.upper(q, threat, c))
+            return p_lower > 0.5
+        return p_lower > theorem1_upper(self.p_upper[points], selected, upper)
 
     def certified(self, threat: Threat) -> np.ndarray:
         """Whether each point is certified against ``threat`` (bool per point; sound, SPEC.md §8)."""
         threat, selected = self.smoothing.resolve(threat)
         if threat.rows == 0:  # nothing can change
             return ~self.abstain
-        return self._decide(selected, threat)
+        noise = self.smoothing.noise
+        return self._decide(selected, lambda q, c: noise.lower(q, threat, c), lambda q, c: noise.upper(q, threat, c))
 
     def largest_l2(self, rows) -> np.ndarray:
         """Largest certified ℓ2 radius ε* per point and per r in ``rows`` (gaussian noise), shape (points, rows).
@@ -99,8 +93,9 @@ class Certificate:
     def certified_bits(self, rows, added, deleted) -> np.ndarray:
         """Certified (r, ra, rd) grid per point (sparse noise): bool array (points, rows, added, deleted).
 
-        Certification is monotone in ra and rd (SPEC.md §3), so a point not certified at (ra, rd) is not
-        evaluated at larger ra or rd: the work follows the certified region, not the whole grid.
+        Certification is monotone in ra and rd (SPEC.md §3), so a point is decided at (ra, rd) only where it is
+        certified, for some r, at the previous ra and at the previous rd of the axes (not certified elsewhere): the
+        work follows the certified region, not the whole grid.
         """
         noise = self.smoothing.noise
         if not isinstance(noise, Sparse):
@@ -114,31 +109,49 @@ class Certificate:
         return self._bits[key][:, row_of][:, :, added_of][:, :, :, deleted_of]
 
     def _certified_bits(self, rows: np.ndarray, added: np.ndarray, deleted: np.ndarray) -> np.ndarray:
-        """``certified_bits`` on sorted distinct axes."""
+        """``certified_bits`` on sorted distinct axes, one ra at a time, every point, r and rd at once.
+
+        With d(ra, rd) = certified for some r, the rule of :meth:`certified_bits` (decided at a cell iff d at the
+        previous ra and at the previous rd, each where decided) unrolls to: decided at (ra, rd) iff d at every
+        other cell of the axes' rectangle [first ra, ra] × [first rd, rd]. So ``reached`` = d on the whole
+        rectangle up to (ra, rd) is all one ra hands on to the next: a cumulative AND along rd.
+        """
         grid = np.zeros((len(self.p_lower), len(rows), len(added), len(deleted)), dtype=bool)
         # at most ra + rd rows can change: s = P(C ⊆ S) is needed up to that many rows only, however large r
         most = int(min(rows[-1], added[-1] + deleted[-1]))
         selected_of_rows = np.asarray(self.smoothing.selection.selected_all(np.arange(most + 1)), dtype=float)
+        reached = np.ones((len(self.p_lower), len(deleted)), dtype=bool)  # before the first ra: no condition
         for i, ra in enumerate(added):
-            for j, rd in enumerate(deleted):
-                active = np.ones(len(self.p_lower), dtype=bool)
-                if i:
-                    active &= grid[:, :, i - 1, j].any(axis=1)
-                if j:
-                    active &= grid[:, :, i, j - 1].any(axis=1)
-                if not active.any():
-                    break
-                # ra + rd flipped bits change at most ra + rd rows (Threat.effective), for every r at once;
-                # where that is no row at all, nothing changes and the point is certified iff it does not abstain.
-                changeable = np.minimum(rows, ra + rd)
-                moved = changeable > 0
-                grid[active, :, i, j] = ~self.abstain[active, None]
-                if moved.any():
-                    threat = Threat(rows=int(rows[-1]), added=int(ra), deleted=int(rd))
-                    selected = selected_of_rows[changeable[moved]][:, None]
-                    grid[np.ix_(active, moved, [i], [j])] = self._decide(selected, threat, active).T[:, :, None, None]
+            if not reached.any():
+                break
+            decided = self._certified_row(rows, ra, deleted, reached, selected_of_rows)
+            previous_reached = reached
+            reached = np.logical_and.accumulate(decided.any(axis=1), axis=1)
+            previous_rd = np.concatenate([np.ones((len(self.p_lower), 1), dtype=bool), reached[:, :-1]], axis=1)
+            grid[:, :, i, :] = decided & (previous_reached & previous_rd)[:, None, :]
         grid.setflags(write=False)
         return grid
+
+    def _certified_row(self, rows, ra, deleted, where, selected_of_rows) -> np.ndarray:
+        """Certified against (r, ra, rd) for every r in ``rows`` and rd in ``deleted``, at the (point, rd) pairs of
+        ``where`` (False elsewhere): bool array (points, rows, deleted).
+
+        The regions of every (ra, rd) are computed once and bound all points; ra + rd flipped bits change at most
+        ra + rd rows (Threat.effective), so s = P(C ⊆ S) is that of min(r, ra + rd) rows. Where that is no row at
+        all, nothing changes and the point is certified iff it does not abstain.
+        """
+        point, column = np.nonzero(where)
+        regions = self.smoothing.noise.regions_of([(ra, rd) for rd in deleted[: column.max() + 1]])
+        changeable = np.minimum(rows[None, :], ra + deleted[column][:, None])
+        point, column = (np.broadcast_to(index[:, None], changeable.shape) for index in (point, column))
+        certified = ~self.abstain[point]
+        moved = changeable > 0
+        cell = column[moved]
+        certified[moved] = self._decide(selected_of_rows[changeable[moved]], lambda q, c: regions.lower(q, c, cell),
+                                        lambda q, c: regions.upper(q, c, cell), point[moved])
+        out = np.zeros((len(self.p_lower), len(rows), len(deleted)), dtype=bool)
+        out[point, np.arange(len(rows))[None, :], column] = certified
+        return out
 
     def largest_rows(self) -> np.ndarray:
         """Largest r such that the point is certified against any change to r rows (``Threat(rows=r)``).
@@ -226,53 +239,3 @@ def _multiclass_radius(certificate: Certificate, selected: np.ndarray) -> np.nda
         low = np.where(moving & above, middle, low)
         high = np.where(moving & ~above, middle, high)
     return low
-
-
-@dataclass(frozen=True)
-class VoteCertificates:
-    """Both certificates for every point of a votes file, with the selected class and its correctness."""
-
-    votes: Votes
-    smoothing: Smoothing
-    alpha: float
-    runner_up: str
-    selected: np.ndarray
-    runner_up_class: np.ndarray
-    binary: Certificate
-    multiclass: Certificate
-
-    @property
-    def correct(self) -> np.ndarray:
-        """Whether the selected class A equals the label (the reference code's "smoothed accuracy")."""
-        return self.selected == self.votes.labels
-
-    @property
-    def certificates(self) -> tuple[Certificate, Certificate]:
-        return self.binary, self.multiclass
-
-
-def certify_votes(votes: Votes, smoothing: Smoothing, alpha: float = DEFAULT_ALPHA, runner_up: str = "sound") -> VoteCertificates:
-    """Bound p_A (and p_B) from ``votes`` and set up the binary and multi-class certificates (SPEC.md §3–§4)."""
-    alpha = check_alpha(alpha)
-    if runner_up not in RUNNER_UP_CHOICES:
-        raise ValueError(f"runner_up={runner_up!r}: must be one of {', '.join(RUNNER_UP_CHOICES)}")
-    points, classes = votes.votes.shape
-    index = np.arange(points)
-    selected = votes.pre_votes.argmax(axis=1)
-    if runner_up == "sound":
-        # The upper bound grows with the count, so the largest upper bound over classes ≠ A is the top count ≠ A.
-        others = np.where(np.arange(classes)[None, :] == selected[:, None], -1, votes.votes)
-        second = others.argmax(axis=1)
-    else:
-        order = np.argsort(votes.pre_votes, axis=1)
-        second = np.where(order[:, -2] == selected, order[:, -1], order[:, -2])
-    n = votes.n
-    per_class = float(down(alpha / classes))  # Bonferroni's α/K, rounded toward the wider intervals
-    binary = Certificate("binary", smoothing, clopper_pearson_lower(votes.votes[index, selected], n, alpha))
-    multiclass = Certificate(
-        "multiclass",
-        smoothing,
-        clopper_pearson_lower(votes.votes[index, selected], n, per_class),
-        clopper_pearson_upper(votes.votes[index, second], n, per_class),
-    )
-    return VoteCertificates(votes, smoothing, alpha, runner_up, selected, second, binary, multiclass)

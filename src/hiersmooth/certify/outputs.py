@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..results import library_versions, write_arrays, write_csv, write_json
 from ..smoothing.noise import Gaussian, Sparse
-from .certificates import VoteCertificates
+
+if TYPE_CHECKING:
+    from .certification import VoteCertificates
 
 
 def output_paths(out_csv) -> dict[str, Path]:
@@ -31,9 +34,9 @@ def output_paths(out_csv) -> dict[str, Path]:
 
 def per_point(result: VoteCertificates, axes: dict[str, list]) -> tuple[list[dict], dict[str, np.ndarray]]:
     """Per-point rows (scalars) and arrays (the family's certificate for every point)."""
-    noise, points = result.smoothing.noise, result.votes.points
+    noise, points = result.smoothing.noise, result.points
     rows = np.asarray(axes["rows"])
-    arrays = {"labels": result.votes.labels, "selected": result.selected, "runner_up": result.runner_up_class, "correct": result.correct}
+    arrays = {"labels": result.labels, "selected": result.selected, "runner_up": result.runner_up_class, "correct": result.correct}
     for cert in result.certificates:
         arrays[f"abstain_{cert.name}"] = cert.abstain
         arrays[f"p_lower_{cert.name}"] = cert.p_lower
@@ -82,10 +85,10 @@ def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, l
             "smoothing": result.smoothing.to_config(),
             "alpha": result.alpha,
             "runner_up": result.runner_up,
-            "points": result.votes.points,
-            "classes": result.votes.classes,
-            "n0": result.votes.n0,
-            "n": result.votes.n,
+            "points": result.points,
+            "classes": result.classes,
+            "n0": result.n0,
+            "n": result.n,
             "threat_grid": axes,
             **(extra or {}),
             "summary": summary(result),

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..smoothing.noise import Ablation, Gaussian, Sparse
-from ..threat import Threat
-from .certificates import Certificate, VoteCertificates
+from ..threat import MAX_THREATS, Threat, axis_values
+from .certificates import Certificate
+
+if TYPE_CHECKING:
+    from .certification import VoteCertificates
 
 _SEARCH_LIMIT = 1 << 20
 
@@ -80,6 +84,35 @@ def default_axes(result: VoteCertificates) -> dict[str, list]:
     largest = max(float(np.max(c.largest_rows())) for c in certs)
     last_row = constant_from if math.isinf(largest) else max(int(largest), 0)
     return {"rows": list(range(0, last_row + 2))}
+
+
+def threat_axes(noise) -> tuple[str, ...]:
+    """The axes of a threat grid for ``noise``: rows, then eps (gaussian), added and deleted (sparse), none (ablation)."""
+    return ("rows",) + (("eps",) if isinstance(noise, Gaussian) else ("added", "deleted") if isinstance(noise, Sparse) else ())
+
+
+def grid_axes(result: VoteCertificates, **given) -> dict[str, list]:
+    """The threat grid: each axis given (``rows=``, ``eps=``, ``added=``, ``deleted=``: a list of values, or text as
+    on the command line such as ``1-4`` or ``0:1:0.05``; None for the default) checked by
+    :func:`hiersmooth.threat.axis_values`, the others from :func:`default_axes`. An axis that does not fit the
+    noise, or a grid of more than ``MAX_THREATS`` threats, is a ValueError naming it."""
+    given = {name: values for name, values in given.items() if values is not None}
+    fits = threat_axes(result.smoothing.noise)
+    for name in given:
+        if name not in fits:
+            kind = type(result.smoothing.noise).__name__.lower()
+            known = name in ("rows", "eps", "added", "deleted")
+            raise ValueError(f"--{name} {'does not apply to' if known else 'is no threat axis of'} {kind} noise "
+                             f"(threat options for it: {', '.join(f'--{n}' for n in sorted(fits))})")
+    axes = {name: axis_values(name, values) for name, values in given.items()}
+    if set(axes) != set(fits):
+        axes = {**default_axes(result), **axes}
+    size = math.prod(len(values) for values in axes.values())
+    if size > MAX_THREATS:
+        sizes = " x ".join(f"{len(values)} {name}" for name, values in axes.items())
+        raise ValueError(f"the threat grid has {sizes} = {size} threats, more than {MAX_THREATS}; "
+                         "give shorter --rows/--eps/--added/--deleted lists")
+    return {name: axes[name] for name in fits}
 
 
 def threats_from_axes(noise, axes: dict[str, list]) -> list[Threat]:

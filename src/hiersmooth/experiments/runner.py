@@ -23,9 +23,9 @@ from pathlib import Path
 import yaml
 
 from ..config_files import read_yaml
-from ..results import LOCK, atomic_file, output_lock, write_csv
+from ..results import LOCK, atomic_file, check_output, output_lock, write_csv
 from ..smoothing.noise import Ablation
-from .grid import Cell, Experiment
+from .grid import Cell, Experiment, load_experiment
 
 SIDECAR = "certified_accuracy.json"
 RESULTS_FILES = ("cells.csv", "results.csv")  # experiment.yaml is written only where absent
@@ -39,15 +39,25 @@ def cell_done(results: Path, cell: Cell) -> bool:
     return (cell_folder(results, cell) / "certify" / SIDECAR).exists()
 
 
-def run_experiment(experiment: Experiment, results, progress: bool = True, log=print) -> Path:
-    """Run every unfinished cell of ``experiment`` into ``results`` and write the aggregate tables.
+def results_folder(experiment: Experiment, out=None) -> Path:
+    """Where an experiment's results go: ``out``, else ``results/<experiment name>``."""
+    return Path(out or f"results/{experiment.name}")
 
-    Under torchrun, rank 0 trains each cell's model while the others wait; all ranks then certify it together
-    (``hiersmooth certify`` shares the work), and rank 0 alone logs and writes.
+
+def run_experiment(experiment, out=None, progress: bool = True, force: bool = False, log=print) -> Path:
+    """``hiersmooth run``: run every unfinished cell of ``experiment`` (an :class:`Experiment`, a mapping or a YAML
+    path) into the results folder ``out`` (default ``results/<name>``), write the aggregate tables and return the folder.
+
+    A folder holding another experiment, or files hiersmooth did not write (unless ``force``), is refused; one run
+    at a time holds it. Under torchrun, rank 0 trains each cell's model while the others wait; all ranks then
+    certify it together, and rank 0 alone logs and writes.
     """
     from ..distributed import init_ranks
 
-    results = Path(results)
+    source = experiment if isinstance(experiment, (str, Path)) else None
+    experiment = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    results = results_folder(experiment, out)
+    check_output(results, [source], force, files=RESULTS_FILES)
     ranks = init_ranks(experiment.cells[0].run.training.device)
     with output_lock(results / LOCK) if ranks.writer else contextlib.nullcontext():  # one run per results folder
         return _run_cells(experiment, results, ranks, progress, log)
@@ -107,21 +117,19 @@ def _reusable(model: Path, cell: Cell) -> bool:
 
 
 def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -> None:
-    """``hiersmooth certify --checkpoint`` for the cell, its printout kept in ``certify.log``."""
-    from ..cli import run_command
+    """Certify the cell's checkpoint (:func:`hiersmooth.certify_run.certify_checkpoint`) at the experiment's threats;
+    the printed summary is appended to ``certify.log``."""
+    from ..certify_run import certify_checkpoint
 
     options = experiment.certify
-    argv = ["certify", "--checkpoint", str(folder / "model"), "--out", str(folder / "certify"), "--n0", str(options["n0"]),
-            "--num-samples", str(options["n"]), "--alpha", str(options["alpha"]), "--batch-size", str(options["batch_size"]),
-            "--seed", str(cell.seed), "--device", cell.run.training.device]
-    for axis, values in experiment.threats.items():
-        if axis == "rows" or not isinstance(cell.run.smoothing.noise, Ablation):  # ablation certifies any change to r rows
-            argv += [f"--{axis}", ",".join(str(v) for v in values)]
-    if not progress:
-        argv.append("--no-progress")
+    grid = {axis: values for axis, values in experiment.threats.items()  # ablation certifies any change to r rows
+            if axis == "rows" or not isinstance(cell.run.smoothing.noise, Ablation)}
+    result = certify_checkpoint(folder / "model", folder / "certify", n0=options["n0"], n=options["n"], alpha=options["alpha"],
+                                batch_size=options["batch_size"], seed=cell.seed, device=cell.run.training.device,
+                                progress=progress, **grid)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "certify.log", "a") as handle, contextlib.redirect_stdout(handle):
-        run_command(argv)
+    with open(folder / "certify.log", "a") as handle:
+        print(result.grid(**grid).format(), file=handle)
 
 
 def _summary(folder: Path) -> dict:

@@ -133,6 +133,11 @@ class Sparse:
         self.check_threat(threat)
         return sparse_regions(threat.added, threat.deleted, self.p_plus, self.p_minus)
 
+    def regions_of(self, cells) -> Regions:
+        """The regions of the threats with ra, rd = each (added, deleted) pair of ``cells``, stacked: cell k of the
+        result is the k-th pair (for :meth:`Regions.lower` and :meth:`Regions.upper` with ``cell=``)."""
+        return Regions.stack([sparse_regions(int(ra), int(rd), self.p_plus, self.p_minus) for ra, rd in cells])
+
     def lower(self, q, threat: Threat, complement=None):
         """L(q) over the threat's likelihood-ratio regions, rounded down."""
         return self.regions(threat).lower(*_complement(q, complement, "up"))

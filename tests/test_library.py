@@ -1,0 +1,236 @@
+"""The library at the centre: every command is one Python call, with the command line's files, checks and errors.
+
+Drives ``certify_dataset`` with the objects a user has (an image tensor, a ``Dataset``, a PyG ``Data`` graph with
+``test_mask``), resumes a killed ``certify_dataset`` to identical votes, compares each library call with its
+command, and checks the layers (no module imports the CLI; ``hiersmooth --help`` imports neither torch nor scipy).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import hiersmooth
+from hiersmooth.certify.votes import load_votes
+from hiersmooth.cli import main
+from hiersmooth.models.graphs import GCN
+from hiersmooth.models.images import SmallCNN
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCE = REPO / "src" / "hiersmooth"
+GAUSSIAN = REPO / "configs" / "smoothing" / "cifar10_hierarchical_gaussian.yaml"
+SPARSE = REPO / "configs" / "smoothing" / "cora_ml_hierarchical_sparse.yaml"
+OUTPUTS = ("votes.npz", "certified_accuracy.csv", "certified_accuracy.points.csv", "certified_accuracy.points.npz")
+
+
+@pytest.fixture
+def images(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels, labels = rng.random((4, 1, 8, 8)).astype(np.float32), rng.integers(0, 3, 4)
+    np.savez(tmp_path / "images.npz", images=pixels, labels=labels)
+    torch.manual_seed(0)
+    model = SmallCNN(2, 3)
+    torch.save(model.state_dict(), tmp_path / "cnn.pt")
+    return tmp_path, torch.from_numpy(pixels), labels, model
+
+
+def _classifier(model, smoothing=GAUSSIAN, classes=3, seed=3):
+    return hiersmooth.SmoothedClassifier(model, smoothing, classes, seed=seed)
+
+
+def test_certify_dataset_on_a_tensor_writes_what_the_command_writes(images):
+    folder, pixels, labels, model = images
+    result = _classifier(model).certify_dataset(pixels, 20, 60, 0.05, 32, labels=labels, out=folder / "lib", progress=False,
+                                                rows=[1, 2], eps="0,0.1")
+    argv = ["certify", "--smoothing", str(GAUSSIAN), "--model", "hiersmooth.models.images:SmallCNN", "--weights",
+            str(folder / "cnn.pt"), "--data", str(folder / "images.npz"), "--n0", "20", "--n", "60", "--alpha", "0.05",
+            "--num-classes", "3", "--seed", "3", "--rows", "1,2", "--eps", "0,0.1", "--no-progress", "--out", str(folder / "cli")]
+    assert main(argv) == 0
+    for name in OUTPUTS[:3]:  # the same votes, table and per-point rows, byte for byte
+        assert (folder / "lib" / name).read_bytes() == (folder / "cli" / name).read_bytes(), name
+    # results read naturally: counts as (points, classes) arrays, no result.votes.votes
+    assert result.pre_votes.shape == result.votes.shape == (4, 3) and result.votes.dtype == np.int64
+    assert (result.votes.sum(axis=1) == 60).all() and (result.pre_votes.sum(axis=1) == 20).all()
+    np.testing.assert_array_equal(result.labels, labels)
+    np.testing.assert_array_equal(result.correct, result.selected == labels)
+    assert result.binary.largest_l2([1, 2]).shape == (4, 2)
+    sidecar = json.loads((folder / "lib" / "certified_accuracy.json").read_text())
+    assert sidecar["inputs"]["data"] == "in memory" and len(sidecar["inputs"]["data_sha256"]) == 64
+
+
+def test_a_dataset_of_pairs_gives_the_votes_of_the_tensor(images):
+    _, pixels, labels, model = images
+
+    class Pairs(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(pixels)
+
+        def __getitem__(self, index):
+            return pixels[index], int(labels[index])
+
+    from_tensor = _classifier(model).certify_dataset(pixels, 10, 30, labels=labels, progress=False)
+    from_pairs = _classifier(model).certify_dataset(Pairs(), 10, 30, batch_size=7, progress=False)
+    np.testing.assert_array_equal(from_pairs.votes, from_tensor.votes)
+    np.testing.assert_array_equal(from_pairs.pre_votes, from_tensor.pre_votes)
+    np.testing.assert_array_equal(from_pairs.labels, labels)
+
+
+def _graph():
+    from torch_geometric.data import Data
+
+    rng = np.random.default_rng(1)
+    nodes, features = 30, 12
+    x = torch.from_numpy((rng.random((nodes, features)) < 0.2).astype(np.float32))
+    edges = rng.integers(0, nodes, (2, 80))
+    edge_index = torch.from_numpy(np.concatenate([edges, edges[::-1]], axis=1))
+    mask = torch.zeros(nodes, dtype=torch.bool)
+    mask[[2, 5, 11, 17]] = True
+    return Data(x=x, edge_index=edge_index, y=torch.from_numpy(rng.integers(0, 3, nodes)), test_mask=mask)
+
+
+def test_a_pyg_graph_is_certified_at_its_test_mask(tmp_path):
+    data = _graph()
+    torch.manual_seed(0)
+    model = GCN(data.num_node_features + 1, 3)
+    result = _classifier(model, SPARSE).certify_dataset(data, 8, 24, 0.05, 4, out=tmp_path / "graph", progress=False,
+                                                         rows=[1], added=[0], deleted=[0, 1])
+    assert result.votes.shape == (4, 3)
+    np.testing.assert_array_equal(result.labels, data.y[data.test_mask].numpy())
+    by_arrays = _classifier(model, SPARSE).certify_dataset(data.x.to_sparse_csr(), 8, 24, 0.05, 4, edge_index=data.edge_index,
+                                                            labels=data.y, nodes=[2, 5, 11, 17], progress=False)
+    np.testing.assert_array_equal(by_arrays.votes, result.votes)
+    assert json.loads((tmp_path / "graph" / "certified_accuracy.json").read_text())["nodes"] == [2, 5, 11, 17]
+    np.testing.assert_array_equal(load_votes(tmp_path / "graph" / "votes.npz").votes, result.votes)
+
+
+def _fail_after(model: torch.nn.Module, passes: int):
+    """Make ``model`` raise after a counted number of forward passes (a kill at a known point, no timing); the
+    weights, and so the run's fingerprint, stay the model's own. Returns the hook's handle."""
+    left = [passes]
+
+    def count(module, inputs):
+        if left[0] == 0:
+            raise KeyboardInterrupt("killed")
+        left[0] -= 1
+
+    return model.register_forward_pre_hook(count)
+
+
+def test_a_killed_certify_dataset_resumes_to_identical_votes(images):
+    folder, pixels, labels, model = images
+    reference = _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=50, progress=False)
+    # one pass checks the class count, then each image needs 1 selection + 6 estimation passes: die in image 2
+    hook = _fail_after(model, 1 + 7 + 3)
+    with pytest.raises(KeyboardInterrupt):
+        _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=50, out=folder / "run", progress=False,
+                                           checkpoint_seconds=1e9)
+    hook.remove()
+    with np.load(folder / "run" / "progress.npz") as saved:
+        assert 0 < saved["votes"].sum() < 4 * 300  # part of the work was kept
+    resumed = _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=64, out=folder / "run", progress=False)
+    np.testing.assert_array_equal(resumed.votes, reference.votes)
+    np.testing.assert_array_equal(resumed.pre_votes, reference.pre_votes)
+    # other weights are another run: refused in one line, the checkpoint kept
+    other = SmallCNN(2, 3)
+    with pytest.raises(ValueError, match=r"written by a different run \(differs in weights_sha256\)"):
+        _classifier(other).certify_dataset(pixels, 20, 300, labels=labels, out=folder / "run", progress=False)
+
+
+def test_the_library_refuses_what_the_command_refuses(images):
+    folder, pixels, labels, model = images
+    (folder / "foreign").mkdir()
+    (folder / "foreign" / "votes.npz").write_bytes(b"not ours")
+    with pytest.raises(ValueError, match="exists and was not written by hiersmooth"):
+        _classifier(model).certify_dataset(pixels, 4, 8, labels=labels, out=folder / "foreign", progress=False)
+    assert (folder / "foreign" / "votes.npz").read_bytes() == b"not ours"
+    with pytest.raises(ValueError, match="is an input of this run"):
+        hiersmooth.certify_votes(_votes_file(folder), GAUSSIAN, out=_votes_file(folder))
+    with pytest.raises(ValueError, match=r"data: must be images .* got str"):
+        _classifier(model).certify_dataset("images.npz", 4, 8)
+    with pytest.raises(ValueError, match="--added does not apply to gaussian noise"):
+        _classifier(model).certify_dataset(pixels, 4, 8, labels=labels, progress=False).grid(added=[1])
+    with pytest.raises(ValueError, match=r"labels: hold class 5, but the classifier has 3 classes"):
+        _classifier(model).certify_dataset(pixels, 4, 8, labels=[0, 1, 2, 5], out=folder / "bad", progress=False)
+    with pytest.raises(ValueError, match=r"data: image values must lie in \[0, 1\]"):
+        _classifier(model).certify_dataset(pixels * 2, 4, 8)
+
+
+def _votes_file(folder: Path) -> Path:
+    path = folder / "votes_in.npz"
+    if not path.exists():
+        pre = np.array([[90, 5, 5], [10, 80, 10], [30, 30, 40]])
+        np.savez(path, pre_votes=pre, votes=pre * 10, labels=np.array([0, 1, 2]))
+    return path
+
+
+def test_certify_votes_from_python_writes_the_files_of_the_command(tmp_path):
+    votes = _votes_file(tmp_path)
+    result = hiersmooth.certify_votes(votes, GAUSSIAN, out=tmp_path / "lib" / "c.csv", rows="1-2", eps=[0, 0.5])
+    assert main(["certify-votes", str(votes), "--smoothing", str(GAUSSIAN), "--out", str(tmp_path / "cli" / "c.csv"),
+                 "--rows", "1-2", "--eps", "0,0.5"]) == 0
+    for name in ("c.csv", "c.points.csv"):
+        assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
+    loaded = hiersmooth.load_votes(votes)
+    again = hiersmooth.certify_votes(loaded, hiersmooth.from_config(GAUSSIAN))
+    assert [row["certified_accuracy"] for row in again.grid(rows=[1, 2], eps=[0, 0.5]).table] == \
+        [row["certified_accuracy"] for row in result.grid(rows="1-2", eps="0,0.5").table]
+    mapping = hiersmooth.certify_votes({"pre_votes": loaded.pre_votes, "votes": loaded.votes, "labels": loaded.labels}, GAUSSIAN)
+    np.testing.assert_array_equal(mapping.binary.p_lower, result.binary.p_lower)
+
+
+def test_every_public_name_is_reachable_and_documented():
+    for name in hiersmooth.__all__:
+        value = getattr(hiersmooth, name)
+        assert name in dir(hiersmooth)
+        if callable(value):
+            assert (value.__doc__ or "").strip(), f"hiersmooth.{name} has no docstring"
+    for name in ("certify_votes", "load_votes", "save_votes", "Threat", "from_config", "SmoothedClassifier",
+                 "certify_checkpoint", "train_run", "run_experiment", "make_report"):
+        assert name in hiersmooth.__all__
+    assert callable(hiersmooth.SmoothedClassifier.certify_dataset)
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules ``path`` imports, resolved to absolute names."""
+    package = ".".join(path.relative_to(SOURCE.parent).with_suffix("").parts)
+    package = package if path.name == "__init__.py" else package.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_no_module_imports_the_command_line_or_passes_argv():
+    offenders = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        imports = _imports(path)
+        if "hiersmooth.cli" in imports or "argparse" in imports:
+            offenders.append(str(path.relative_to(REPO)))
+    assert not offenders, f"only cli.py and __main__.py may know the command line: {offenders}"
+
+
+def test_help_imports_neither_torch_nor_scipy():
+    code = ("import sys\nfrom hiersmooth.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('torch', 'scipy', 'matplotlib', 'torch_geometric') if m in sys.modules)\n"
+            "print('HEAVY', heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr
+    usage = subprocess.run([sys.executable, "-c", code.replace("['--help']", "['certify-votes']")], capture_output=True,
+                           text=True, timeout=60)
+    assert "HEAVY []" in usage.stdout, usage.stdout + usage.stderr
+    assert "hiersmooth: error: " in usage.stderr
