@@ -7,7 +7,7 @@ SHARED ?= $(if $(HIERSMOOTH_SHARED),$(HIERSMOOTH_SHARED),../shared)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench docs clean
 
 setup: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $(STAMP)
 
 test: setup
@@ -29,6 +29,11 @@ bench: setup
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/smoothing_overhead.py
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/cora_end_to_end.py
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/distributed_speedup.py
+
+# the documentation site (mkdocs.yml, docs/) into site/; --strict: any warning (a broken link, a docstring griffe
+# cannot parse, a module that does not exist) fails it
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -234,3 +234,39 @@ def test_help_imports_neither_torch_nor_scipy():
                            text=True, timeout=60)
     assert "HEAVY []" in usage.stdout, usage.stdout + usage.stderr
     assert "hiersmooth: error: " in usage.stderr
+
+
+def test_train_run_experiment_and_report_from_python(tmp_path):
+    from test_experiments import TINY
+
+    experiment = {**TINY, "methods": {"hierarchical": TINY["methods"]["hierarchical"]}}
+    results = hiersmooth.run_experiment(experiment, tmp_path / "results", progress=False, log=lambda line: None)
+    rows = (results / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 2 * 2  # header + certificates × r × eps
+    paths = hiersmooth.make_report(results, ["r=1,eps=0.25"])
+    assert {path.name for path in paths} >= {"pareto_r1_eps0.25.png", "summary.md"}
+    with pytest.raises(ValueError, match="holds another experiment"):
+        hiersmooth.run_experiment({**experiment, "seeds": [1]}, results, progress=False)
+    # train_run: a mapping in, a checkpoint folder out; a folder of foreign files is refused
+    config = {key: experiment[key] for key in ("data", "model", "training")} | {"smoothing": GAUSSIAN_CONFIG}
+    folder = hiersmooth.train_run(config, tmp_path / "model", progress=False)
+    assert (folder / "model.pt").is_file() and (folder / "config.yaml").is_file()
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "model.pt").write_bytes(b"mine")
+    with pytest.raises(ValueError, match="exists and was not written by hiersmooth"):
+        hiersmooth.train_run(config, tmp_path / "foreign", progress=False)
+
+
+GAUSSIAN_CONFIG = {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.25}}
+
+
+def test_the_quickstart_notebook_is_committed_without_outputs():
+    import nbformat
+
+    notebook = nbformat.read(REPO / "examples" / "quickstart.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert len(code) >= 5
+    assert all(not cell.outputs and cell.execution_count is None for cell in code), "clear the notebook's outputs"
+    text = "\n".join(cell.source for cell in code)
+    for call in ("certify_votes", "train_run", "certify_checkpoint", "certify_dataset", "Data("):
+        assert call in text

@@ -1,7 +1,7 @@
 """``SmoothedClassifier``: Monte-Carlo predict and certify of any PyTorch classifier (SPEC.md §4; Cohen et al., 2019).
 
 certify: n₀ samples pick class A (the most frequent), n fresh samples count the votes, and the certificate engine
-bounds p_A (and p_B) and answers threats (``hiersmooth.certify.certificates``). predict: n samples, abstain
+bounds p_A (and p_B) and answers threats (``hiersmooth.certify.certification``). predict: n samples, abstain
 unless the two-sided binomial test of the top two counts rejects p = 1/2 at level α.
 
 Images: ``model(z)`` maps a contiguous NCHW batch (b, C' [+1], H, W) to logits (b, K). Graphs: one forward pass
@@ -207,8 +207,8 @@ def binomial_two_sided_p(top: np.ndarray, second: np.ndarray) -> np.ndarray:
 class SmoothedClassifier:
     """The smoothed classifier g(x) = argmax_y P_{Z ~ Ψ_x}[model(Z) = y], estimated by Monte Carlo.
 
-    ``predict`` and ``certify`` count the votes of ``model`` on samples of the smoothing distribution Ψ_x and
-    certify them with the engine (:func:`hiersmooth.certify.certificates.certify_votes`).
+    ``predict``, ``certify`` and ``certify_dataset`` count the votes of ``model`` on samples of the smoothing
+    distribution Ψ_x and certify them with the engine (:func:`hiersmooth.certify.certification.certify_votes`).
 
     What the model receives:
 
@@ -221,26 +221,8 @@ class SmoothedClassifier:
     Seed plan: samples come in blocks of ``block_size``, and block b of stage s (``"selection"``, ``"estimation"``,
     ``"prediction"``) of point p is drawn from its own generator seeded from (``seed``, p, s, b)
     (:class:`~hiersmooth.seeds.SeedPlan`). Same seed, point and config → the same votes, whatever the batch size,
-    the number of worker threads or processes.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The base classifier. A learnable ablation token is read from ``model.ablation_token`` when it has one.
-    smoothing : Smoothing, dict or path
-        The smoothing distribution, or a config for :func:`hiersmooth.from_config`.
-    num_classes : int
-        K ≥ 2, the width of the model's logits (checked on every batch).
-    seed : int, default 0
-        Seed of the random streams.
-    block_size : int, optional
-        Samples per random stream; default 100 for images, 4 for graphs.
-    device : str or torch.device, optional
-        Where the model runs; default the device of the model's parameters (CPU for a model without any).
-    autocast : bool, default False
-        Run the model under ``torch.autocast``.
-    progress : bool, default False
-        Show a tqdm progress bar with samples/s.
+    the number of worker threads or processes. ``certify_dataset`` does this for every point of a dataset, with
+    checkpoints and the command line's files.
     """
 
     def __init__(self, model: torch.nn.Module, smoothing, num_classes: int, *, seed: int = 0, block_size: int | None = None,

@@ -190,10 +190,9 @@ def _run(args) -> None:
 
 
 def _report(args) -> None:
-    from .experiments.report import make_report, parse_threat
+    from .experiments.report import make_report
 
-    threats = [parse_threat(text) for text in args.threat] if args.threat else None
-    paths = make_report(args.results, threats, args.out, force=args.force)
+    paths = make_report(args.results, args.threat, args.out, force=args.force)
     print("wrote " + ", ".join(str(p) for p in paths))
 
 

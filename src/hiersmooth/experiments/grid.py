@@ -1,4 +1,4 @@
-"""An experiment: methods × parameter grids × seeds, each cell trained, certified and aggregated (issue: comparisons).
+"""An experiment: methods × parameter grids × seeds, each cell trained, certified and aggregated.
 
     name: digits
     data: {name: digits}

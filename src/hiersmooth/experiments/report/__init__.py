@@ -27,8 +27,11 @@ __all__ = [
 ]
 
 
-def make_report(results_dir, threats: list[dict] | None = None, out=None, force: bool = False) -> list[Path]:
-    """Write the report of an experiment folder into ``out`` (default ``results_dir/report``).
+def make_report(results_dir, threats: list[dict | str] | None = None, out=None, force: bool = False) -> list[Path]:
+    """``hiersmooth report``: write the report of an experiment folder into ``out`` (default ``results_dir/report``).
+
+    ``threats`` are the Pareto threats, as text (``"r=2,eps=0.25"``, ``"r=1,ra=0,rd=5"``) or as
+    :func:`parse_threat` mappings.
 
     For each threat (default: :func:`default_threats`): ``pareto_<threat>.png`` (clean against certified
     accuracy, one point per setting, each method's front joined), ``pareto_<threat>.md`` and ``.csv``; the
@@ -40,7 +43,8 @@ def make_report(results_dir, threats: list[dict] | None = None, out=None, force:
     """
     results = load_results(results_dir)
     out = Path(results_dir) / "report" if out is None else Path(out)
-    threats = default_threats(results) if threats is None else list(threats)
+    threats = default_threats(results) if threats is None else [
+        parse_threat(threat) if isinstance(threat, str) else threat for threat in threats]
     if not threats:
         raise ValueError("no threat to report: give at least one")
     tables = [(threat_key(threat, results.kind), pareto_points(results, threat)) for threat in threats]
