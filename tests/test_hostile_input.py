@@ -14,7 +14,7 @@ import yaml
 from hiersmooth import cli
 from hiersmooth.certify.certification import certify_votes
 from hiersmooth.certify.outputs import format_table
-from hiersmooth.certify.tables import certified_accuracy_table, threats_from_axes
+from hiersmooth.certify.tables import certified_accuracy_table
 from hiersmooth.certify.votes import Votes, load_votes
 from hiersmooth.cli import main
 from hiersmooth.threat import MAX_THREATS, parse_list
@@ -240,7 +240,7 @@ def test_format_table_reads_the_table_a_bounded_number_of_times(files):
     smoothing, votes, _ = files
     result = certify_votes(load_votes(votes), from_config(smoothing))
     axes = {"rows": list(range(1, 41)), "eps": [round(0.01 * k, 12) for k in range(200)]}
-    table = _CountingTable(certified_accuracy_table(result, threats_from_axes(result.smoothing.noise, axes)))
+    table = _CountingTable(certified_accuracy_table(result, axes))
     text = format_table(result, table, axes)
     # one pass per certificate (and view), not one per printed cell (the old next() scan was quadratic)
     assert _CountingTable.passes <= 2 * len(result.certificates), _CountingTable.passes

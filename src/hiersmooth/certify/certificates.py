@@ -49,10 +49,10 @@ class Certificate:
         ``lower(q, complement)`` and ``upper(q, complement)`` are the noise's sound bounds L, U for the threat
         (shaped as ``selected`` broadcast against the ``points``). Both sides are sound float64 bounds (p̲ rounded
         down, p̄ up), so a point certified here is certified in exact arithmetic."""
-        p_lower = theorem1_lower(self.p_lower[points], selected, lower)
+        least = theorem1_lower(self.p_lower[points], selected, lower)
         if self.p_upper is None:
-            return p_lower > 0.5
-        return p_lower > theorem1_upper(self.p_upper[points], selected, upper)
+            return least > 0.5
+        return least > theorem1_upper(self.p_upper[points], selected, upper)
 
     def certified(self, threat: Threat) -> np.ndarray:
         """Whether each point is certified against ``threat`` (bool per point; sound, SPEC.md §8)."""
@@ -106,15 +106,21 @@ class Certificate:
         key = (rows.tobytes(), added.tobytes(), deleted.tobytes())
         if key not in self._bits:  # the table and the per-point files ask for the same grid
             self._bits[key] = self._certified_bits(rows, added, deleted)
-        return self._bits[key][:, row_of][:, :, added_of][:, :, :, deleted_of]
+        grid = self._bits[key]
+        for axis, inverse in enumerate((row_of, added_of, deleted_of), start=1):
+            if not np.array_equal(inverse, np.arange(grid.shape[axis])):  # asked for unsorted or repeated
+                grid = grid.take(inverse, axis=axis)
+        return grid.copy()
 
     def _certified_bits(self, rows: np.ndarray, added: np.ndarray, deleted: np.ndarray) -> np.ndarray:
-        """``certified_bits`` on sorted distinct axes, one ra at a time, every point, r and rd at once.
+        """``certified_bits`` on sorted distinct axes: one ra at a time, every point, r and rd at once.
 
-        With d(ra, rd) = certified for some r, the rule of :meth:`certified_bits` (decided at a cell iff d at the
-        previous ra and at the previous rd, each where decided) unrolls to: decided at (ra, rd) iff d at every
-        other cell of the axes' rectangle [first ra, ra] × [first rd, rd]. So ``reached`` = d on the whole
-        rectangle up to (ra, rd) is all one ra hands on to the next: a cumulative AND along rd.
+        Cell by cell along the axes, the rule of :meth:`certified_bits` reads: a point is decided at (ra, rd) iff it
+        is certified for some r at the previous ra and at the previous rd (where it was decided), else it is not
+        certified there. Unrolled: decided at (ra, rd) iff certified for some r at every other cell of the rectangle
+        [first ra, ra] × [first rd, rd] of the axes. So ``reached`` (certified for some r on the whole rectangle up
+        to (ra, rd): a cumulative AND along rd) is all one ra hands on to the next, which is decided where
+        ``reached`` holds at its rd and its own row's cumulative AND at the previous rd.
         """
         grid = np.zeros((len(self.p_lower), len(rows), len(added), len(deleted)), dtype=bool)
         # at most ra + rd rows can change: s = P(C ⊆ S) is needed up to that many rows only, however large r
@@ -124,11 +130,10 @@ class Certificate:
         for i, ra in enumerate(added):
             if not reached.any():
                 break
-            decided = self._certified_row(rows, ra, deleted, reached, selected_of_rows)
-            previous_reached = reached
+            decided = self._certified_row(rows, ra, deleted, reached, selected_of_rows)  # only where reached
             reached = np.logical_and.accumulate(decided.any(axis=1), axis=1)
-            previous_rd = np.concatenate([np.ones((len(self.p_lower), 1), dtype=bool), reached[:, :-1]], axis=1)
-            grid[:, :, i, :] = decided & (previous_reached & previous_rd)[:, None, :]
+            at_previous_rd = np.concatenate([np.ones((len(self.p_lower), 1), dtype=bool), reached[:, :-1]], axis=1)
+            grid[:, :, i, :] = decided & at_previous_rd[:, None, :]
         grid.setflags(write=False)
         return grid
 
@@ -177,16 +182,30 @@ class Certificate:
                 return largest
             largest[certified] = r
 
+    def certified_on_axes(self, axes: dict[str, list]) -> np.ndarray:
+        """Certified per point at every threat of a grid, bool array (points, threats), the threats in the order of
+        ``itertools.product`` over the axes: rows × eps (gaussian), rows × added × deleted (sparse), rows (ablation).
+
+        The same decisions as :meth:`certified` threat by threat (ε = 0 or r = 0 changes nothing: certified iff not
+        abstaining), through the family's per-point certificate computed once for the whole grid."""
+        noise = self.smoothing.noise
+        rows = np.minimum(np.asarray(axes["rows"], dtype=np.int64), 2**62)
+        points = len(self.p_lower)
+        if isinstance(noise, Gaussian):
+            eps = np.asarray(axes["eps"], dtype=float)
+            certified = self.largest_l2(rows)[:, :, None] > eps[None, None, :]
+            certified[:, :, eps == 0] = ~self.abstain[:, None, None]
+        elif isinstance(noise, Sparse):
+            certified = self.certified_bits(rows, axes["added"], axes["deleted"])
+        else:
+            certified = self.largest_rows()[:, None] >= rows[None, :]
+        return certified.reshape(points, -1)
+
     def certified_many(self, threats: list[Threat]) -> np.ndarray:
         """Certified per point and threat, bool array (points, threats), through the family's fast certificate."""
         noise = self.smoothing.noise
         for threat in threats:
             noise.check_threat(threat)
-        r_eff = np.array([t.effective.rows for t in threats], dtype=np.int64)
-        if isinstance(noise, Gaussian):
-            rows, column = np.unique(r_eff, return_inverse=True)
-            radius = self.largest_l2(rows)
-            return radius[:, column] > np.array([t.l2 for t in threats])[None, :]
         if isinstance(noise, Sparse):
             # rows as given (certified_bits takes min(r, ra + rd) itself): the same axes as the per-point grid
             rows = np.array([min(t.rows, 2**62) for t in threats], dtype=np.int64)
@@ -194,6 +213,11 @@ class Certificate:
             axes = [np.unique(values) for values in coordinates]
             grid = self.certified_bits(*axes)
             return grid[(slice(None), *(np.searchsorted(axis, values) for axis, values in zip(axes, coordinates)))]
+        r_eff = np.array([t.effective.rows for t in threats], dtype=np.int64)
+        if isinstance(noise, Gaussian):
+            rows, column = np.unique(r_eff, return_inverse=True)
+            radius = self.largest_l2(rows)
+            return radius[:, column] > np.array([t.l2 for t in threats])[None, :]
         return self.largest_rows()[:, None] >= r_eff[None, :]
 
 

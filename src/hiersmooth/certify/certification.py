@@ -29,7 +29,7 @@ from ..smoothing.hierarchical import Smoothing, from_config
 from .bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
 from .certificates import Certificate
 from .outputs import format_table, output_paths, write_outputs
-from .tables import certified_accuracy_table, grid_axes, threats_from_axes
+from .tables import certified_accuracy_table, grid_axes
 from .votes import Votes, load_votes
 
 RUNNER_UP_CHOICES = ("sound", "selection")
@@ -118,7 +118,7 @@ class VoteCertificates:
         axes = grid_axes(self, rows=rows, eps=eps, added=added, deleted=deleted)
         key = repr(sorted(axes.items()))
         if key not in self._grids:
-            table = certified_accuracy_table(self, threats_from_axes(self.smoothing.noise, axes))
+            table = certified_accuracy_table(self, axes)
             self._grids[key] = CertifiedGrid(self, axes, table)
         return self._grids[key]
 

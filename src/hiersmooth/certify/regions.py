@@ -22,24 +22,35 @@ increasing in the X̃-masses, so with masses off by at most a factor (1 ± rel),
 divided by (1 + rel) is at or below the exact L(q); U at q·(1 + rel) times (1 + rel) is at or above. Each greedy
 only ever runs on a budget of at most 1/2 — L(q) for q > 1/2 is 1 − U(1 − q) and U(q) is 1 − L(1 − q) — so a q
 within 1e-15 of 1 is as accurate as one near 0, and no cumulative sum is ever cancelled against 1.
+
+The regions of many threats stack (``Regions.stack``) into one object that bounds every element of ``q`` in the
+regions of its own threat (``cell=``), with exactly the operations, and so the results, of each threat alone:
+a whole (ra, rd) grid is bounded in a few array operations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
-from scipy.stats import binom
 
 from ..rounding import TINY, down, one_minus, up
+
+try:  # what scipy.stats.binom.pmf evaluates (Boost's binomial pmf) without importing scipy.stats (~0.3 s)
+    from scipy.special._ufuncs import _binom_pmf
+except ImportError:  # a SciPy that moved its private ufunc: the public function, same values, slower import
+    from scipy.stats import binom as _binomial
+
+    _binom_pmf = _binomial.pmf
 
 _REL_PER_BIT = 2.0**-44  # relative error allowed per changed bit (measured: below 2^-54 per bit for the pmf)
 
 
 @lru_cache(maxsize=4096)
 def _binomial_pmf(n: int, p: float) -> np.ndarray:
-    pmf = binom.pmf(np.arange(n + 1), n, p)
+    """Binomial(n, p) masses of 0..n: ``scipy.stats.binom.pmf(np.arange(n + 1), n, p)``, bit for bit."""
+    pmf = np.clip(_binom_pmf(np.arange(n + 1, dtype=float), n, p), 0.0, 1.0)
     pmf.setflags(write=False)
     return pmf
 
@@ -67,9 +78,11 @@ class _Order:
     @classmethod
     def of(cls, px: np.ndarray, pt: np.ndarray) -> "_Order":
         """One cell with regions of masses ``px``, ``pt`` in this order."""
-        cumulative = [np.concatenate([[0.0], np.cumsum(masses)]) for masses in (px, pt)]
-        padded = [np.concatenate([masses, [0.0]]) for masses in (px, pt)]
-        return cls(*cumulative, *padded, np.zeros(1, dtype=np.int64), np.array([len(px)], dtype=np.int64))
+        cum_x, cum_t, padded_x, padded_t = arrays = np.zeros((4, len(px) + 1))
+        np.cumsum(px, out=cum_x[1:])
+        np.cumsum(pt, out=cum_t[1:])
+        padded_x[:-1], padded_t[:-1] = px, pt
+        return cls(*arrays, np.zeros(1, dtype=np.int64), np.array([len(px)], dtype=np.int64))
 
     @classmethod
     def stack(cls, orders: list["_Order"]) -> "_Order":
@@ -80,23 +93,35 @@ class _Order:
         start = np.concatenate([order.start + offset for order, offset in zip(orders, offsets)])
         return cls(*arrays, start, np.concatenate([order.size for order in orders]))
 
+    @cached_property
+    def _search_rows(self) -> np.ndarray:
+        """``cum_x`` with one row per cell, padded by +∞ to a common width 2^m − 1 > every cell's size + 1."""
+        width = (1 << int(self.size.max() + 1).bit_length()) - 1
+        rows = np.full(len(self.start) * width, np.inf)
+        entries = self.size + 1
+        shift = np.repeat(np.arange(len(self.start)) * width - self.start, entries)  # from start[k] + i to k·width + i
+        rows[shift + np.arange(entries.sum())] = self.cum_x
+        rows.setflags(write=False)
+        return rows.reshape(len(self.start), width)
+
     def _filled(self, budget: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """How many of the cumulative X-masses of its cell are <= each ``budget`` (``searchsorted(…, "right")``).
 
-        One cell: NumPy's search. Several: a binary search per element within its cell, run in lockstep for all
-        elements; each halving at least halves every interval, so ``bit_length`` of the longest cell's entries
-        halvings empty them all. Both count exactly (the cumulative masses do not decrease)."""
+        One cell: NumPy's search. Several: a binary search per element in its cell's row of :attr:`_search_rows`,
+        all elements in lockstep: rows have width 2^m − 1, and steps s = 2^(m−1), …, 1 each add s to the count
+        where the last of the next s entries is within the budget (then all s are: the cumulative masses do not
+        decrease). The padding +∞ never is."""
         if len(self.start) == 1:
             return np.searchsorted(self.cum_x, budget, side="right")
-        low = self.start[cell]
-        high = low + self.size[cell] + 1
-        for _ in range(int(self.size.max() + 1).bit_length()):
-            middle = (low + high) // 2
-            searching = low < high
-            at_most = searching & (self.cum_x[np.minimum(middle, len(self.cum_x) - 1)] <= budget)
-            low = np.where(at_most, middle + 1, low)
-            high = np.where(searching & ~at_most, middle, high)
-        return low - self.start[cell]
+        rows = self._search_rows
+        flat = rows.ravel()
+        base = cell * rows.shape[1] - 1
+        filled = np.zeros(np.shape(budget), dtype=np.int64)
+        step = (rows.shape[1] + 1) // 2
+        while step:
+            filled += step * (flat[base + filled + step] <= budget)
+            step //= 2
+        return filled
 
     def taken(self, budget: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """X̃-mass taken by filling X-mass ``budget`` with whole regions of ``cell`` in order, the last one in part."""
@@ -172,12 +197,14 @@ class Regions:
 
 
 def _by_half(q: np.ndarray, complement: np.ndarray, cell, below, above) -> np.ndarray:
-    """``below(q, cell)`` where q <= 1/2, ``above(complement, cell)`` elsewhere, each evaluated only where used."""
-    q, complement, cell = np.broadcast_arrays(q, complement, np.asarray(cell, dtype=np.int64))
+    """``below(q, cell)`` where q <= 1/2, ``above(complement, cell)`` elsewhere, each evaluated only where used;
+    ``cell`` is one cell for all elements (an integer) or one per element."""
+    q, complement = np.broadcast_arrays(q, complement)
     small = q <= 0.5
+    cells = np.broadcast_to(cell, q.shape) if np.ndim(cell) else None
     out = np.empty(q.shape)
-    out[small] = below(q[small], cell[small])
-    out[~small] = above(complement[~small], cell[~small])
+    out[small] = below(q[small], cell if cells is None else cells[small])
+    out[~small] = above(complement[~small], cell if cells is None else cells[~small])
     return np.clip(out, 0.0, 1.0)
 
 

@@ -115,35 +115,19 @@ def grid_axes(result: VoteCertificates, **given) -> dict[str, list]:
     return {name: axes[name] for name in fits}
 
 
-def threats_from_axes(noise, axes: dict[str, list]) -> list[Threat]:
-    """Every threat of the grid (r = 0, ε = 0 or ra + rd = 0 are the empty threat: no change)."""
-    rows = axes["rows"]
-    if isinstance(noise, Gaussian):
-        return [Threat(r, l2=e) for r, e in itertools.product(rows, axes["eps"])]
-    if isinstance(noise, Sparse):
-        return [Threat(r, added=a, deleted=d) for r, a, d in itertools.product(rows, axes["added"], axes["deleted"])]
-    if isinstance(noise, Ablation):
-        return [Threat(r) for r in rows]
-    raise ValueError(f"no threat grid for {type(noise).__name__} noise")
+_COLUMNS = {"rows": "r", "eps": "eps", "added": "ra", "deleted": "rd"}  # axis → tidy-table column
 
 
-def threat_columns(threat: Threat) -> dict:
-    """The tidy-table columns that identify a threat: r, then eps (ℓ2) or ra, rd (bits)."""
-    columns = {"r": threat.rows}
-    if threat.kind == "l2":
-        columns["eps"] = threat.l2
-    elif threat.kind == "bits":
-        columns.update(ra=threat.added, rd=threat.deleted)
-    return columns
-
-
-def certified_accuracy_table(result: VoteCertificates, threats: list[Threat]) -> list[dict]:
-    """One row per (certificate, threat): certified accuracy and certified ratio over all points."""
+def certified_accuracy_table(result: VoteCertificates, axes: dict[str, list]) -> list[dict]:
+    """One row per (certificate, threat of the grid ``axes``): r, then eps or ra, rd the
+    certified accuracy and the certified ratio over all points."""
+    names = [_COLUMNS[axis] for axis in axes]
+    threats = [dict(zip(names, values)) for values in itertools.product(*axes.values())]
     table = []
     for cert in result.certificates:
-        certified = cert.certified_many(threats)
-        accuracy = (certified & result.correct[:, None]).mean(axis=0)
-        ratio = certified.mean(axis=0)
-        for threat, acc, share in zip(threats, accuracy, ratio):
-            table.append({"certificate": cert.name, **threat_columns(threat), "certified_accuracy": float(acc), "certified_ratio": float(share)})
+        certified = cert.certified_on_axes(axes)
+        accuracy = (certified & result.correct[:, None]).mean(axis=0).tolist()
+        ratio = certified.mean(axis=0).tolist()
+        table += [{"certificate": cert.name, **threat, "certified_accuracy": acc, "certified_ratio": share}
+                  for threat, acc, share in zip(threats, accuracy, ratio)]
     return table
