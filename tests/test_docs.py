@@ -85,8 +85,8 @@ def _ids(html: Path) -> set[str]:
         "hiersmooth.certify.bounds.clopper_pearson_lower"]),
     ("api/classifier/index.html", [
         "hiersmooth.classifier.SmoothedClassifier", "hiersmooth.classifier.SmoothedClassifier.certify",
-        "hiersmooth.certify_run.certify_dataset", "hiersmooth.certify_run.certify_checkpoint"]),
-    ("api/data-models-training/index.html", [
+        "hiersmooth.certify_run.certify_dataset"]),
+    ("api/data-models-training/index.html", ["hiersmooth.trained.certify_checkpoint",
         "hiersmooth.models.images.SmallCNN", "hiersmooth.trained.train_run", "hiersmooth.run_config.load_run_config",
         "hiersmooth.data.graphs.load_graph"]),
     ("api/experiments/index.html", [

@@ -270,3 +270,37 @@ def test_the_quickstart_notebook_is_committed_without_outputs():
     text = "\n".join(cell.source for cell in code)
     for call in ("certify_votes", "train_run", "certify_checkpoint", "certify_dataset", "Data("):
         assert call in text
+
+
+LAYERS = [  # each layer imports only itself and the layers before it (README, "Layout")
+    ["rounding", "threat", "defaults", "config_files", "shared_data", "results", "seeds", "distributed", "progress"],
+    ["smoothing"],
+    ["certify"],
+    ["classifier"],
+    ["data", "models"],
+    ["run_config", "train", "trained"],
+    ["certify_run"],
+    ["experiments", "demo"],
+    ["cli", "__main__", "__init__"],
+]
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if module.count(".") else "__init__"
+    return next(index for index, names in enumerate(LAYERS) if part in names)
+
+
+def test_dependencies_point_one_way():
+    upward = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        module = ".".join(path.relative_to(SOURCE.parent).with_suffix("").parts).removesuffix(".__init__")
+        own = _layer(module if module != "hiersmooth" else "hiersmooth.__init__")
+        for imported in _imports(path):
+            if imported.startswith("hiersmooth.") and imported.count(".") >= 1:
+                try:
+                    their = _layer(imported)
+                except StopIteration:
+                    continue  # a name imported from the package itself (hiersmooth.X where X is not a module)
+                if their > own:
+                    upward.append(f"{module} -> {imported}")
+    assert not upward, f"imports against the layers {LAYERS}: {sorted(set(upward))}"

@@ -17,7 +17,7 @@ from scipy.stats import binom
 import hiersmooth
 from hiersmooth import Threat
 from hiersmooth.certify.certification import certify_votes
-from hiersmooth.certify.regions import Regions, _binomial_pmf, sparse_regions
+from hiersmooth.smoothing.regions import Regions, _binomial_pmf, sparse_regions
 from hiersmooth.certify.votes import Votes
 
 SMOOTHINGS = {

@@ -33,7 +33,7 @@ _WHERE = {
     **dict.fromkeys(["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation"], ".smoothing"),
     "certify_votes": ".certify.certification", "VoteCertificates": ".certify.certification",
     **dict.fromkeys(["load_votes", "save_votes", "Votes"], ".certify.votes"),
-    "SmoothedClassifier": ".classifier", "certify_checkpoint": ".certify_run",
+    "SmoothedClassifier": ".classifier", "certify_checkpoint": ".trained",
     "train_run": ".trained", "run_experiment": ".experiments.runner", "make_report": ".experiments.report",
 }
 __all__ = list(_WHERE)

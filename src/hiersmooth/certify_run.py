@@ -2,8 +2,8 @@
 resumes where it stopped, with the same votes.
 
 :func:`certify_dataset` takes a :class:`~hiersmooth.classifier.SmoothedClassifier` and the data a user has (an
-image tensor, a ``Dataset``, a PyG ``Data`` graph, arrays); :func:`certify_checkpoint` does the same for a folder
-written by ``hiersmooth train``. With ``out`` both write ``votes.npz``, the certified-accuracy table, per-point
+image tensor, a ``Dataset``, a PyG ``Data`` graph, arrays); :func:`hiersmooth.trained.certify_checkpoint` does the
+same for a folder written by ``hiersmooth train``. With ``out`` both write ``votes.npz``, the certified-accuracy table, per-point
 files and sidecar (``hiersmooth certify``'s files) and checkpoint ``progress.npz`` as they go.
 
 The unit of progress is a block of samples (``hiersmooth.seeds``): the checkpoint holds the votes counted so far
@@ -21,17 +21,21 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.votes import Votes, save_votes
-from .classifier import SmoothedClassifier, progress_bar
-from .defaults import DEFAULT_ALPHA
 from .data.arrays import Graph, ImageSet
+from .defaults import DEFAULT_ALPHA
 from .distributed import Ranks
+from .progress import progress_bar
 from .results import atomic_file
+
+if TYPE_CHECKING:
+    from .classifier import SmoothedClassifier
 
 STAGE_ORDER = ("selection", "estimation")
 
@@ -255,53 +259,3 @@ def _check_class_count(classifier: SmoothedClassifier, dataset: ImageSet | Graph
     if labels.size and int(labels.max()) >= classifier.num_classes:
         raise ValueError(f"labels: hold class {int(labels.max())}, but the classifier has {classifier.num_classes} "
                          f"classes (0..{classifier.num_classes - 1})")
-
-
-def certify_checkpoint(checkpoint, out=None, *, data=None, smoothing=None, n0: int = 1000, n: int = 10000,
-                       alpha: float = DEFAULT_ALPHA, batch_size: int = 100, seed: int = 0, block_size: int | None = None,
-                       device: str = "cpu", autocast: bool = False, runner_up: str = "sound", rows=None, eps=None,
-                       added=None, deleted=None, force: bool = False, checkpoint_seconds: float = 10.0,
-                       progress: bool = True) -> VoteCertificates:
-    """``hiersmooth certify --checkpoint``: certify the model of a folder written by ``hiersmooth train``.
-
-    By default on its run config's test data (the image test set, or the graph at its test nodes) under the
-    smoothing it was trained with; ``data`` (a ``--data`` ``.npz`` path or anything :func:`certify_dataset`
-    takes) and ``smoothing`` (a config path, mapping or :class:`~hiersmooth.Smoothing`) override them. The data
-    must have the shape the model was trained on and labels among its classes. Every other argument is
-    :func:`certify_dataset`'s (``seed`` and ``block_size`` choose the random streams, ``device`` the torch device)."""
-    from .data.arrays import as_dataset, load_arrays
-    from .distributed import init_ranks
-    from .results import sha256
-    from .smoothing import from_config
-    from .trained import load_trained
-
-    ranks = init_ranks(device)
-    trained = load_trained(checkpoint)
-    chosen = from_config(smoothing) if smoothing is not None else trained.config.smoothing
-    paths = {name: value for name, value in (("data", data), ("smoothing", smoothing)) if isinstance(value, (str, Path))}
-    if data is None:
-        dataset = _test_data(trained.config)
-    else:
-        dataset = load_arrays(data) if "data" in paths else as_dataset(data)
-    labels = dataset.labels[dataset.nodes] if isinstance(dataset, Graph) else dataset.labels
-    trained.check_data(dataset.input_shape, int(labels.max()) + 1 if labels.size else 0)  # the labels must fit its classes
-    classifier = SmoothedClassifier(trained.model, chosen, trained.num_classes, seed=seed, block_size=block_size,
-                                    device=ranks.device(device), autocast=autocast)
-    folder = Path(checkpoint)
-    inputs = {"checkpoint": str(folder.resolve()), "weights_sha256": sha256(folder / "model.pt"),
-              "data": str(Path(data).resolve()) if "data" in paths else trained.config.data.name if data is None else "in memory",
-              "data_sha256": sha256(data) if "data" in paths else None,
-              "smoothing": str(Path(smoothing).resolve()) if "smoothing" in paths else "checkpoint" if smoothing is None else "in memory"}
-    protect = [folder, *(folder / name for name in ("model.pt", "config.yaml", "model.json")), *paths.values()]
-    return certify_dataset(classifier, dataset, n0, n, alpha, batch_size, out=out, runner_up=runner_up, rows=rows, eps=eps,
-                           added=added, deleted=deleted, force=force, checkpoint_seconds=checkpoint_seconds,
-                           progress=progress, inputs=inputs, protect=protect)
-
-
-def _test_data(config) -> ImageSet | Graph:
-    """The test data of a run config: the image test set, or the whole graph at its test nodes."""
-    from .data.datasets import load_dataset
-    from .data.graphs import GraphSplit
-
-    dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
-    return dataset.test_graph() if isinstance(dataset, GraphSplit) else dataset.test

@@ -85,7 +85,8 @@ def _certify_votes(args) -> None:
 def _certify(args) -> None:
     from pathlib import Path
 
-    from .certify_run import certify_checkpoint, certify_dataset
+    from .certify_run import certify_dataset
+    from .trained import certify_checkpoint
 
     options = dict(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch_size, out=args.out, runner_up=args.runner_up,
                    force=args.force, checkpoint_seconds=args.checkpoint_seconds, progress=not args.no_progress,

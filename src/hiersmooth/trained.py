@@ -8,6 +8,9 @@ A checkpoint is a folder:
 - ``model.json`` — the input shape, sample width and classes the model was built for, the training
   metrics of the kept state (the last epoch, or the restored one under early stopping), timings and library versions;
 - ``training.csv`` — one row per epoch.
+
+:func:`train_run` writes one (``hiersmooth train``), :func:`load_trained` reads it back, and
+:func:`certify_checkpoint` certifies it (``hiersmooth certify --checkpoint``).
 """
 
 from __future__ import annotations
@@ -16,16 +19,21 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
 
 from .data.datasets import ImageSplit, load_dataset
 from .data.graphs import GraphSplit
+from .defaults import DEFAULT_ALPHA
 from .models.factory import input_width, named_model
 from .results import atomic_file, library_versions, write_csv, write_json
 from .run_config import RunConfig, load_run_config
 from .train import train_graph, train_images
+
+if TYPE_CHECKING:
+    from .certify.certification import VoteCertificates
 
 
 @dataclass
@@ -123,3 +131,51 @@ def load_trained(path) -> TrainedModel:
     load_state(model, path / "model.pt", f"{config.model.name} with input width {width} and {classes} classes", "--checkpoint")
     model.eval()
     return TrainedModel(model, config, input_shape, classes, path)
+
+
+def certify_checkpoint(checkpoint, out=None, *, data=None, smoothing=None, n0: int = 1000, n: int = 10000,
+                       alpha: float = DEFAULT_ALPHA, batch_size: int = 100, seed: int = 0, block_size: int | None = None,
+                       device: str = "cpu", autocast: bool = False, runner_up: str = "sound", rows=None, eps=None,
+                       added=None, deleted=None, force: bool = False, checkpoint_seconds: float = 10.0,
+                       progress: bool = True) -> VoteCertificates:
+    """``hiersmooth certify --checkpoint``: certify the model of a folder written by ``hiersmooth train``.
+
+    By default on its run config's test data (the image test set, or the graph at its test nodes) under the
+    smoothing it was trained with; ``data`` (a ``--data`` ``.npz`` path or anything :func:`certify_dataset`
+    takes) and ``smoothing`` (a config path, mapping or :class:`~hiersmooth.Smoothing`) override them. The data
+    must have the shape the model was trained on and labels among its classes. Every other argument is
+    :func:`~hiersmooth.certify_run.certify_dataset`'s (``seed`` and ``block_size`` choose the random streams, ``device`` the torch device)."""
+    from .certify_run import certify_dataset
+    from .classifier import SmoothedClassifier
+    from .data.arrays import Graph, as_dataset, load_arrays
+    from .distributed import init_ranks
+    from .results import sha256
+    from .smoothing import from_config
+
+    ranks = init_ranks(device)
+    trained = load_trained(checkpoint)
+    chosen = from_config(smoothing) if smoothing is not None else trained.config.smoothing
+    paths = {name: value for name, value in (("data", data), ("smoothing", smoothing)) if isinstance(value, (str, Path))}
+    if data is None:
+        dataset = _test_data(trained.config)
+    else:
+        dataset = load_arrays(data) if "data" in paths else as_dataset(data)
+    labels = dataset.labels[dataset.nodes] if isinstance(dataset, Graph) else dataset.labels
+    trained.check_data(dataset.input_shape, int(labels.max()) + 1 if labels.size else 0)  # the labels must fit its classes
+    classifier = SmoothedClassifier(trained.model, chosen, trained.num_classes, seed=seed, block_size=block_size,
+                                    device=ranks.device(device), autocast=autocast)
+    folder = Path(checkpoint)
+    inputs = {"checkpoint": str(folder.resolve()), "weights_sha256": sha256(folder / "model.pt"),
+              "data": str(Path(data).resolve()) if "data" in paths else trained.config.data.name if data is None else "in memory",
+              "data_sha256": sha256(data) if "data" in paths else None,
+              "smoothing": str(Path(smoothing).resolve()) if "smoothing" in paths else "checkpoint" if smoothing is None else "in memory"}
+    protect = [folder, *(folder / name for name in ("model.pt", "config.yaml", "model.json")), *paths.values()]
+    return certify_dataset(classifier, dataset, n0, n, alpha, batch_size, out=out, runner_up=runner_up, rows=rows, eps=eps,
+                           added=added, deleted=deleted, force=force, checkpoint_seconds=checkpoint_seconds,
+                           progress=progress, inputs=inputs, protect=protect)
+
+
+def _test_data(config: RunConfig):
+    """The test data of a run config: the image test set, or the whole graph at its test nodes."""
+    dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
+    return dataset.test_graph() if isinstance(dataset, GraphSplit) else dataset.test

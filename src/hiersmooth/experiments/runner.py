@@ -117,9 +117,9 @@ def _reusable(model: Path, cell: Cell) -> bool:
 
 
 def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -> None:
-    """Certify the cell's checkpoint (:func:`hiersmooth.certify_run.certify_checkpoint`) at the experiment's threats;
+    """Certify the cell's checkpoint (:func:`hiersmooth.trained.certify_checkpoint`) at the experiment's threats;
     the printed summary is appended to ``certify.log``."""
-    from ..certify_run import certify_checkpoint
+    from ..trained import certify_checkpoint
 
     options = experiment.certify
     grid = {axis: values for axis, values in experiment.threats.items()  # ablation certifies any change to r rows

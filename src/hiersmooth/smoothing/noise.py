@@ -25,7 +25,7 @@ from numbers import Real
 
 import numpy as np
 
-from ..certify.regions import Regions, sparse_regions
+from .regions import Regions, sparse_regions
 from ..rounding import down, one_minus, up
 from ..threat import Threat
 from .normal import cdf_down, cdf_up, probit_down, probit_up
