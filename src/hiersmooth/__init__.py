@@ -14,8 +14,8 @@ Smoothing, from_config
     A smoothing distribution (selection + noise + indicator) that samples and certifies; built from a config.
 Bernoulli, Subset, All
     Selections (the upper level): which rows (pixels, nodes) get noise.
-Gaussian, Sparse, Ablation
-    Noises (the lower level) applied to the selected rows.
+Gaussian, Sparse, Ablation, Uniform
+    Noises (the lower level) applied to the selected rows (Uniform: ℓ1 threats).
 Threat
     The adversary's budget: changed rows, and an l2 or bit-flip budget.
 DEFAULT_ALPHA
@@ -30,7 +30,8 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "Threat": ".threat", "DEFAULT_ALPHA": ".defaults",
-    **dict.fromkeys(["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation"], ".smoothing"),
+    **dict.fromkeys(["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation",
+                      "Uniform"], ".smoothing"),
     "certify_votes": ".certify.certification", "VoteCertificates": ".certify.certification",
     **dict.fromkeys(["load_votes", "save_votes", "Votes"], ".certify.votes"),
     "SmoothedClassifier": ".classifier", "certify_checkpoint": ".trained",

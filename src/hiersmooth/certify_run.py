@@ -163,8 +163,8 @@ def content_sha256(*tensors) -> str:
 
 def certify_dataset(classifier: SmoothedClassifier, data, n0: int, n: int, alpha: float = DEFAULT_ALPHA,
                     batch_size: int = 100, *, out=None, labels=None, nodes=None, edge_index=None, runner_up: str = "sound",
-                    rows=None, eps=None, added=None, deleted=None, force: bool = False, checkpoint_seconds: float = 10.0,
-                    progress: bool = True, inputs: dict | None = None, protect=()) -> VoteCertificates:
+                    rows=None, force: bool = False, checkpoint_seconds: float = 10.0, progress: bool = True,
+                    inputs: dict | None = None, protect=(), **budget) -> VoteCertificates:
     """Count n₀ selection and n estimation votes for every point of ``data`` and certify them (SPEC.md §3–§4).
 
     ``data``: anything :func:`hiersmooth.data.arrays.as_dataset` takes — images (P, C, H, W), a ``Dataset`` of
@@ -176,7 +176,8 @@ def certify_dataset(classifier: SmoothedClassifier, data, n0: int, n: int, alpha
     ``protect`` or a foreign file (unless ``force``), holds a lock on the folder, checkpoints the counts to
     ``progress.npz`` at least every ``checkpoint_seconds`` (a killed run resumes to identical votes; a checkpoint of
     other data, weights, smoothing or counts is refused), and writes ``votes.npz`` and the certified-accuracy files
-    for the threat grid ``rows``/``eps``/``added``/``deleted`` (default: wherever something is certified);
+    for the threat grid ``rows`` and the noise's ``budget`` axes (``eps=``, ``added=``/``deleted=``, ``l1=``;
+    default: wherever something is certified);
     ``inputs`` is recorded in the sidecar (default: content hashes). Under torchrun each rank counts its share.
     Returns the certificates (``.pre_votes``, ``.votes``, ``.selected``, ``.binary``, ``.multiclass``, ...).
     """
@@ -205,7 +206,7 @@ def certify_dataset(classifier: SmoothedClassifier, data, n0: int, n: int, alpha
                                     progress and ranks.writer, ranks)
         counted = time.perf_counter() - counting
         result = certify_votes(votes, classifier.smoothing, alpha, runner_up)
-        grid = result.grid(rows, eps, added, deleted)  # a bad threat grid is refused before anything is written
+        grid = result.grid(rows, **budget)  # a bad threat grid is refused before anything is written
         if ranks.writer:  # rank 0 writes the outputs of the whole run
             save_votes(out / "votes.npz", votes)
             graph = isinstance(dataset, Graph)

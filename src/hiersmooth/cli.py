@@ -21,6 +21,7 @@ import sys
 import time
 
 from .defaults import DEFAULT_ALPHA
+from .threat import GRID_AXES
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2, no usage dump
@@ -64,7 +65,7 @@ def _finite_float(text: str) -> float:
 
 def _grid_options(args) -> dict:
     """The threat-grid options given on the command line (text, parsed by the library)."""
-    return {name: getattr(args, name) for name in ("rows", "eps", "added", "deleted") if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in GRID_AXES if getattr(args, name) is not None}
 
 
 def _print_certificates(result, args, out_csv) -> None:
@@ -204,10 +205,8 @@ def _add_certificate_options(command, smoothing_required: bool) -> None:
                          help=f"significance level: certificates hold with probability >= 1 - alpha (default {DEFAULT_ALPHA})")
     command.add_argument("--runner-up", choices=("sound", "selection"), default="sound",
                          help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's runner-up of pre_votes)")
-    command.add_argument("--rows", help="changed rows r, e.g. 1,2,3 or 1-4 (default: all r at which anything is certified)")
-    command.add_argument("--eps", help="l2 budgets for gaussian noise, e.g. 0,0.25,0.5 or 0:1:0.05")
-    command.add_argument("--added", help="bits added (ra) for sparse noise, e.g. 0-40")
-    command.add_argument("--deleted", help="bits deleted (rd) for sparse noise, e.g. 0-60")
+    for axis, text in GRID_AXES.items():
+        command.add_argument(f"--{axis}", help=text)
     _add_force_option(command)
 
 

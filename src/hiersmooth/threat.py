@@ -1,15 +1,15 @@
 """The adversary's budget (SPEC.md §1).
 
 An adversary changes at most ``rows`` rows (entities) of the input X and is bounded over the whole change:
-either in ℓ2 norm (continuous data, ``l2`` = ε) or by the number of bits it turns 0→1 (``added`` = ra) and
-1→0 (``deleted`` = rd) over all changed rows together (binary data). A threat with neither bound lets the
-changed rows take any value (the threat ablation smoothing certifies).
+either in ℓ2 norm (continuous data, ``l2`` = ε), in ℓ1 norm (``l1`` = ε) or by the number of bits it turns 0→1
+(``added`` = ra) and 1→0 (``deleted`` = rd) over all changed rows together (binary data). A threat with no bound
+lets the changed rows take any value (the threat ablation smoothing certifies).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 import math
+from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
 _INT64_MAX = (1 << 63) - 1
@@ -33,24 +33,29 @@ class Threat:
     l2: float | None = None
     added: int | None = None
     deleted: int | None = None
+    l1: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "rows", _check_count("rows", self.rows))
-        if self.l2 is not None:
-            if self.added is not None or self.deleted is not None:
-                raise ValueError("Threat: give either l2 (continuous) or added/deleted (binary), not both")
-            if isinstance(self.l2, bool) or not isinstance(self.l2, Real) or not self.l2 >= 0 or self.l2 == float("inf"):
-                raise ValueError(f"l2={self.l2!r}: must be a finite number >= 0")
-            object.__setattr__(self, "l2", float(self.l2))
+        norms = [name for name in ("l2", "l1") if getattr(self, name) is not None]
+        if norms:
+            if len(norms) > 1 or self.added is not None or self.deleted is not None:
+                raise ValueError("Threat: give one budget, l2 or l1 (continuous) or added/deleted (binary), not both")
+            value = getattr(self, norms[0])
+            if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0 or value == float("inf"):
+                raise ValueError(f"{norms[0]}={value!r}: must be a finite number >= 0")
+            object.__setattr__(self, norms[0], float(value))
         elif self.added is not None or self.deleted is not None:
             object.__setattr__(self, "added", _check_count("added", 0 if self.added is None else self.added))
             object.__setattr__(self, "deleted", _check_count("deleted", 0 if self.deleted is None else self.deleted))
 
     @property
     def kind(self) -> str:
-        """``"l2"``, ``"bits"`` or ``"rows"`` (rows only, values unbounded)."""
+        """``"l2"``, ``"l1"``, ``"bits"`` or ``"rows"`` (rows only, values unbounded)."""
         if self.l2 is not None:
             return "l2"
+        if self.l1 is not None:
+            return "l1"
         if self.added is not None:
             return "bits"
         return "rows"
@@ -62,8 +67,8 @@ class Threat:
         An empty budget (ε = 0, or ra + rd = 0) changes nothing; ra + rd flipped bits touch at most ra + rd
         rows. Using this r rather than ``rows`` keeps the certificate exact (tight), never less sound.
         """
-        if self.kind == "l2":
-            return self.rows if self.l2 > 0 else 0
+        if self.kind in ("l2", "l1"):
+            return self.rows if getattr(self, self.kind) > 0 else 0
         if self.kind == "bits":
             return min(self.rows, self.added + self.deleted)
         return self.rows
@@ -74,11 +79,14 @@ class Threat:
         rows = self.changeable_rows
         if rows > 0:
             return replace(self, rows=rows)
-        return replace(self, rows=0, **{"l2": 0.0} if self.kind == "l2" else {"added": 0, "deleted": 0} if self.kind == "bits" else {})
+        empty = {"l2": {"l2": 0.0}, "l1": {"l1": 0.0}, "bits": {"added": 0, "deleted": 0}}.get(self.kind, {})
+        return replace(self, rows=0, **empty)
 
     def __str__(self) -> str:
         if self.kind == "l2":
             return f"(r={self.rows}, eps={self.l2:g})"
+        if self.kind == "l1":
+            return f"(r={self.rows}, l1={self.l1:g})"
         if self.kind == "bits":
             return f"(r={self.rows}, ra={self.added}, rd={self.deleted})"
         return f"(r={self.rows})"
@@ -130,7 +138,14 @@ def parse_list(name: str, text: str, integer: bool) -> list:
         raise ValueError(f"--{name}={text!r}: values must be finite numbers")
     return sorted(set(values))
 
-INTEGER_AXES = ("rows", "added", "deleted")  # the axes of a threat grid holding counts; "eps" holds ℓ2 budgets
+INTEGER_AXES = ("rows", "added", "deleted")  # the axes of a threat grid holding counts; "eps", "l1" hold norms
+GRID_AXES = {  # every axis of a threat grid (the CLI's threat options), with what it holds
+    "rows": "changed rows r, e.g. 1,2,3 or 1-4 (default: all r at which anything is certified)",
+    "eps": "l2 budgets for gaussian noise, e.g. 0,0.25,0.5 or 0:1:0.05",
+    "added": "bits added (ra) for sparse noise, e.g. 0-40",
+    "deleted": "bits deleted (rd) for sparse noise, e.g. 0-60",
+    "l1": "l1 budgets for uniform noise, e.g. 0:2:0.1",
+}
 
 
 def axis_values(name: str, values) -> list:

@@ -135,9 +135,9 @@ def load_trained(path) -> TrainedModel:
 
 def certify_checkpoint(checkpoint, out=None, *, data=None, smoothing=None, n0: int = 1000, n: int = 10000,
                        alpha: float = DEFAULT_ALPHA, batch_size: int = 100, seed: int = 0, block_size: int | None = None,
-                       device: str = "cpu", autocast: bool = False, runner_up: str = "sound", rows=None, eps=None,
-                       added=None, deleted=None, force: bool = False, checkpoint_seconds: float = 10.0,
-                       progress: bool = True) -> VoteCertificates:
+                       device: str = "cpu", autocast: bool = False, runner_up: str = "sound", rows=None,
+                       force: bool = False, checkpoint_seconds: float = 10.0, progress: bool = True,
+                       **budget) -> VoteCertificates:
     """``hiersmooth certify --checkpoint``: certify the model of a folder written by ``hiersmooth train``.
 
     By default on its run config's test data (the image test set, or the graph at its test nodes) under the
@@ -170,9 +170,9 @@ def certify_checkpoint(checkpoint, out=None, *, data=None, smoothing=None, n0: i
               "data_sha256": sha256(data) if "data" in paths else None,
               "smoothing": str(Path(smoothing).resolve()) if "smoothing" in paths else "checkpoint" if smoothing is None else "in memory"}
     protect = [folder, *(folder / name for name in ("model.pt", "config.yaml", "model.json")), *paths.values()]
-    return certify_dataset(classifier, dataset, n0, n, alpha, batch_size, out=out, runner_up=runner_up, rows=rows, eps=eps,
-                           added=added, deleted=deleted, force=force, checkpoint_seconds=checkpoint_seconds,
-                           progress=progress, inputs=inputs, protect=protect)
+    return certify_dataset(classifier, dataset, n0, n, alpha, batch_size, out=out, runner_up=runner_up, rows=rows,
+                           force=force, checkpoint_seconds=checkpoint_seconds, progress=progress, inputs=inputs,
+                           protect=protect, **budget)
 
 
 def _test_data(config: RunConfig):

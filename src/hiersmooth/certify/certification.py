@@ -112,10 +112,11 @@ class VoteCertificates:
     def certificates(self) -> tuple[Certificate, Certificate]:
         return self.binary, self.multiclass
 
-    def grid(self, rows=None, eps=None, added=None, deleted=None) -> CertifiedGrid:
-        """Certified accuracy over a threat grid: the axes given (lists, or text like ``1-4``, ``0:1:0.05``), the
-        others by default every threat at which some point is certified (:func:`.tables.grid_axes`)."""
-        axes = grid_axes(self, rows=rows, eps=eps, added=added, deleted=deleted)
+    def grid(self, rows=None, **budget) -> CertifiedGrid:
+        """Certified accuracy over a threat grid: ``rows`` and the noise's budget axes (``eps=``; ``added=``,
+        ``deleted=``; ``l1=``) as given (lists, or text like ``1-4``, ``0:1:0.05``), the others by default every
+        threat at which some point is certified (:func:`.tables.grid_axes`)."""
+        axes = grid_axes(self, rows=rows, **budget)
         key = repr(sorted(axes.items()))
         if key not in self._grids:
             table = certified_accuracy_table(self, axes)
@@ -143,12 +144,12 @@ def _votes_of(votes) -> tuple[Votes, dict]:
 
 
 def certify_votes(votes, smoothing, alpha: float = DEFAULT_ALPHA, runner_up: str = "sound", *, out=None,
-                  force: bool = False, rows=None, eps=None, added=None, deleted=None) -> VoteCertificates:
+                  force: bool = False, rows=None, **budget) -> VoteCertificates:
     """Bound p_A (and p_B) from ``votes`` and set up the binary and multi-class certificates (SPEC.md §3–§4).
 
     ``votes``: :class:`Votes`, a votes ``.npz`` path or a mapping of ``pre_votes``, ``votes``, ``labels``;
     ``smoothing``: a :class:`Smoothing`, a config mapping or a YAML path. With ``out`` (the table CSV) the
-    threat grid (``rows``, ``eps``, ``added``, ``deleted``; see :meth:`VoteCertificates.grid`) is written as
+    threat grid (``rows`` and the budget axes such as ``eps``; see :meth:`VoteCertificates.grid`) is written as
     ``hiersmooth certify-votes`` writes it: never over an input, over a file hiersmooth did not write (unless
     ``force``), or beside another run into the same output (a lock)."""
     from ..results import check_output, output_lock
@@ -165,7 +166,7 @@ def certify_votes(votes, smoothing, alpha: float = DEFAULT_ALPHA, runner_up: str
     result = _certificates(votes, smoothing, alpha, runner_up)
     if out is not None:
         with output_lock(lock):
-            result.grid(rows, eps, added, deleted).write(out, {**record, "smoothing": smoothing_record}, started=started)
+            result.grid(rows, **budget).write(out, {**record, "smoothing": smoothing_record}, started=started)
     return result
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..results import library_versions, write_arrays, write_csv, write_json
-from ..smoothing.noise import Gaussian, Sparse
+from ..threat import INTEGER_AXES
 
 if TYPE_CHECKING:
     from .certification import VoteCertificates
@@ -42,19 +42,15 @@ def per_point(result: VoteCertificates, axes: dict[str, list]) -> tuple[list[dic
         arrays[f"p_lower_{cert.name}"] = cert.p_lower
         if cert.p_upper is not None:
             arrays[f"p_upper_{cert.name}"] = cert.p_upper
-        if isinstance(noise, Gaussian):
-            arrays[f"radius_{cert.name}"] = cert.largest_l2(rows)
-        elif isinstance(noise, Sparse):
-            arrays[f"certified_{cert.name}"] = cert.certified_bits(rows, axes["added"], axes["deleted"])
-        else:
-            arrays[f"largest_rows_{cert.name}"] = cert.largest_rows()
+        for name, values in noise.point_certificate(cert, axes).items():
+            arrays[f"{name}_{cert.name}"] = values
     columns = {"point": np.arange(points)}
     for name, values in arrays.items():
         if values.ndim == 1:
             columns[name] = values
         elif values.ndim == 2:  # radius per r
             columns.update({f"{name}_r{r}": values[:, k] for k, r in enumerate(rows)})
-    arrays.update({axis: np.asarray(values) for axis, values in axes.items() if axis != "eps"})
+    arrays.update({axis: np.asarray(values) for axis, values in axes.items() if axis in INTEGER_AXES})  # grid indices
     table = [{name: values[i].item() for name, values in columns.items()} for i in range(points)]
     return table, arrays
 
@@ -106,18 +102,12 @@ def format_table(result: VoteCertificates, table: list[dict], axes: dict[str, li
     """Certified accuracy as aligned text: a line per (certificate, r) (every k-th r past ``max_lines``), up to
     ``max_columns`` threats as columns.
 
-    Sparse grids are shown along their two edges: deletions only (ra = 0), then additions only (rd = 0).
+    The views are the noise family's (``Noise.views``): e.g. a sparse grid along its two edges, deletions only
+    (ra = 0), then additions only (rd = 0).
     """
-    noise = result.smoothing.noise
-    if isinstance(noise, Gaussian):
-        views = [("eps", lambda row: True, "eps", axes["eps"])]
-    elif isinstance(noise, Sparse):
-        views = [("rd (ra=0)", lambda row: row["ra"] == 0, "rd", axes["deleted"]),
-                 ("ra (rd=0)", lambda row: row["rd"] == 0, "ra", axes["added"])]
-    else:
-        views = [("r", lambda row: True, "r", axes["rows"])]
+    views = result.smoothing.noise.views(axes)
     lines = []
-    for title, on_view, key, values in views:  # one pass over the table per view and certificate: linear in the grid
+    for title, fixed, key, values in views:  # one pass over the table per view and certificate: linear in the grid
         shown = list(values)[:: max(1, -(-len(values) // max_columns))]
         lines.append(f"{'certified accuracy, ' + title:<34}" + "".join(f"{v:>8g}" for v in shown))
         for cert in result.certificates:
@@ -125,9 +115,9 @@ def format_table(result: VoteCertificates, table: list[dict], axes: dict[str, li
             for row in table:
                 if row["certificate"] == cert.name:
                     all_rows.add(row["r"])
-                    if on_view(row):
-                        found.setdefault((None if title == "r" else row["r"], row[key]), row["certified_accuracy"])
-            rows = [None] if title == "r" else sorted(all_rows)
+                    if all(row[column] == value for column, value in fixed.items()):
+                        found.setdefault((None if key == "r" else row["r"], row[key]), row["certified_accuracy"])
+            rows = [None] if key == "r" else sorted(all_rows)
             for r in rows[:: max(1, -(-len(rows) // max_lines))]:
                 cells = [found.get((r, v)) for v in shown]
                 label = f"  {cert.name}" + ("" if r is None else f", r={r}")

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from ..config_files import read_yaml
 from ..run_config import RunConfig, load_run_config
-from ..smoothing.noise import Ablation, Gaussian, Sparse
+from ..smoothing.hierarchical import NOISES
+from ..threat import INTEGER_AXES
 
 CERTIFICATES = ("binary", "multiclass")
 
@@ -155,20 +156,26 @@ def _set_dotted(mapping: dict, key: str, value, where: str) -> None:
 
 
 def _threats(threats, cells: list[Cell]) -> dict:
-    """The threat grid: rows plus eps (gaussian) or added/deleted (sparse); it must fit every method's noise."""
+    """The threat grid: rows plus the axes of the methods' noise (eps for gaussian, added/deleted for sparse, l1
+    for uniform; ablation has none of its own); it must fit every method's noise."""
     if not isinstance(threats, dict) or "rows" not in threats:
         raise ValueError("experiment.threats: must give rows and eps (gaussian) or added and deleted (sparse)")
-    noises = {type(cell.run.smoothing.noise) for cell in cells} - {Ablation}
-    axes = {"rows"} | ({"eps"} if Gaussian in noises else set()) | ({"added", "deleted"} if Sparse in noises else set())
-    if Gaussian in noises and Sparse in noises:
-        raise ValueError("experiment.methods: mix gaussian and sparse noise; one experiment certifies one kind of threat")
-    if not noises:
-        axes = set(threats) & {"rows", "eps", "added", "deleted"} or {"rows"}
+    families = {cell.run.smoothing.noise.axes: cell.run.smoothing.noise.kind for cell in cells}
+    own = {axes: kind for axes, kind in families.items() if axes}
+    if len(own) > 1:
+        kinds = " and ".join(sorted(own.values()))
+        raise ValueError(f"experiment.methods: mix {kinds} noise; one experiment certifies one kind of threat")
+    axes = {"rows", *next(iter(own), ())}
+    if not own:  # ablation only: its certificate holds for any budget, so any one family's axes may be given
+        known = {axis for family in NOISES.values() for axis in family.axes}
+        axes = {"rows"} | (set(threats) & known)
     if set(threats) != axes:
-        raise ValueError(f"experiment.threats: has {', '.join(sorted(threats))}; the methods' noise needs exactly {', '.join(sorted(axes))}")
+        raise ValueError(f"experiment.threats: has {', '.join(sorted(threats))}; the methods' noise needs exactly "
+                         f"{', '.join(sorted(axes))}")
     for key, values in threats.items():
-        integer = key != "eps"
+        integer = key in INTEGER_AXES
         if not isinstance(values, list) or not values or not all(
                 isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) and v >= 0 for v in values):
-            raise ValueError(f"experiment.threats.{key}={values!r}: must be a non-empty list of {'integers' if integer else 'numbers'} >= 0")
-    return {key: sorted(threats[key]) for key in ("rows", "eps", "added", "deleted") if key in threats}
+            raise ValueError(f"experiment.threats.{key}={values!r}: must be a non-empty list of "
+                             f"{'integers' if integer else 'numbers'} >= 0")
+    return {"rows": sorted(threats["rows"]), **{key: sorted(threats[key]) for key in sorted(set(threats) - {"rows"})}}

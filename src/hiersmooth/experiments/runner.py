@@ -22,9 +22,9 @@ from pathlib import Path
 
 import yaml
 
+from ..certify.tables import column_name
 from ..config_files import read_yaml
 from ..results import LOCK, atomic_file, check_output, output_lock, write_csv
-from ..smoothing.noise import Ablation
 from .grid import Cell, Experiment, load_experiment
 
 SIDECAR = "certified_accuracy.json"
@@ -122,8 +122,8 @@ def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -
     from ..trained import certify_checkpoint
 
     options = experiment.certify
-    grid = {axis: values for axis, values in experiment.threats.items()  # ablation certifies any change to r rows
-            if axis == "rows" or not isinstance(cell.run.smoothing.noise, Ablation)}
+    own = ("rows", *cell.run.smoothing.noise.axes)  # ablation has none: it certifies any change to r rows
+    grid = {axis: values for axis, values in experiment.threats.items() if axis in own}
     result = certify_checkpoint(folder / "model", folder / "certify", n0=options["n0"], n=options["n"], alpha=options["alpha"],
                                 batch_size=options["batch_size"], seed=cell.seed, device=cell.run.training.device,
                                 progress=progress, **grid)
@@ -148,8 +148,7 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
     """Write ``cells.csv`` and ``results.csv`` from the finished cells' certificate files."""
     results = Path(results)
     parameters = experiment.parameters
-    axes = [a for a in ("eps", "added", "deleted") if a in experiment.threats]
-    columns = {"added": "ra", "deleted": "rd"}
+    axes = [a for a in experiment.threats if a != "rows"]
     cells, rows = [], []
     for cell in experiment.cells:
         done = cell_done(results, cell)
@@ -165,21 +164,21 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
                 table = list(csv.DictReader(handle))
             for certificate in ("binary", "multiclass"):
                 clean = summary[certificate]["clean_certified_accuracy"]
+                own = [a for a in axes if a in cell.run.smoothing.noise.axes]  # the axes the cell's table has
                 certified = {}
                 for row in table:
                     if row["certificate"] == certificate:
-                        key = (int(row["r"]),) + tuple(float(row[columns.get(a, a)]) for a in axes if columns.get(a, a) in row)
+                        key = (int(row["r"]),) + tuple(float(row[column_name(a)]) for a in own)
                         certified[key] = float(row["certified_accuracy"])
                 for r in experiment.threats["rows"]:
                     for threat in itertools.product(*(experiment.threats[a] for a in axes)):
-                        if not isinstance(cell.run.smoothing.noise, Ablation):
-                            value = certified[(r, *map(float, threat))]
-                        elif r == 0 or (threat and not any(threat)):  # the empty threat: nothing changes
-                            value = clean
-                        else:  # ablation's table has rows only: its certificate holds for any change to r rows
-                            value = certified[(r,)]
+                        at = dict(zip(axes, threat))
+                        if len(own) < len(axes) and (r == 0 or (threat and not any(threat))):
+                            value = clean  # the empty threat: nothing changes (a table without that axis lacks it)
+                        else:  # a table without some axis (ablation: rows only) holds for any value of it
+                            value = certified[(r, *(float(at[a]) for a in own))]
                         rows.append({**identity, "certificate": certificate, "r": r,
-                                     **{columns.get(a, a): v for a, v in zip(axes, threat)},
+                                     **{column_name(a): v for a, v in at.items()},
                                      "certified_accuracy": value, "clean_accuracy": clean})
         except (OSError, ValueError, KeyError, TypeError) as error:  # a damaged cell: name the file, no traceback
             what = f"missing column or threat {error}" if isinstance(error, KeyError) else str(error)

@@ -3,5 +3,6 @@
 from .hierarchical import Smoothing, from_config
 from .noise import Ablation, Gaussian, Sparse
 from .selection import All, Bernoulli, Subset
+from .uniform import Uniform
 
-__all__ = ["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation"]
+__all__ = ["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation", "Uniform"]
