@@ -5,13 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from hiersmooth import classifier as classifier_module
 from hiersmooth.certify.votes import load_votes
 from hiersmooth.certify_run import Checkpoint, count_dataset_votes
 from hiersmooth.classifier import SmoothedClassifier
@@ -60,39 +60,80 @@ def test_certify_writes_votes_that_match_the_api(image_run, capsys):
     assert "certified accuracy" in capsys.readouterr().out
 
 
-def test_a_killed_run_resumes_with_identical_votes(image_run):
+# A model factory for ``--model killswitch17:make``: SmallCNN (the very same state dict, so the same fingerprint) that
+# counts the samples it classifies and, with $HIERSMOOTH_TEST_KILL_AT set, SIGKILLs its own process as forward pass
+# number $HIERSMOOTH_TEST_KILL_AT begins — a real hard kill at a fixed point of the run, nothing flushed.
+_KILLSWITCH = '''
+import os
+import signal
+
+import torch
+
+from hiersmooth.models.images import SmallCNN
+
+BUILT = []
+
+
+class KillSwitch(SmallCNN):
+    def __init__(self, width, classes, kill_at):
+        super().__init__(width, classes)
+        self.kill_at, self.passes, self.samples = kill_at, 0, 0  # plain ints: not in the state dict
+
+    def forward(self, x):
+        self.passes += 1
+        if self.passes == self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.samples += x.shape[0]
+        return super().forward(x)
+
+
+def make(width, classes):
+    kill_at = int(os.environ.get("HIERSMOOTH_TEST_KILL_AT", "0"))
+    if kill_at:
+        torch.set_num_threads(1)  # so one CPU worker runs the passes in order (classifier.CPU_WORKERS, in_order)
+    BUILT.append(KillSwitch(width, classes, kill_at))
+    return BUILT[-1]
+'''
+
+
+def test_a_killed_run_resumes_with_identical_votes(image_run, monkeypatch):
     tmp_path, args = image_run
-    args = [a if a != "300" else "3000" for a in args]
     complete = tmp_path / "complete"
-    assert main(args + ["--out", str(complete)]) == 0
+    assert main(args + ["--out", str(complete)]) == 0  # the library's own SmallCNN, never interrupted
 
+    (tmp_path / "killswitch17.py").write_text(_KILLSWITCH)
+    args = list(args)
+    args[args.index("--model") + 1] = "killswitch17:make"
     killed = tmp_path / "killed"
+    # forward passes: 2 class-count checks of one sample, then per image 40 selection samples (one pass) and 3
+    # estimation blocks of 100 (two passes of 50 each); pass 21 is the 2nd half of image 2's estimation block 1
     command = [sys.executable, "-m", "hiersmooth", *args, "--out", str(killed), "--checkpoint-seconds", "0", "--batch-size", "50"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    progress, deadline = killed / "progress.npz", time.monotonic() + 120
-    blocks_per_point = 1 + 30  # 40 selection samples in one block, 3000 estimation samples in 30 blocks
-    while time.monotonic() < deadline and process.poll() is None:
-        if progress.exists():
-            try:
-                cursor = np.load(progress)["cursor"]
-            except Exception:  # being replaced this instant
-                continue
-            if 0 < cursor.sum() < blocks_per_point * len(cursor) // 2:
-                break
-        time.sleep(0.01)
-    assert process.poll() is None, "the run finished before it could be killed; make it longer"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    cursor = np.load(progress)["cursor"]
-    assert 0 < cursor.sum() < blocks_per_point * len(cursor), "the kill did not land part-way"
+    process = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "HIERSMOOTH_TEST_KILL_AT": "21"})
+    assert process.returncode == -signal.SIGKILL, process.stderr
     assert not (killed / "votes.npz").exists()
+    with np.load(killed / "progress.npz") as progress:
+        cursor, counted = progress["cursor"], int(progress["pre_votes"].sum() + progress["votes"].sum())
+    # every block before the kill was checkpointed (--checkpoint-seconds 0), the half-counted block 1 was not
+    assert cursor.tolist() == [[1, 3], [1, 3], [1, 1], [0, 0], [0, 0]], cursor.tolist()
+    assert counted == 2 * 340 + 40 + 100 < 5 * 340, "the checkpoint does not hold a strict part of the work"
 
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(REPO), os.getcwd())])
+    monkeypatch.delenv("HIERSMOOTH_TEST_KILL_AT", raising=False)
+    monkeypatch.delitem(sys.modules, "killswitch17", raising=False)
+    fresh = tmp_path / "fresh"
+    assert main(args + ["--out", str(fresh), "--batch-size", "300"]) == 0  # the same model, never interrupted
     assert main(args + ["--out", str(killed), "--batch-size", "300"]) == 0  # resume, with another batch size
+    built = sys.modules.pop("killswitch17").BUILT
+    assert [model.kill_at for model in built] == [0, 0]
+    assert built[1].samples == built[0].samples - counted, "the resumed run did not start where the checkpoint stopped"
     for name in ("pre_votes", "votes", "labels"):
         np.testing.assert_array_equal(np.load(killed / "votes.npz")[name], np.load(complete / "votes.npz")[name])
+        np.testing.assert_array_equal(np.load(fresh / "votes.npz")[name], np.load(complete / "votes.npz")[name])
 
 
-def test_an_interrupted_graph_run_resumes_with_identical_votes(tmp_path):
+def test_an_interrupted_graph_run_resumes_with_identical_votes(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     nodes, features = 30, 16
     x = torch.as_tensor(rng.random((nodes, features)) < 0.2, dtype=torch.float32)
@@ -106,11 +147,11 @@ def test_an_interrupted_graph_run_resumes_with_identical_votes(tmp_path):
     class FailsAfter(torch.nn.Module):
         def __init__(self, inner, calls):
             super().__init__()
-            self.inner, self.calls = inner, calls
+            self.inner, self.calls, self.passes = inner, calls, []
 
         def forward(self, *inputs):
-            self.calls -= 1
-            if self.calls < 0:
+            self.passes.append(None)  # list.append: atomic, also from two worker threads at once
+            if len(self.passes) > self.calls:
                 raise RuntimeError("simulated crash")
             return self.inner(*inputs)
 
@@ -121,13 +162,17 @@ def test_an_interrupted_graph_run_resumes_with_identical_votes(tmp_path):
 
     reference = run(model, tmp_path, 8)
     (tmp_path / "resumed").mkdir()
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    with monkeypatch.context() as patch, pytest.raises(RuntimeError, match="simulated crash"):
+        patch.setattr(classifier_module, "CPU_WORKERS", 1)  # passes in order, none in flight when one fails
         run(FailsAfter(model, 5), tmp_path / "resumed", 8)
     cursor = np.load(tmp_path / "resumed" / "progress.npz")["cursor"]
-    # passes of 2 blocks of 4 samples: selection (3 blocks) took 2, so it is done; the crash (after 5 forward
-    # passes, possibly while another pass was in flight on a second worker) stopped estimation part-way
+    # passes of 2 blocks of 4 samples: selection (3 blocks) took 2, so it is done; the crash (at the 6th forward
+    # pass) stopped estimation part-way, after its first 3 passes (6 of its 15 blocks)
     assert cursor[0, 0] == 3 and 0 < cursor[0, 1] < 15 and cursor[0, 1] % 2 == 0, cursor.tolist()
-    resumed = run(model, tmp_path / "resumed", 12)
+    assert cursor.tolist() == [[3, 6]]
+    counting = FailsAfter(model, 1000)
+    resumed = run(counting, tmp_path / "resumed", 12)
+    assert len(counting.passes) == 3, "the resumed run did not start where the checkpoint stopped"  # 9 blocks, 3 a pass
     np.testing.assert_array_equal(resumed.pre_votes, reference.pre_votes)
     np.testing.assert_array_equal(resumed.votes, reference.votes)
 

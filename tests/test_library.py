@@ -123,17 +123,22 @@ def _fail_after(model: torch.nn.Module, passes: int):
     return model.register_forward_pre_hook(count)
 
 
-def test_a_killed_certify_dataset_resumes_to_identical_votes(images):
+def test_a_killed_certify_dataset_resumes_to_identical_votes(images, monkeypatch):
+    from hiersmooth import classifier as classifier_module
+
     folder, pixels, labels, model = images
     reference = _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=50, progress=False)
-    # one pass checks the class count, then each image needs 1 selection + 6 estimation passes: die in image 2
+    # one pass checks the class count, then each image needs 1 selection + 6 estimation passes: die in image 2,
+    # at its third estimation pass (one worker thread, so the passes run in order and the point is exact)
     hook = _fail_after(model, 1 + 7 + 3)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
+        patch.setattr(classifier_module, "CPU_WORKERS", 1)
         _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=50, out=folder / "run", progress=False,
                                            checkpoint_seconds=1e9)
     hook.remove()
-    with np.load(folder / "run" / "progress.npz") as saved:
-        assert 0 < saved["votes"].sum() < 4 * 300  # part of the work was kept
+    with np.load(folder / "run" / "progress.npz") as saved:  # what was counted is kept, block by block
+        np.testing.assert_array_equal(saved["cursor"], [[1, 3], [1, 1], [0, 0], [0, 0]])
+        assert saved["votes"].sum() == 300 + 100
     resumed = _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=64, out=folder / "run", progress=False)
     np.testing.assert_array_equal(resumed.votes, reference.votes)
     np.testing.assert_array_equal(resumed.pre_votes, reference.pre_votes)
