@@ -128,14 +128,15 @@ def test_an_output_under_a_file_is_one_line(votes_run, capsys):
     assert (tmp_path / "plain").read_text() == "x"
 
 
-_HOLD = ("import sys, time\nfrom hiersmooth.results import output_lock\n"
-         "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n")
+_HOLD = ("import sys\nfrom hiersmooth.results import output_lock\n"  # holds the lock until its stdin is closed
+         "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n")
 
 
 def test_a_second_run_into_a_locked_output_names_the_pid(votes_run, capsys):
     tmp_path, args = votes_run
     out = tmp_path / "table.csv"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path / ".table.csv.lock")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path / ".table.csv.lock")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main(args + ["--out", str(out)]) == 2
