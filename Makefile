@@ -15,10 +15,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs,mnist,pointclouds]"
 	touch $(STAMP)
 
+# the linter first (ruff: pyproject.toml's rule set, lines up to 120), then the suite
 test: setup
+	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest
 
 demo: setup

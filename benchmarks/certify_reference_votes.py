@@ -90,14 +90,18 @@ def grid_cell_by_cell(cert, rows, added, deleted):
 
 
 def gaussian_radii(votes):
-    smoothing = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": 1 - 150 / 1024}, "noise": {"kind": "gaussian", "sigma": 0.25}})
+    smoothing = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": 1 - 150 / 1024}, "noise": {"kind": "gaussian", "sigma": 0.25}}
+    )
     result = certify_votes(votes, smoothing, runner_up="selection")
     return [cert.largest_l2(range(1, 5)) for cert in result.certificates]
 
 
 def gaussian_radii_by_eps_grid(votes, step=0.001):
     """The reference code's multi-class method: step ε until no point is certified, per r."""
-    smoothing = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": 1 - 150 / 1024}, "noise": {"kind": "gaussian", "sigma": 0.25}})
+    smoothing = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": 1 - 150 / 1024}, "noise": {"kind": "gaussian", "sigma": 0.25}}
+    )
     cert = certify_votes(votes, smoothing, runner_up="selection").multiclass
     sigma, radii = 0.25, []
     for r in range(1, 5):
@@ -125,25 +129,33 @@ def main():
     first, warm, grids = timed(lambda: sparse_grid(cora))
     cells = grids[0][0].size
     print(f"Cora-ML hierarchical sparse, {cora.points} points x {cells} (r, ra, rd) cells x 2 certificates:")
-    print(f"  first call {first * 1e3:7.1f} ms   repeated {warm * 1e3:7.1f} ms   target < 500 ms   "
-          f"reference ~45 s -> {45 / first:,.0f}x faster (first call)")
+    print(
+        f"  first call {first * 1e3:7.1f} ms   repeated {warm * 1e3:7.1f} ms   target < 500 ms   "
+        f"reference ~45 s -> {45 / first:,.0f}x faster (first call)"
+    )
     for which, (cert, grid) in enumerate(zip(sparse_certificates(cora), grids)):
         vectorised = grid_seconds(cora, which)
         start = time.perf_counter()
         by_cell = grid_cell_by_cell(cert, *SPARSE_AXES)
         slow = time.perf_counter() - start
-        print(f"  {cert.name:10s} vectorised grid {vectorised * 1e3:6.1f} ms   one certified() per (r, ra, rd) "
-              f"{slow * 1e3:7.1f} ms -> {slow / vectorised:,.0f}x   same booleans: {np.array_equal(grid, by_cell)}")
+        print(
+            f"  {cert.name:10s} vectorised grid {vectorised * 1e3:6.1f} ms   one certified() per (r, ra, rd) "
+            f"{slow * 1e3:7.1f} ms -> {slow / vectorised:,.0f}x   same booleans: {np.array_equal(grid, by_cell)}"
+        )
 
     first, warm, radii = timed(lambda: gaussian_radii(cifar))
     grid_first, _, grid_radii = timed(lambda: gaussian_radii_by_eps_grid(cifar), repeats=1)
     exact = radii[1]
     print(f"CIFAR-10 hierarchical gaussian radii, {cifar.points} points x r=1..4 x 2 certificates:")
     print(f"  first call {first * 1e3:7.1f} ms   repeated {warm * 1e3:7.1f} ms   target < 50 ms")
-    print(f"  reference method (eps grid, step 0.001, multi-class only): {grid_first * 1e3:7.1f} ms -> "
-          f"{grid_first / warm:,.0f}x slower than both exact certificates")
-    print(f"  exact radii never above the grid's: {bool(np.all(exact <= grid_radii + 1e-12))}; "
-          f"largest rounding of the grid: {np.max(grid_radii - exact):.4f}")
+    print(
+        f"  reference method (eps grid, step 0.001, multi-class only): {grid_first * 1e3:7.1f} ms -> "
+        f"{grid_first / warm:,.0f}x slower than both exact certificates"
+    )
+    print(
+        f"  exact radii never above the grid's: {bool(np.all(exact <= grid_radii + 1e-12))}; "
+        f"largest rounding of the grid: {np.max(grid_radii - exact):.4f}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ class OtherProcesses:
 
     def __exit__(self, *exc):
         if self._start is not None:
-            wall, busy, own = (now - then for now, then in zip((time.perf_counter(), _busy_seconds(), _own_seconds()), self._start))
+            wall, busy, own = (
+                now - then for now, then in zip((time.perf_counter(), _busy_seconds(), _own_seconds()), self._start)
+            )
             self.share = max(0.0, busy - own) / (wall * os.cpu_count())
 
     def __str__(self) -> str:

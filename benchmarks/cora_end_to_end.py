@@ -25,10 +25,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
-
-import hiersmooth
 from contention import OtherProcesses
 from cora_ml import CLASSES, FEATURES, NODES, SMOOTHING, load_cora_ml
+
+import hiersmooth
 from hiersmooth.classifier import SmoothedClassifier
 from hiersmooth.models.graphs import GAT, GCN
 
@@ -103,9 +103,12 @@ def report_gcn(n0: int, n: int, batch_size: int) -> float:
     """Certify with GCN on every sample; print the figures against the targets; return its samples/s."""
     with OtherProcesses() as others:
         wall, peak = certify_in_fresh_process("GCN", n0, n, batch_size)
-    print(f"GCN: {wall:6.1f} s for {n0 + n:,} samples ({(n0 + n) / wall:5.1f} samples/s), peak RSS {peak:.2f} GB   "
-          f"targets < {TIME_TARGET_S} s: {verdict(wall < TIME_TARGET_S)}, < {MEMORY_TARGET_GB:g} GB: "
-          f"{verdict(peak < MEMORY_TARGET_GB)}   [other processes: {others}]", flush=True)
+    print(
+        f"GCN: {wall:6.1f} s for {n0 + n:,} samples ({(n0 + n) / wall:5.1f} samples/s), peak RSS {peak:.2f} GB   "
+        f"targets < {TIME_TARGET_S} s: {verdict(wall < TIME_TARGET_S)}, < {MEMORY_TARGET_GB:g} GB: "
+        f"{verdict(peak < MEMORY_TARGET_GB)}   [other processes: {others}]",
+        flush=True,
+    )
     return (n0 + n) / wall
 
 
@@ -115,17 +118,22 @@ def report_gat(n0: int, n: int, batch_size: int, fraction: float) -> None:
     with OtherProcesses() as others:
         wall, peak = certify_in_fresh_process("GAT", part_n0, part_n, batch_size)
     samples = part_n0 + part_n
-    print(f"GAT: {wall:6.1f} s for {samples:,} samples (n0 = {part_n0:,}, n = {part_n:,}; {samples / wall:5.1f} "
-          f"samples/s), peak RSS {peak:.2f} GB; extrapolated to {n0 + n:,} samples: {wall * (n0 + n) / samples:6.1f} s"
-          f"   [other processes: {others}]", flush=True)
+    print(
+        f"GAT: {wall:6.1f} s for {samples:,} samples (n0 = {part_n0:,}, n = {part_n:,}; {samples / wall:5.1f} "
+        f"samples/s), peak RSS {peak:.2f} GB; extrapolated to {n0 + n:,} samples: {wall * (n0 + n) / samples:6.1f} s"
+        f"   [other processes: {others}]",
+        flush=True,
+    )
 
 
 def report_reference_style(samples: int, total: int, hiersmooth_rate: float) -> None:
     with OtherProcesses() as others:
         rate, noise_share = reference_style_rate(samples)
-    print(f"reference style (GCN, one sample per pass, NumPy dense per-bit noise), {samples} samples: {rate:5.2f} "
-          f"samples/s ({noise_share:.0%} of it drawing noise) -> {total / rate:,.0f} s for {total:,} samples   "
-          f"[other processes: {others}]")
+    print(
+        f"reference style (GCN, one sample per pass, NumPy dense per-bit noise), {samples} samples: {rate:5.2f} "
+        f"samples/s ({noise_share:.0%} of it drawing noise) -> {total / rate:,.0f} s for {total:,} samples   "
+        f"[other processes: {others}]"
+    )
     print(f"hiersmooth GCN end to end delivers {hiersmooth_rate / rate:.1f}x the samples/s of the reference style")
 
 
@@ -136,9 +144,11 @@ def main():
     parser.add_argument("--gat-fraction", type=float, default=0.1, help="share of the samples GAT runs (default 0.1)")
     args = parser.parse_args()
     n0, n, reference_samples = (8, 40, 2) if args.quick else (1000, 10000, 30)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}; "
-          f"Cora-ML {NODES} nodes x {FEATURES} features, all nodes certified, n0 = {n0:,}, n = {n:,}, "
-          f"batch size {args.batch_size} samples per forward pass")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}; "
+        f"Cora-ML {NODES} nodes x {FEATURES} features, all nodes certified, n0 = {n0:,}, n = {n:,}, "
+        f"batch size {args.batch_size} samples per forward pass"
+    )
     gcn_rate = report_gcn(n0, n, args.batch_size)
     report_gat(n0, n, args.batch_size, args.gat_fraction)
     report_reference_style(reference_samples, n0 + n, gcn_rate)

@@ -29,6 +29,8 @@ def load_cora_ml() -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
         try:
             graph = load_graph("cora_ml", root, download=False).graph
         except ValueError as error:
-            raise SystemExit(f"Cora-ML: {error}; set HIERSMOOTH_SHARED to the shared folder holding data/cora_ml.npz") from None
+            raise SystemExit(
+                f"Cora-ML: {error}; set HIERSMOOTH_SHARED to the shared folder holding data/cora_ml.npz"
+            ) from None
     assert tuple(graph.features.shape) == (NODES, FEATURES), f"largest component is {tuple(graph.features.shape)}"
     return graph.features, graph.edge_index, graph.labels

@@ -13,8 +13,8 @@ import time
 import warnings
 
 import torch
-
 from cora_ml import CLASSES, FEATURES, SMOOTHING, load_cora_ml
+
 from hiersmooth.classifier import SmoothedClassifier
 from hiersmooth.models.graphs import GCN
 

@@ -65,7 +65,9 @@ def main() -> None:
     reference = shared_dir() / "reference"
     cifar = load_votes(reference / "cifar10_resnet50_hierarchical_gaussian_votes.npz")
     p_select = 1 - 150 / 1024
-    gaussian = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": p_select}, "noise": {"kind": "gaussian", "sigma": 0.25}})
+    gaussian = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": p_select}, "noise": {"kind": "gaussian", "sigma": 0.25}}
+    )
     p_a = certify_votes(cifar, gaussian, 0.01).binary.p_lower
     s = mpmath.mpf(p_select)
     for eps in (0.25, 0.5):
@@ -73,11 +75,14 @@ def main() -> None:
         exact = [exact_gaussian_lower(p, s, eps, 0.25) for p in p_a]
         gaps = np.array([float(e - mpmath.mpf(float(o))) for o, e in zip(ours, exact)])
         flips = sum((o > 0.5) != (e > 0.5) for o, e in zip(ours, exact))
-        print(f"CIFAR-10 r=1 eps={eps}: largest gap {gaps.max():.2e} (smallest {gaps.min():.2e}), "
-              f"certificates changed by rounding: {flips} of {len(p_a)}")
+        print(
+            f"CIFAR-10 r=1 eps={eps}: largest gap {gaps.max():.2e} (smallest {gaps.min():.2e}), "
+            f"certificates changed by rounding: {flips} of {len(p_a)}"
+        )
     cora = load_votes(reference / "cora_ml_gat_hierarchical_sparse_votes.npz")
-    sparse = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": 0.81},
-                                     "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8}})
+    sparse = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": 0.81}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8}}
+    )
     p_a = certify_votes(cora, sparse, 0.01).binary.p_lower
     for added, deleted in ((0, 1), (0, 4), (2, 8)):
         threat = Threat(rows=1, added=added, deleted=deleted)
@@ -85,8 +90,10 @@ def main() -> None:
         exact = [exact_sparse_lower(p, Fraction(0.81), added, deleted, Fraction(0.05), Fraction(0.8)) for p in p_a]
         gaps = np.array([float(e - Fraction(float(o))) for o, e in zip(ours, exact)])
         flips = sum((o > 0.5) != (e > Fraction(1, 2)) for o, e in zip(ours, exact))
-        print(f"Cora-ML r=1 ra={added} rd={deleted}: largest gap {gaps.max():.2e} (smallest {gaps.min():.2e}), "
-              f"certificates changed by rounding: {flips} of {len(p_a)}")
+        print(
+            f"Cora-ML r=1 ra={added} rd={deleted}: largest gap {gaps.max():.2e} (smallest {gaps.min():.2e}), "
+            f"certificates changed by rounding: {flips} of {len(p_a)}"
+        )
 
 
 if __name__ == "__main__":

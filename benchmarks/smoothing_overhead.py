@@ -28,10 +28,10 @@ import time
 from dataclasses import dataclass
 
 import torch
-from sklearn.datasets import load_digits
-
 from contention import OtherProcesses
 from cora_ml import CLASSES, SMOOTHING, load_cora_ml
+from sklearn.datasets import load_digits
+
 from hiersmooth.classifier import SmoothedClassifier
 from hiersmooth.models.graphs import GAT, GCN
 from hiersmooth.models.images import SmallCNN
@@ -143,11 +143,16 @@ def report(case: Case) -> None:
     [draw] = best_rates([draws(case)], case.samples)
     for batch_size in case.batch_sizes:
         with OtherProcesses() as others:
-            bare, smoothed = best_rates([bare_forwards(case, batch_size), smoothed_count(case, batch_size)], case.samples)
+            bare, smoothed = best_rates(
+                [bare_forwards(case, batch_size), smoothed_count(case, batch_size)], case.samples
+            )
         overhead = bare / smoothed - 1
         verdict = "meets" if overhead < case.target else "MISSES"
-        print(f"{case.name:<24} {batch_size:>6} {bare:>12,.0f} {smoothed:>12,.0f} {overhead:>9.1%}  "
-              f"< {case.target:.0%} {verdict:<6} {draw:>10,.0f} {smoothed / draw:>7.0%} {others!s:>7}", flush=True)
+        print(
+            f"{case.name:<24} {batch_size:>6} {bare:>12,.0f} {smoothed:>12,.0f} {overhead:>9.1%}  "
+            f"< {case.target:.0%} {verdict:<6} {draw:>10,.0f} {smoothed / draw:>7.0%} {others!s:>7}",
+            flush=True,
+        )
 
 
 def profile(case: Case) -> None:
@@ -170,10 +175,14 @@ def main():
         cases = image_cases((20, 100), 200) + graph_cases((4,), 8)
     else:
         cases = image_cases((100, 1000), 5000) + graph_cases((4, 16), 96)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
-          f"best of {REPEATS}; samples per timing: images {cases[0].samples}, graphs {cases[-1].samples}")
-    print(f"{'case':<24} {'batch':>6} {'bare/s':>12} {'smoothed/s':>12} {'overhead':>9}  {'target':<13} "
-          f"{'draw/s':>10} {'draw %':>7} {'others':>7}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
+        f"best of {REPEATS}; samples per timing: images {cases[0].samples}, graphs {cases[-1].samples}"
+    )
+    print(
+        f"{'case':<24} {'batch':>6} {'bare/s':>12} {'smoothed/s':>12} {'overhead':>9}  {'target':<13} "
+        f"{'draw/s':>10} {'draw %':>7} {'others':>7}"
+    )
     for case in cases:
         report(case)
     if args.profile:

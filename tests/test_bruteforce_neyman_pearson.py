@@ -12,7 +12,7 @@ equal these numbers, or be on the safe side of them where the adversary cannot s
 
 import itertools
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -76,7 +76,7 @@ def distribution_table(config: dict, n: int, d: int) -> np.ndarray:
     return table[:, table.max(axis=0) > 0]  # drop outcomes that no X can produce
 
 
-@lru_cache(maxsize=None)
+@cache
 def threat_pairs(n: int, d: int, rows: int, added, deleted):
     """Indices (i, j) of every pair X = inputs[i], X̃ = inputs[j] that the threat allows."""
     x = np.array(list(itertools.product((0, 1), repeat=n * d))).reshape(-1, n, d)
@@ -168,8 +168,10 @@ def check_against_brute_force(config: dict, n: int, d: int, threat: Threat, extr
     lib_upper = smoothing.upper_bound(ps, threat)
     lower_below, upper_below = brute_bounds(config, n, d, threat, ps - ETA)
     lower_above, upper_above = brute_bounds(config, n, d, threat, ps + ETA)
-    context = f"config={config} N={n} D={d} threat={threat}\np={ps}\nlib_lower={lib_lower}\nbrute_lower={lower_above}" \
+    context = (
+        f"config={config} N={n} D={d} threat={threat}\np={ps}\nlib_lower={lib_lower}\nbrute_lower={lower_above}"
         f"\nlib_upper={lib_upper}\nbrute_upper={upper_below}"
+    )
     # Always sound: never more optimistic than the true worst case.
     assert np.all(lib_lower <= lower_above + TOL), f"unsound lower bound\n{context}"
     assert np.all(lib_upper >= upper_below - TOL), f"unsound upper bound\n{context}"
@@ -232,7 +234,10 @@ def test_bounds_equal_brute_force_worst_case(selection_kind, noise_kind, data):
 
 def test_brute_force_oracle_sanity():
     """The oracle itself: Ψ_X sums to 1, no threat gives p back, and the extremes are 0 and 1."""
-    config = {"selection": {"kind": "bernoulli", "p": [0.3, 0.8]}, "noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.4}}
+    config = {
+        "selection": {"kind": "bernoulli", "p": [0.3, 0.8]},
+        "noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.4},
+    }
     table = distribution_table(config, 2, 2)
     np.testing.assert_allclose(table.sum(axis=1), 1.0, rtol=0, atol=1e-12)
     ps = [0.0, 0.2, 0.7, 1.0]
@@ -259,10 +264,17 @@ def test_brute_force_oracle_sanity():
 )
 def test_per_row_worst_case_changes_least_selected_rows(probabilities, noise, threat):
     """With one p_i per row, the adversary changes whichever rows are least likely to be smoothed."""
-    check_against_brute_force({"selection": {"kind": "bernoulli", "p": probabilities}, "noise": noise}, 3, 1, threat, [0.3, 0.85])
+    check_against_brute_force(
+        {"selection": {"kind": "bernoulli", "p": probabilities}, "noise": noise}, 3, 1, threat, [0.3, 0.85]
+    )
 
 
-FULL_SELECTIONS = [{"kind": "all"}, {"kind": "bernoulli", "p": 1.0}, {"kind": "bernoulli", "p": [1.0, 1.0]}, {"kind": "subset", "size": 2, "entities": 2}]
+FULL_SELECTIONS = [
+    {"kind": "all"},
+    {"kind": "bernoulli", "p": 1.0},
+    {"kind": "bernoulli", "p": [1.0, 1.0]},
+    {"kind": "subset", "size": 2, "entities": 2},
+]
 PURE_NOISE_CASES = [
     ({"kind": "sparse", "p_plus": 0.1, "p_minus": 0.4}, Threat(rows=1, added=1, deleted=0)),
     ({"kind": "sparse", "p_plus": 0.1, "p_minus": 0.4}, Threat(rows=2, added=1, deleted=2)),
@@ -289,8 +301,14 @@ def test_full_selection_is_pure_noise(selection, noise, threat):
 
 GRID_CONFIGS = [
     {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.6}},
-    {"selection": {"kind": "bernoulli", "p": [0.9, 0.6, 0.75, 1.0]}, "noise": {"kind": "sparse", "p_plus": 0.2, "p_minus": 0.3}},
-    {"selection": {"kind": "subset", "size": 3, "entities": 5}, "noise": {"kind": "sparse", "p_plus": 0.0, "p_minus": 0.5}},
+    {
+        "selection": {"kind": "bernoulli", "p": [0.9, 0.6, 0.75, 1.0]},
+        "noise": {"kind": "sparse", "p_plus": 0.2, "p_minus": 0.3},
+    },
+    {
+        "selection": {"kind": "subset", "size": 3, "entities": 5},
+        "noise": {"kind": "sparse", "p_plus": 0.0, "p_minus": 0.5},
+    },
     {"selection": {"kind": "all"}, "noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.0}},
     {"selection": {"kind": "bernoulli", "p": 0.7}, "noise": {"kind": "ablation"}},
     {"selection": {"kind": "subset", "size": 2, "entities": 4}, "noise": {"kind": "ablation"}},
@@ -336,7 +354,9 @@ def test_no_changeable_row_means_no_change():
     """r = 0 leaves the input as it is, whatever bit budget comes with it: the bounds are p itself."""
     p = np.linspace(0, 1, 11)
     for selection in ({"kind": "bernoulli", "p": 0.7}, {"kind": "all"}):
-        smoothing = hiersmooth.from_config({"selection": selection, "noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.3}})
+        smoothing = hiersmooth.from_config(
+            {"selection": selection, "noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.3}}
+        )
         for added, deleted in ((1, 0), (0, 3), (2, 2)):
             threat = Threat(rows=0, added=added, deleted=deleted)
             assert np.allclose(smoothing.lower_bound(p, threat), p, rtol=0, atol=1e-15)

@@ -33,8 +33,28 @@ def image_run(tmp_path):
     torch.manual_seed(0)
     weights = tmp_path / "cnn.pt"
     torch.save(SmallCNN(2, 3).state_dict(), weights)
-    args = ["certify", "--smoothing", str(GAUSSIAN), "--model", "hiersmooth.models.images:SmallCNN", "--weights", str(weights),
-            "--data", str(data), "--n0", "40", "--n", "300", "--num-classes", "3", "--no-progress", "--rows", "1,2", "--eps", "0,0.1"]
+    args = [
+        "certify",
+        "--smoothing",
+        str(GAUSSIAN),
+        "--model",
+        "hiersmooth.models.images:SmallCNN",
+        "--weights",
+        str(weights),
+        "--data",
+        str(data),
+        "--n0",
+        "40",
+        "--n",
+        "300",
+        "--num-classes",
+        "3",
+        "--no-progress",
+        "--rows",
+        "1,2",
+        "--eps",
+        "0,0.1",
+    ]
     return tmp_path, args
 
 
@@ -63,7 +83,7 @@ def test_certify_writes_votes_that_match_the_api(image_run, capsys):
 # A model factory for ``--model killswitch17:make``: SmallCNN (the very same state dict, so the same fingerprint) that
 # counts the samples it classifies and, with $HIERSMOOTH_TEST_KILL_AT set, SIGKILLs its own process as forward pass
 # number $HIERSMOOTH_TEST_KILL_AT begins — a real hard kill at a fixed point of the run, nothing flushed.
-_KILLSWITCH = '''
+_KILLSWITCH = """
 import os
 import signal
 
@@ -93,7 +113,7 @@ def make(width, classes):
         torch.set_num_threads(1)  # so one CPU worker runs the passes in order (classifier.CPU_WORKERS, in_order)
     BUILT.append(KillSwitch(width, classes, kill_at))
     return BUILT[-1]
-'''
+"""
 
 
 def test_a_killed_run_resumes_with_identical_votes(image_run, monkeypatch):
@@ -107,9 +127,26 @@ def test_a_killed_run_resumes_with_identical_votes(image_run, monkeypatch):
     killed = tmp_path / "killed"
     # forward passes: 2 class-count checks of one sample, then per image 40 selection samples (one pass) and 3
     # estimation blocks of 100 (two passes of 50 each); pass 21 is the 2nd half of image 2's estimation block 1
-    command = [sys.executable, "-m", "hiersmooth", *args, "--out", str(killed), "--checkpoint-seconds", "0", "--batch-size", "50"]
-    process = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "HIERSMOOTH_TEST_KILL_AT": "21"})
+    command = [
+        sys.executable,
+        "-m",
+        "hiersmooth",
+        *args,
+        "--out",
+        str(killed),
+        "--checkpoint-seconds",
+        "0",
+        "--batch-size",
+        "50",
+    ]
+    process = subprocess.run(
+        command,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HIERSMOOTH_TEST_KILL_AT": "21"},
+    )
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert not (killed / "votes.npz").exists()
     with np.load(killed / "progress.npz") as progress:
@@ -157,8 +194,9 @@ def test_an_interrupted_graph_run_resumes_with_identical_votes(tmp_path, monkeyp
 
     def run(net, out, batch):
         checkpoint = Checkpoint(out / "progress.npz", {"test": 1}, graph.points, 1, 3)
-        return count_dataset_votes(SmoothedClassifier(net, SPARSE, 3, seed=9), graph, 12, 60, batch, checkpoint, 0,
-                                   progress=False)
+        return count_dataset_votes(
+            SmoothedClassifier(net, SPARSE, 3, seed=9), graph, 12, 60, batch, checkpoint, 0, progress=False
+        )
 
     reference = run(model, tmp_path, 8)
     (tmp_path / "resumed").mkdir()
@@ -182,14 +220,46 @@ def test_graph_dataset_end_to_end(tmp_path, capsys):
     x = (rng.random((20, 10)) < 0.2).astype(np.float32)
     data = tmp_path / "graph.npz"
     indptr = np.concatenate([[0], np.cumsum((x != 0).sum(1))])
-    np.savez(data, features_data=x[x != 0], features_indices=np.nonzero(x)[1], features_indptr=indptr, features_shape=x.shape,
-             edge_index=rng.integers(0, 20, (2, 50)), labels=rng.integers(0, 3, 20))
+    np.savez(
+        data,
+        features_data=x[x != 0],
+        features_indices=np.nonzero(x)[1],
+        features_indptr=indptr,
+        features_shape=x.shape,
+        edge_index=rng.integers(0, 20, (2, 50)),
+        labels=rng.integers(0, 3, 20),
+    )
     weights = tmp_path / "gcn.pt"
     torch.save(GCN(11, 3).state_dict(), weights)
     out = tmp_path / "out"
-    code = main(["certify", "--smoothing", str(SPARSE), "--model", "hiersmooth.models.graphs:GCN", "--weights", str(weights),
-                 "--data", str(data), "--out", str(out), "--n0", "20", "--n", "100", "--num-classes", "3", "--no-progress",
-                 "--rows", "1", "--added", "0,1", "--deleted", "0-2"])
+    code = main(
+        [
+            "certify",
+            "--smoothing",
+            str(SPARSE),
+            "--model",
+            "hiersmooth.models.graphs:GCN",
+            "--weights",
+            str(weights),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--n0",
+            "20",
+            "--n",
+            "100",
+            "--num-classes",
+            "3",
+            "--no-progress",
+            "--rows",
+            "1",
+            "--added",
+            "0,1",
+            "--deleted",
+            "0-2",
+        ]
+    )
     assert code == 0
     votes = load_votes(out / "votes.npz")
     assert votes.pre_votes.shape == (20, 3) and votes.n == 100 and votes.n0 == 20

@@ -29,28 +29,57 @@ def _read_csv(path):
 
 
 def _run(reference, votes, config, out, *options):
-    assert main(["certify-votes", str(reference / votes), "--smoothing", str(CONFIGS / config), "--out", str(out), *options]) == 0
+    assert (
+        main(
+            ["certify-votes", str(reference / votes), "--smoothing", str(CONFIGS / config), "--out", str(out), *options]
+        )
+        == 0
+    )
     return _read_csv(out)
 
 
 def test_sparse_outputs_and_reference_figures(reference, tmp_path, capsys):
-    table = _run(reference, "cora_ml_gat_hierarchical_sparse_votes.npz", "cora_ml_hierarchical_sparse.yaml", tmp_path / "cora.csv", "--runner-up", "selection")
+    table = _run(
+        reference,
+        "cora_ml_gat_hierarchical_sparse_votes.npz",
+        "cora_ml_hierarchical_sparse.yaml",
+        tmp_path / "cora.csv",
+        "--runner-up",
+        "selection",
+    )
     assert list(table[0]) == ["certificate", "r", "ra", "rd", "certified_accuracy", "certified_ratio"]
-    cell = {(row["certificate"], int(row["r"]), int(row["ra"]), int(row["rd"])): float(row["certified_accuracy"]) for row in table}
+    cell = {
+        (row["certificate"], int(row["r"]), int(row["ra"]), int(row["rd"])): float(row["certified_accuracy"])
+        for row in table
+    }
     assert round(cell[("multiclass", 1, 0, 1)], 3) == 0.664 and round(cell[("multiclass", 1, 0, 4)], 3) == 0.549
     # The default grid reaches one step past the last threat at which either certificate certifies a point.
     for axis in ("ra", "rd"):
         last = max(int(row[axis]) for row in table)
         assert max(float(row["certified_ratio"]) for row in table if int(row[axis]) == last) == 0
         assert max(float(row["certified_ratio"]) for row in table if int(row[axis]) == last - 1) > 0
-    result = certify_votes(load_votes(reference / "cora_ml_gat_hierarchical_sparse_votes.npz"), hiersmooth.from_config(CONFIGS / "cora_ml_hierarchical_sparse.yaml"))
+    result = certify_votes(
+        load_votes(reference / "cora_ml_gat_hierarchical_sparse_votes.npz"),
+        hiersmooth.from_config(CONFIGS / "cora_ml_hierarchical_sparse.yaml"),
+    )
     last_r = max(int(row["r"]) for row in table)
     beyond = [hiersmooth.Threat(last_r + 1, added=a, deleted=last_r + 1 - a) for a in range(last_r + 2)]
     assert not any(cert.certified(t).any() for cert in result.certificates for t in beyond)
 
     sidecar = json.loads((tmp_path / "cora.json").read_text())
-    assert sidecar["smoothing"] == {"selection": {"kind": "bernoulli", "p": 0.81}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8}, "indicator": True}
-    assert (sidecar["alpha"], sidecar["runner_up"], sidecar["n0"], sidecar["n"], sidecar["points"], sidecar["classes"]) == (0.01, "selection", 1000, 10000, 253, 7)
+    assert sidecar["smoothing"] == {
+        "selection": {"kind": "bernoulli", "p": 0.81},
+        "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8},
+        "indicator": True,
+    }
+    assert (
+        sidecar["alpha"],
+        sidecar["runner_up"],
+        sidecar["n0"],
+        sidecar["n"],
+        sidecar["points"],
+        sidecar["classes"],
+    ) == (0.01, "selection", 1000, 10000, 253, 7)
     assert round(sidecar["summary"]["accuracy_of_selected_class"], 4) == 0.8617
     assert sidecar["seconds"] > 0 and "numpy" in sidecar["versions"] and len(sidecar["inputs"]["votes_sha256"]) == 64
     points = _read_csv(tmp_path / "cora.points.csv")
@@ -64,9 +93,20 @@ def test_sparse_outputs_and_reference_figures(reference, tmp_path, capsys):
 
 
 def test_gaussian_radii_file_and_explicit_grid(reference, tmp_path):
-    table = _run(reference, "cifar10_resnet50_hierarchical_gaussian_votes.npz", "cifar10_hierarchical_gaussian.yaml", tmp_path / "c.csv", "--rows", "1-2", "--eps", "0.25,0.5,0:0.1:0.05")
+    table = _run(
+        reference,
+        "cifar10_resnet50_hierarchical_gaussian_votes.npz",
+        "cifar10_hierarchical_gaussian.yaml",
+        tmp_path / "c.csv",
+        "--rows",
+        "1-2",
+        "--eps",
+        "0.25,0.5,0:0.1:0.05",
+    )
     assert list(table[0]) == ["certificate", "r", "eps", "certified_accuracy", "certified_ratio"]
-    assert {(int(row["r"]), float(row["eps"])) for row in table} == {(r, e) for r in (1, 2) for e in (0.0, 0.05, 0.1, 0.25, 0.5)}
+    assert {(int(row["r"]), float(row["eps"])) for row in table} == {
+        (r, e) for r in (1, 2) for e in (0.0, 0.05, 0.1, 0.25, 0.5)
+    }
     cell = {(row["certificate"], int(row["r"]), float(row["eps"])): float(row["certified_accuracy"]) for row in table}
     assert cell[("binary", 1, 0.25)] == 0.779 and cell[("binary", 1, 0.5)] == 0.686
     points = _read_csv(tmp_path / "c.points.csv")
@@ -76,7 +116,12 @@ def test_gaussian_radii_file_and_explicit_grid(reference, tmp_path):
 
 
 def test_ablation_rows_table(reference, tmp_path):
-    table = _run(reference, "cifar10_resnet50_hierarchical_gaussian_votes.npz", "cifar10_ablation_levine_feizi.yaml", tmp_path / "lf.csv")
+    table = _run(
+        reference,
+        "cifar10_resnet50_hierarchical_gaussian_votes.npz",
+        "cifar10_ablation_levine_feizi.yaml",
+        tmp_path / "lf.csv",
+    )
     assert list(table[0]) == ["certificate", "r", "certified_accuracy", "certified_ratio"]
     accuracy = [float(row["certified_accuracy"]) for row in table if row["certificate"] == "binary"]
     assert accuracy[-1] == 0 and accuracy[-2] > 0 and all(np.diff(accuracy) <= 0)

@@ -24,10 +24,22 @@ OUTPUTS = ("votes.npz", "certified_accuracy.csv", "certified_accuracy.points.csv
 
 def torchrun(args: list[str], processes: int = 2, **env) -> subprocess.CompletedProcess:
     """``python -m torch.distributed.run --standalone --nproc_per_node=K -m hiersmooth ARGS`` (1 thread each)."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "hiersmooth", *args]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                   **env}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "hiersmooth",
+        *args,
+    ]
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": f"{REPO / 'tests'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        **env,
+    }
     return subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
 
 
@@ -47,10 +59,30 @@ def images(tmp_path_factory):
     np.savez(folder / "images.npz", images=rng.random((5, 1, 8, 8)).astype(np.float32), labels=rng.integers(0, 3, 5))
     torch.manual_seed(0)
     torch.save(SmallCNN(2, 3).state_dict(), folder / "cnn.pt")
-    args = ["certify", "--smoothing", str(GAUSSIAN), "--weights", str(folder / "cnn.pt"), "--data", str(folder / "images.npz"),
-            "--n0", "40", "--num-samples", "300", "--num-classes", "3", "--no-progress", "--rows", "1,2", "--eps", "0,0.1"]
+    args = [
+        "certify",
+        "--smoothing",
+        str(GAUSSIAN),
+        "--weights",
+        str(folder / "cnn.pt"),
+        "--data",
+        str(folder / "images.npz"),
+        "--n0",
+        "40",
+        "--num-samples",
+        "300",
+        "--num-classes",
+        "3",
+        "--no-progress",
+        "--rows",
+        "1,2",
+        "--eps",
+        "0,0.1",
+    ]
     single = folder / "single"
-    assert main(args + ["--model", "hiersmooth.models.images:SmallCNN", "--out", str(single), "--batch-size", "100"]) == 0
+    assert (
+        main(args + ["--model", "hiersmooth.models.images:SmallCNN", "--out", str(single), "--batch-size", "100"]) == 0
+    )
     return folder, args, single
 
 
@@ -71,13 +103,39 @@ def test_two_processes_certify_images_exactly_like_one(images):
 def test_two_processes_certify_a_graph_exactly_like_one(tmp_path):
     rng = np.random.default_rng(3)
     nodes, features = 30, 16
-    np.savez(tmp_path / "graph.npz", features=(rng.random((nodes, features)) < 0.2).astype(np.float32),
-             edge_index=rng.integers(0, nodes, (2, 90)), labels=rng.integers(0, 3, nodes), nodes=np.arange(0, nodes, 3))
+    np.savez(
+        tmp_path / "graph.npz",
+        features=(rng.random((nodes, features)) < 0.2).astype(np.float32),
+        edge_index=rng.integers(0, nodes, (2, 90)),
+        labels=rng.integers(0, 3, nodes),
+        nodes=np.arange(0, nodes, 3),
+    )
     torch.manual_seed(3)
     torch.save(GCN(features + 1, 3).state_dict(), tmp_path / "gcn.pt")
-    args = ["certify", "--smoothing", str(SPARSE), "--model", "hiersmooth.models.graphs:GCN", "--weights", str(tmp_path / "gcn.pt"),
-            "--data", str(tmp_path / "graph.npz"), "--n0", "12", "--num-samples", "44", "--num-classes", "3", "--no-progress",
-            "--rows", "1", "--added", "0", "--deleted", "0,1"]
+    args = [
+        "certify",
+        "--smoothing",
+        str(SPARSE),
+        "--model",
+        "hiersmooth.models.graphs:GCN",
+        "--weights",
+        str(tmp_path / "gcn.pt"),
+        "--data",
+        str(tmp_path / "graph.npz"),
+        "--n0",
+        "12",
+        "--num-samples",
+        "44",
+        "--num-classes",
+        "3",
+        "--no-progress",
+        "--rows",
+        "1",
+        "--added",
+        "0",
+        "--deleted",
+        "0,1",
+    ]
     assert main(args + ["--out", str(tmp_path / "single"), "--batch-size", "8"]) == 0
     done = torchrun(args + ["--out", str(tmp_path / "two"), "--batch-size", "4"])
     assert done.returncode == 0, done.stderr[-2000:]
@@ -92,7 +150,16 @@ def test_two_processes_certify_a_graph_exactly_like_one(tmp_path):
 def test_a_dying_rank_fails_the_run_and_the_rerun_resumes(images):
     folder, args, single = images
     out = folder / "faulty"
-    run = args + ["--model", "rank_models:FailsOnRank1", "--out", str(out), "--batch-size", "100", "--checkpoint-seconds", "0"]
+    run = args + [
+        "--model",
+        "rank_models:FailsOnRank1",
+        "--out",
+        str(out),
+        "--batch-size",
+        "100",
+        "--checkpoint-seconds",
+        "0",
+    ]
     failed = torchrun(run, HIERSMOOTH_TEST_FAIL="1")
     assert failed.returncode != 0
     assert "simulated failure of rank 1" in failed.stderr

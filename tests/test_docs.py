@@ -35,8 +35,14 @@ def build(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     """``mkdocs build --strict`` of the repository into a temporary site folder (the checkout stays untouched)."""
     out = tmp_path_factory.mktemp("site")
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
-                          cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=REPOSITORY,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done, out
 
 
@@ -74,26 +80,58 @@ def _ids(html: Path) -> set[str]:
     return set(re.findall(r'\bid="([^"]+)"', html.read_text(encoding="utf-8")))
 
 
-@pytest.mark.parametrize("page, names", [
-    ("api/smoothing/index.html", [
-        "hiersmooth.smoothing.hierarchical.Smoothing", "hiersmooth.smoothing.hierarchical.from_config",
-        "hiersmooth.smoothing.selection.Bernoulli", "hiersmooth.smoothing.noise.Sparse",
-        "hiersmooth.smoothing.sampler.Sampler"]),
-    ("api/certificates/index.html", [
-        "hiersmooth.certify.certification.certify_votes", "hiersmooth.certify.certification.VoteCertificates",
-        "hiersmooth.certify.certificates.Certificate", "hiersmooth.certify.votes.load_votes",
-        "hiersmooth.certify.bounds.clopper_pearson_lower"]),
-    ("api/classifier/index.html", [
-        "hiersmooth.classifier.SmoothedClassifier", "hiersmooth.classifier.SmoothedClassifier.certify",
-        "hiersmooth.certify_run.certify_dataset"]),
-    ("api/data-models-training/index.html", ["hiersmooth.trained.certify_checkpoint",
-        "hiersmooth.models.images.SmallCNN", "hiersmooth.trained.train_run", "hiersmooth.run_config.load_run_config",
-        "hiersmooth.data.graphs.load_graph"]),
-    ("api/experiments/index.html", [
-        "hiersmooth.experiments.runner.run_experiment", "hiersmooth.experiments.report.make_report",
-        "hiersmooth.experiments.grid.load_experiment"]),
-    ("api/index.html", ["hiersmooth.threat.Threat", "hiersmooth.defaults.DEFAULT_ALPHA"]),
-])
+@pytest.mark.parametrize(
+    "page, names",
+    [
+        (
+            "api/smoothing/index.html",
+            [
+                "hiersmooth.smoothing.hierarchical.Smoothing",
+                "hiersmooth.smoothing.hierarchical.from_config",
+                "hiersmooth.smoothing.selection.Bernoulli",
+                "hiersmooth.smoothing.noise.Sparse",
+                "hiersmooth.smoothing.sampler.Sampler",
+            ],
+        ),
+        (
+            "api/certificates/index.html",
+            [
+                "hiersmooth.certify.certification.certify_votes",
+                "hiersmooth.certify.certification.VoteCertificates",
+                "hiersmooth.certify.certificates.Certificate",
+                "hiersmooth.certify.votes.load_votes",
+                "hiersmooth.certify.bounds.clopper_pearson_lower",
+            ],
+        ),
+        (
+            "api/classifier/index.html",
+            [
+                "hiersmooth.classifier.SmoothedClassifier",
+                "hiersmooth.classifier.SmoothedClassifier.certify",
+                "hiersmooth.certify_run.certify_dataset",
+            ],
+        ),
+        (
+            "api/data-models-training/index.html",
+            [
+                "hiersmooth.trained.certify_checkpoint",
+                "hiersmooth.models.images.SmallCNN",
+                "hiersmooth.trained.train_run",
+                "hiersmooth.run_config.load_run_config",
+                "hiersmooth.data.graphs.load_graph",
+            ],
+        ),
+        (
+            "api/experiments/index.html",
+            [
+                "hiersmooth.experiments.runner.run_experiment",
+                "hiersmooth.experiments.report.make_report",
+                "hiersmooth.experiments.grid.load_experiment",
+            ],
+        ),
+        ("api/index.html", ["hiersmooth.threat.Threat", "hiersmooth.defaults.DEFAULT_ALPHA"]),
+    ],
+)
 def test_api_pages_render_the_public_names(site, page, names):
     ids = _ids(site / page)
     missing = [name for name in names if name not in ids]

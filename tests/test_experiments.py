@@ -24,10 +24,17 @@ TINY = {
     "threats": {"rows": [1, 2], "eps": [0.0, 0.25]},
     "pareto": [{"rows": 1, "eps": 0.25}],
     "methods": {
-        "hierarchical": {"smoothing": {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.25}},
-                         "grid": {"noise.sigma": [0.25]}},
-        "ablation": {"smoothing": {"selection": {"kind": "bernoulli", "p": 0.5},
-                                   "noise": {"kind": "ablation", "encoding": "levine_feizi"}, "indicator": False}},
+        "hierarchical": {
+            "smoothing": {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.25}},
+            "grid": {"noise.sigma": [0.25]},
+        },
+        "ablation": {
+            "smoothing": {
+                "selection": {"kind": "bernoulli", "p": 0.5},
+                "noise": {"kind": "ablation", "encoding": "levine_feizi"},
+                "indicator": False,
+            }
+        },
     },
 }
 
@@ -63,14 +70,24 @@ def test_tiny_experiment_writes_every_cell_and_threat(tiny_results):
             assert votes["votes"].sum(1).tolist() == [12] * 450 and votes["pre_votes"].sum(1).tolist() == [4] * 450
         mine = [r for r in rows if r["cell"] == cell["cell"]]
         for row in mine:
-            assert float(row["clean_accuracy"]) == pytest.approx(sidecar["summary"][row["certificate"]]["clean_certified_accuracy"])
+            assert float(row["clean_accuracy"]) == pytest.approx(
+                sidecar["summary"][row["certificate"]]["clean_certified_accuracy"]
+            )
             assert 0 <= float(row["certified_accuracy"]) <= float(row["clean_accuracy"]) + 1e-12
             if float(row["eps"]) == 0:  # no change at all: the certified accuracy is the clean accuracy
                 assert float(row["certified_accuracy"]) == pytest.approx(float(row["clean_accuracy"]))
     ablation = [r for r in rows if r["method"] == "ablation"]
     for r in (1, 2):  # ablation certifies any change to r rows: the same value at every eps > 0
-        assert len({row["certified_accuracy"] for row in ablation if row["r"] == str(r) and float(row["eps"]) > 0
-                    and row["certificate"] == "multiclass"}) == 1
+        assert (
+            len(
+                {
+                    row["certified_accuracy"]
+                    for row in ablation
+                    if row["r"] == str(r) and float(row["eps"]) > 0 and row["certificate"] == "multiclass"
+                }
+            )
+            == 1
+        )
 
 
 def test_rerun_skips_finished_cells_and_resumes_a_missing_one(tiny_results, capsys):
@@ -93,17 +110,30 @@ def test_dry_run_lists_cells_without_running(tmp_path, capsys):
     experiment = dict(TINY, seeds=[0, 1])
     assert main(["run", _write(tmp_path, experiment), "--out", str(tmp_path / "r"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:4] == ["[1/4] hierarchical__noise.sigma=0.25__seed0", "[2/4] hierarchical__noise.sigma=0.25__seed1",
-                         "[3/4] ablation__default__seed0", "[4/4] ablation__default__seed1"]
+    assert lines[:4] == [
+        "[1/4] hierarchical__noise.sigma=0.25__seed0",
+        "[2/4] hierarchical__noise.sigma=0.25__seed1",
+        "[3/4] ablation__default__seed0",
+        "[4/4] ablation__default__seed1",
+    ]
     assert not (tmp_path / "r").exists()
 
 
 def test_grid_is_the_cartesian_product_of_its_values():
-    experiment = dict(TINY, methods={"h": {"smoothing": TINY["methods"]["hierarchical"]["smoothing"],
-                                           "grid": {"selection.p": [0.5, 0.7, 0.9], "noise.sigma": [0.1, 0.2]}}}, seeds=[3])
+    experiment = dict(
+        TINY,
+        methods={
+            "h": {
+                "smoothing": TINY["methods"]["hierarchical"]["smoothing"],
+                "grid": {"selection.p": [0.5, 0.7, 0.9], "noise.sigma": [0.1, 0.2]},
+            }
+        },
+        seeds=[3],
+    )
     cells = load_experiment(experiment).cells
     assert [(c.run.smoothing.selection.p, c.run.smoothing.noise.sigma) for c in cells] == [
-        (p, s) for p in (0.5, 0.7, 0.9) for s in (0.1, 0.2)]
+        (p, s) for p in (0.5, 0.7, 0.9) for s in (0.1, 0.2)
+    ]
     assert all(c.run.training.seed == 3 and c.seed == 3 for c in cells)
 
 
@@ -113,21 +143,51 @@ def test_a_folder_of_another_experiment_is_refused(tiny_results, tmp_path, capsy
     assert "holds another experiment" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"methods": {"h": {"smoothing": {"noise": {"kind": "laplace"}}}}}, r"noise.kind='laplace': must be one of gaussian, sparse, ablation"),
-    ({"methods": {"h": {"smoothing": {"noise": {"kind": "gaussian", "sigma": 0.5}}, "grid": {"noise.sigma": []}}}},
-     r"methods.h.grid.noise.sigma: must be a non-empty list"),
-    ({"methods": {}}, r"experiment.methods: must name at least one method"),
-    ({"threats": {"rows": [1], "added": [0], "deleted": [1]}}, r"threats: has added, deleted, rows; the methods' noise needs exactly eps, rows"),
-    ({"threats": {"rows": [1], "eps": [-1.0]}}, r"threats.eps=\[-1.0\]: must be a non-empty list of numbers >= 0"),
-    ({"methods": {"h": {"smoothing": {"noise": {"kind": "gaussian", "sigma": 0.5}}, "grid": {"noise.scale": [1]}}}},
-     r"noise: unknown option scale for kind 'gaussian'"),
-    ({"methods": {"h": {"smoothing": {"noise": {"kind": "gaussian", "sigma": 0.5}}, "grid": {"noises.sigma": [1]}}}},
-     r"'noises' is not a section"),
-    ({"colour": "red"}, r"experiment: unknown key colour"),
-    ({"pareto": [{"rows": 1, "added": 3}]}, r"experiment.pareto: .* must give one value for each threat axis \(rows, eps\)"),
-    ({"pareto": [{"rows": 1, "eps": 0.3}]}, r"experiment.pareto: .* has eps=0.3, not in experiment.threats"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"methods": {"h": {"smoothing": {"noise": {"kind": "laplace"}}}}},
+            r"noise.kind='laplace': must be one of gaussian, sparse, ablation",
+        ),
+        (
+            {
+                "methods": {
+                    "h": {"smoothing": {"noise": {"kind": "gaussian", "sigma": 0.5}}, "grid": {"noise.sigma": []}}
+                }
+            },
+            r"methods.h.grid.noise.sigma: must be a non-empty list",
+        ),
+        ({"methods": {}}, r"experiment.methods: must name at least one method"),
+        (
+            {"threats": {"rows": [1], "added": [0], "deleted": [1]}},
+            r"threats: has added, deleted, rows; the methods' noise needs exactly eps, rows",
+        ),
+        ({"threats": {"rows": [1], "eps": [-1.0]}}, r"threats.eps=\[-1.0\]: must be a non-empty list of numbers >= 0"),
+        (
+            {
+                "methods": {
+                    "h": {"smoothing": {"noise": {"kind": "gaussian", "sigma": 0.5}}, "grid": {"noise.scale": [1]}}
+                }
+            },
+            r"noise: unknown option scale for kind 'gaussian'",
+        ),
+        (
+            {
+                "methods": {
+                    "h": {"smoothing": {"noise": {"kind": "gaussian", "sigma": 0.5}}, "grid": {"noises.sigma": [1]}}
+                }
+            },
+            r"'noises' is not a section",
+        ),
+        ({"colour": "red"}, r"experiment: unknown key colour"),
+        (
+            {"pareto": [{"rows": 1, "added": 3}]},
+            r"experiment.pareto: .* must give one value for each threat axis \(rows, eps\)",
+        ),
+        ({"pareto": [{"rows": 1, "eps": 0.3}]}, r"experiment.pareto: .* has eps=0.3, not in experiment.threats"),
+    ],
+)
 def test_bad_experiments_fail_with_one_line(tmp_path, capsys, change, message):
     experiment = {**TINY, **change}
     assert main(["run", _write(tmp_path, experiment), "--out", str(tmp_path / "r"), "--dry-run"]) == 2

@@ -34,6 +34,7 @@ def smoothing(selection: dict, noise: dict, indicator: bool = True):
 
 # ------------------------------------------------------------------------------------------------ exact oracles
 
+
 def binomial_pmf(n: int, p: Fraction) -> list[Fraction]:
     return [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
 
@@ -97,13 +98,19 @@ class Tally:
         self.cases += 1
         if Fraction(float(ours)) > Fraction(exact) if isinstance(exact, Fraction) else mpmath.mpf(float(ours)) > exact:
             self.optimistic.append((what, float(ours), float(exact)))
-        self.loosest = max(self.loosest, float(exact - (Fraction(float(ours)) if isinstance(exact, Fraction) else mpmath.mpf(float(ours)))))
+        self.loosest = max(
+            self.loosest,
+            float(exact - (Fraction(float(ours)) if isinstance(exact, Fraction) else mpmath.mpf(float(ours)))),
+        )
 
     def upper(self, ours: float, exact, what):
         self.cases += 1
         if Fraction(float(ours)) < Fraction(exact) if isinstance(exact, Fraction) else mpmath.mpf(float(ours)) < exact:
             self.optimistic.append((what, float(ours), float(exact)))
-        self.loosest = max(self.loosest, float((Fraction(float(ours)) if isinstance(exact, Fraction) else mpmath.mpf(float(ours))) - exact))
+        self.loosest = max(
+            self.loosest,
+            float((Fraction(float(ours)) if isinstance(exact, Fraction) else mpmath.mpf(float(ours))) - exact),
+        )
 
     def check(self, loose: float = LOOSE):
         assert self.cases > 0
@@ -121,11 +128,14 @@ def probabilities(rng, count: int) -> list[float]:
 
 # ------------------------------------------------------------------------------------------------ Δ
 
+
 def test_selection_probability_against_exact_rationals():
     rng = np.random.default_rng(1)
     tally = Tally()
     for p in [0.81, 1 - 150 / 1024, 1 - 1e-15, 1e-6, 0.5, *rng.random(20).tolist()]:
-        selection = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": p}, "noise": {"kind": "ablation"}}).selection
+        selection = hiersmooth.from_config(
+            {"selection": {"kind": "bernoulli", "p": p}, "noise": {"kind": "ablation"}}
+        ).selection
         for r in [0, 1, 2, 3, 7, 50, 1000, 10**6]:
             exact = Fraction(p) ** r if r <= 1000 else None
             if exact is None:
@@ -133,22 +143,29 @@ def test_selection_probability_against_exact_rationals():
             tally.lower(selection.selected_all(r), exact, ("bernoulli", p, r))
             tally.upper(selection.delta(r), 1 - exact, ("bernoulli delta", p, r))
     per_row = [0.9, 0.5, 0.99, 0.7, 1.0, 1 - 1e-15]
-    selection = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": per_row}, "noise": {"kind": "ablation"}}).selection
+    selection = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": per_row}, "noise": {"kind": "ablation"}}
+    ).selection
     for r in range(0, 9):
         exact = math.prod((Fraction(v) for v in sorted(per_row)[:r]), start=Fraction(1))
         tally.lower(selection.selected_all(r), exact, ("per-row", r))
     for size, entities in [(874, 1024), (1, 2), (10, 10), (999_999, 10**6), (3, 5)]:
-        selection = hiersmooth.from_config({"selection": {"kind": "subset", "size": size, "entities": entities},
-                                            "noise": {"kind": "ablation"}}).selection
+        selection = hiersmooth.from_config(
+            {"selection": {"kind": "subset", "size": size, "entities": entities}, "noise": {"kind": "ablation"}}
+        ).selection
         for r in [0, 1, 2, 5, size, size + 1, entities]:
             r = min(r, entities)
-            exact = math.prod((Fraction(size - i, entities - i) for i in range(r)), start=Fraction(1)) if r <= size else 0
+            exact = (
+                math.prod((Fraction(size - i, entities - i) for i in range(r)), start=Fraction(1)) if r <= size else 0
+            )
             tally.lower(selection.selected_all(r), Fraction(exact), ("subset", size, entities, r))
     tally.check()
 
 
 def test_huge_rows_are_neither_wrapped_nor_allocated():
-    bernoulli = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": 1 - 2**-52}, "noise": {"kind": "gaussian", "sigma": 1}})
+    bernoulli = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": 1 - 2**-52}, "noise": {"kind": "gaussian", "sigma": 1}}
+    )
     for r in (2**63 - 1, 2**64 - 1, 10**30, np.uint64(2**64 - 1)):
         delta = bernoulli.delta(r)
         assert 0 <= delta <= 1
@@ -157,27 +174,37 @@ def test_huge_rows_are_neither_wrapped_nor_allocated():
         assert bernoulli.upper_bound(0.001, Threat(rows=r, l2=0.1)) == 1.0
     assert bernoulli.selection.selected_all(2**52) == pytest.approx(math.exp(2**52 * math.log1p(-(2**-52))), rel=1e-12)
     tracemalloc.start()
-    subset = hiersmooth.from_config({"selection": {"kind": "subset", "size": 10**12 - 10, "entities": 10**12},
-                                     "noise": {"kind": "ablation"}})
+    subset = hiersmooth.from_config(
+        {"selection": {"kind": "subset", "size": 10**12 - 10, "entities": 10**12}, "noise": {"kind": "ablation"}}
+    )
     delta = subset.delta([1, 5, 10**9, 2**64 - 1])
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 50e6, f"subset Δ allocated {peak / 1e6:.0f} MB"
     with mpmath.workdps(60):
-        exact = 1 - mpmath.exp(mpmath.loggamma(10**12 - 10 + 1) - mpmath.loggamma(10**12 - 10 - 10**9 + 1)
-                               - mpmath.loggamma(10**12 + 1) + mpmath.loggamma(10**12 - 10**9 + 1))
+        exact = 1 - mpmath.exp(
+            mpmath.loggamma(10**12 - 10 + 1)
+            - mpmath.loggamma(10**12 - 10 - 10**9 + 1)
+            - mpmath.loggamma(10**12 + 1)
+            + mpmath.loggamma(10**12 - 10**9 + 1)
+        )
         assert delta[2] >= exact and delta[2] - exact < 1e-12
     assert delta[0] == pytest.approx(1e-11, rel=1e-3) and delta[3] == 1.0 and np.all(np.diff(delta) >= 0)
 
 
 # ------------------------------------------------------------------------------------------------ sparse and ablation
 
-@pytest.mark.parametrize("p_plus, p_minus", [(0.05, 0.8), (1e-6, 0.5), (0.3, 1e-6), (1e-6, 1e-6), (0.0, 0.6), (0.2, 0.0), (0.01, 0.98)])
+
+@pytest.mark.parametrize(
+    "p_plus, p_minus", [(0.05, 0.8), (1e-6, 0.5), (0.3, 1e-6), (1e-6, 1e-6), (0.0, 0.6), (0.2, 0.0), (0.01, 0.98)]
+)
 def test_sparse_bounds_against_exact_rationals(p_plus, p_minus):
     rng = np.random.default_rng(int(p_plus * 1e6 + p_minus * 1e3))
     tally = Tally()
     for p_select in (0.81, 1.0, 1 - 1e-12, 0.999):
-        config = smoothing({"kind": "bernoulli", "p": p_select}, {"kind": "sparse", "p_plus": p_plus, "p_minus": p_minus})
+        config = smoothing(
+            {"kind": "bernoulli", "p": p_select}, {"kind": "sparse", "p_plus": p_plus, "p_minus": p_minus}
+        )
         for added, deleted in ((0, 1), (1, 0), (1, 1), (3, 5), (0, 8)):
             px, pt = exact_regions(added, deleted, Fraction(p_plus), Fraction(p_minus))
             for r in (1, 2):
@@ -186,8 +213,9 @@ def test_sparse_bounds_against_exact_rationals(p_plus, p_minus):
                 ps = probabilities(rng, 6)
                 lows, highs = config.lower_bound(ps, threat), config.upper_bound(ps, threat)
                 for p, low, high in zip(ps, lows, highs):
-                    exact_low, exact_high = exact_theorem1(Fraction(p), Fraction(p), s, lambda q: exact_lower(px, pt, q),
-                                                           lambda q: exact_upper(px, pt, q))
+                    exact_low, exact_high = exact_theorem1(
+                        Fraction(p), Fraction(p), s, lambda q: exact_lower(px, pt, q), lambda q: exact_upper(px, pt, q)
+                    )
                     tally.lower(low, exact_low, (p_select, threat, p))
                     tally.upper(high, exact_high, (p_select, threat, p))
     tally.check()
@@ -196,8 +224,12 @@ def test_sparse_bounds_against_exact_rationals(p_plus, p_minus):
 def test_ablation_bounds_against_exact_rationals():
     rng = np.random.default_rng(3)
     tally = Tally()
-    for selection in ({"kind": "bernoulli", "p": 0.81}, {"kind": "bernoulli", "p": 1 - 1e-15},
-                      {"kind": "subset", "size": 874, "entities": 1024}, {"kind": "all"}):
+    for selection in (
+        {"kind": "bernoulli", "p": 0.81},
+        {"kind": "bernoulli", "p": 1 - 1e-15},
+        {"kind": "subset", "size": 874, "entities": 1024},
+        {"kind": "all"},
+    ):
         config = smoothing(selection, {"kind": "ablation"})
         for r in (1, 2, 5, 40):
             if selection["kind"] == "bernoulli":
@@ -215,9 +247,15 @@ def test_ablation_bounds_against_exact_rationals():
 
 
 def test_scalar_and_array_probabilities_agree():
-    for noise in ({"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8}, {"kind": "gaussian", "sigma": 0.25}, {"kind": "ablation"}):
+    for noise in (
+        {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8},
+        {"kind": "gaussian", "sigma": 0.25},
+        {"kind": "ablation"},
+    ):
         config = smoothing({"kind": "bernoulli", "p": 0.81}, noise)
-        threat = {"sparse": Threat(rows=1, added=1, deleted=2), "gaussian": Threat(rows=1, l2=0.3)}.get(noise["kind"], Threat(rows=1))
+        threat = {"sparse": Threat(rows=1, added=1, deleted=2), "gaussian": Threat(rows=1, l2=0.3)}.get(
+            noise["kind"], Threat(rows=1)
+        )
         ps = [0.0, 0.3, 0.9, 1 - 1e-15, 1.0]
         lower, upper = config.lower_bound(ps, threat), config.upper_bound(ps, threat)
         for i, p in enumerate(ps):
@@ -227,6 +265,7 @@ def test_scalar_and_array_probabilities_agree():
 
 
 # ------------------------------------------------------------------------------------------------ gaussian
+
 
 def mp_probit(q):
     q = mpmath.mpf(q)
@@ -254,7 +293,10 @@ def test_gaussian_bounds_against_mpmath():
             for r, eps in ((1, 0.25), (1, 1e-9), (3, 2.0)):
                 s = mpmath.power(mpmath.mpf(p_select), r)
                 ps = probabilities(rng, 3)
-                lows, highs = config.lower_bound(ps, Threat(rows=r, l2=eps)), config.upper_bound(ps, Threat(rows=r, l2=eps))
+                lows, highs = (
+                    config.lower_bound(ps, Threat(rows=r, l2=eps)),
+                    config.upper_bound(ps, Threat(rows=r, l2=eps)),
+                )
                 for p, low, high in zip(ps, lows, highs):
                     exact_low, exact_high = exact_gaussian_theorem1(p, s, eps, sigma)
                     tally.lower(low, exact_low, (p_select, sigma, r, eps, p))
@@ -278,7 +320,11 @@ def test_gaussian_radii_against_mpmath():
             s = mpmath.power(mpmath.mpf(p_select), r)
             for i in range(len(p_a)):
                 a = mp_probit((mpmath.mpf(p_a[i]) - (1 - s)) / s) if p_a[i] > 1 - s else -mpmath.inf
-                exact = max(mpmath.mpf(0), sigma * (a - mp_probit(1 / (2 * s)))) if s > 0.5 and a > -mpmath.inf else mpmath.mpf(0)
+                exact = (
+                    max(mpmath.mpf(0), sigma * (a - mp_probit(1 / (2 * s))))
+                    if s > 0.5 and a > -mpmath.inf
+                    else mpmath.mpf(0)
+                )
                 if exact != mpmath.inf:
                     tally.lower(binary[i, j], exact, ("binary", p_select, r, p_a[i]))
                 b = mp_probit(mpmath.mpf(p_b[i]) / s) if p_b[i] < s else mpmath.inf
@@ -287,9 +333,17 @@ def test_gaussian_radii_against_mpmath():
                     return s * mpmath.ncdf(a - e / sigma) - s * mpmath.ncdf(b + e / sigma) - (1 - s)
 
                 if multi[i, j] > 0:
-                    assert margin(mpmath.mpf(multi[i, j])) > 0, ("multi-class radius not certified", p_select, r, p_a[i], p_b[i])
+                    assert margin(mpmath.mpf(multi[i, j])) > 0, (
+                        "multi-class radius not certified",
+                        p_select,
+                        r,
+                        p_a[i],
+                        p_b[i],
+                    )
                     if margin(mpmath.mpf(multi[i, j]) + LOOSE) > 0 and multi[i, j] < 30 * sigma:
-                        pytest.fail(f"multi-class radius {multi[i, j]} more than 1e-9 below the root ({p_a[i]}, {p_b[i]})")
+                        pytest.fail(
+                            f"multi-class radius {multi[i, j]} more than 1e-9 below the root ({p_a[i]}, {p_b[i]})"
+                        )
                 elif margin(mpmath.mpf(LOOSE)) > 0 and a > -mpmath.inf:
                     pytest.fail(f"multi-class radius 0 where 1e-9 is certified ({p_a[i]}, {p_b[i]})")
     tally.check()
@@ -297,11 +351,18 @@ def test_gaussian_radii_against_mpmath():
 
 # ------------------------------------------------------------------------------------------------ Clopper–Pearson
 
+
 def mp_root(f, guess: float):
     """The root of the increasing-or-decreasing f near ``guess`` to 40 digits, checked by a sign change."""
     start = mpmath.mpf(guess)
-    root = mpmath.findroot(f, (start, start * (1 - mpmath.mpf(10) ** -9)), solver="secant",
-                           tol=mpmath.mpf(10) ** -90, verify=False, maxsteps=200)
+    root = mpmath.findroot(
+        f,
+        (start, start * (1 - mpmath.mpf(10) ** -9)),
+        solver="secant",
+        tol=mpmath.mpf(10) ** -90,
+        verify=False,
+        maxsteps=200,
+    )
     width = max(abs(root), mpmath.mpf(10) ** -300) * mpmath.mpf(10) ** -35
     assert f(root - width) * f(root + width) <= 0, "mpmath root not bracketed"
     return root
@@ -318,10 +379,10 @@ def mp_binomial_tail(n: int, k: int, p) -> mpmath.mpf:
         return mpmath.mpf(0 if p == 0 else 1)
     ratio = p / (1 - p)
     upper_side = k > n // 2  # sum j = k..n directly, else 1 − sum j = 0..k−1
-    j = k if upper_side else 0
-    term = mpmath.binomial(n, j) * p**j * (1 - p) ** (n - j)
+    first = k if upper_side else 0
+    term = mpmath.binomial(n, first) * p**first * (1 - p) ** (n - first)
     total = mpmath.mpf(0)
-    for j in range(j, n + 1 if upper_side else k):
+    for j in range(first, n + 1 if upper_side else k):
         total += term
         term *= ratio * (n - j) / (j + 1)
     return total if upper_side else 1 - total
@@ -340,7 +401,17 @@ def mp_cp_upper(k: int, n: int, alpha: float, guess: float):
 def test_clopper_pearson_against_mpmath():
     rng = np.random.default_rng(6)
     tally = Tally()
-    cases = [(10000, 10000), (10000, 9999), (10000, 1), (10000, 9990), (1000, 998), (1, 1), (2, 1), (100, 0), (100, 100)]
+    cases = [
+        (10000, 10000),
+        (10000, 9999),
+        (10000, 1),
+        (10000, 9990),
+        (1000, 998),
+        (1, 1),
+        (2, 1),
+        (100, 0),
+        (100, 100),
+    ]
     cases += [(int(n), int(rng.integers(0, n + 1))) for n in rng.integers(1, 1500, 15)]
     for n, k in cases:
         for alpha in (0.01, 0.01 / 7, 1e-6, 0.2):

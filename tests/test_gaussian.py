@@ -37,7 +37,13 @@ def _all_changed_selected(p_rows, changed) -> float:
 
 
 def _gaussian_mass(mean, sigma, low, high):
-    return quad(lambda s: np.exp(-((s - mean) ** 2) / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi)), low, high, epsabs=1e-13, epsrel=1e-12)[0]
+    return quad(
+        lambda s: np.exp(-((s - mean) ** 2) / (2 * sigma**2)) / (sigma * np.sqrt(2 * np.pi)),
+        low,
+        high,
+        epsabs=1e-13,
+        epsrel=1e-12,
+    )[0]
 
 
 def _worst_case(p_rows, changed, sigma, eps, p, lower=True):
@@ -73,7 +79,9 @@ def test_bounds_equal_the_explicit_worst_case_classifier(p_rows, sigma, eps, p, 
     worst_rows = list(np.argsort(p_rows, kind="stable")[:r])  # the adversary changes the rows least often selected
     threat = Threat(rows=r, l2=eps)
     assert smoothing.lower_bound(p, threat) == pytest.approx(_worst_case(p_rows, worst_rows, sigma, eps, p), abs=1e-7)
-    assert smoothing.upper_bound(p, threat) == pytest.approx(_worst_case(p_rows, worst_rows, sigma, eps, p, lower=False), abs=1e-7)
+    assert smoothing.upper_bound(p, threat) == pytest.approx(
+        _worst_case(p_rows, worst_rows, sigma, eps, p, lower=False), abs=1e-7
+    )
 
 
 def test_monte_carlo_on_explicit_inputs_matches_the_bound():
@@ -157,7 +165,10 @@ def test_bounds_are_monotone_and_reduce_to_the_lower_level():
             assert np.all(lower <= p + 1e-15) and np.all(upper >= p - 1e-15)
             assert np.all(lower <= previous_lower + 1e-15) and np.all(upper >= previous_upper - 1e-15)
             previous_lower, previous_upper = lower, upper
-        previous_lower, previous_upper = smoothing.lower_bound(p, Threat(r, l2=1e-12)), smoothing.upper_bound(p, Threat(r, l2=1e-12))
+        previous_lower, previous_upper = (
+            smoothing.lower_bound(p, Threat(r, l2=1e-12)),
+            smoothing.upper_bound(p, Threat(r, l2=1e-12)),
+        )
         next_lower = smoothing.lower_bound(p, Threat(r + 1, l2=1e-12))
         assert np.all(next_lower <= previous_lower + 1e-15)
     for selection in (None, 1.0):
@@ -166,5 +177,7 @@ def test_bounds_are_monotone_and_reduce_to_the_lower_level():
         # rounded outward (SPEC.md §8): within 1e-12 of the closed form, on the sound side of it
         assert np.allclose(lower, ndtr(ndtri(p) - 0.4 / 0.3), rtol=0, atol=1e-12)
         assert np.allclose(upper, ndtr(ndtri(p) + 0.4 / 0.3), rtol=0, atol=1e-12)
-        assert np.all(lower <= ndtr(ndtri(p) - 0.4 / 0.3) + 1e-16) and np.all(upper >= ndtr(ndtri(p) + 0.4 / 0.3) - 1e-16)
+        assert np.all(lower <= ndtr(ndtri(p) - 0.4 / 0.3) + 1e-16) and np.all(
+            upper >= ndtr(ndtri(p) + 0.4 / 0.3) - 1e-16
+        )
     assert np.array_equal(smoothing.lower_bound(p, Threat(4, l2=0.0)), p), "no budget, no change"

@@ -33,8 +33,12 @@ def cora(tmp_path_factory, raw_cora):
 def _raw_lcc(path):
     """The raw graph's largest connected component computed with SciPy alone: (features rows, labels)."""
     with np.load(path, allow_pickle=False) as raw:
-        adjacency = sp.csr_matrix((raw["adj_data"], raw["adj_indices"], raw["adj_indptr"]), shape=tuple(raw["adj_shape"]))
-        features = sp.csr_matrix((raw["attr_data"], raw["attr_indices"], raw["attr_indptr"]), shape=tuple(raw["attr_shape"]))
+        adjacency = sp.csr_matrix(
+            (raw["adj_data"], raw["adj_indices"], raw["adj_indptr"]), shape=tuple(raw["adj_shape"])
+        )
+        features = sp.csr_matrix(
+            (raw["attr_data"], raw["attr_indices"], raw["attr_indptr"]), shape=tuple(raw["attr_shape"])
+        )
         labels = raw["labels"]
     _, component = connected_components(adjacency + adjacency.T, directed=False)
     largest = np.argmax(np.bincount(component))

@@ -17,11 +17,11 @@ from hiersmooth.certify.outputs import format_table
 from hiersmooth.certify.tables import certified_accuracy_table
 from hiersmooth.certify.votes import Votes, load_votes
 from hiersmooth.cli import main
-from hiersmooth.threat import MAX_THREATS, parse_list
 from hiersmooth.config_files import MAX_YAML_BYTES, read_yaml
 from hiersmooth.data.arrays import load_arrays
 from hiersmooth.distributed import check_device
 from hiersmooth.smoothing import from_config
+from hiersmooth.threat import MAX_THREATS, parse_list
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 GAUSSIAN = "selection: {kind: bernoulli, p: 0.8}\nnoise: {kind: gaussian, sigma: 0.25}\n"
@@ -81,7 +81,9 @@ def test_a_lying_npz_header_is_refused_before_allocation(files):
         for name in source.namelist():
             data = source.read(name)
             archive.writestr(name, header.getvalue() + np.arange(9).tobytes() if name == "votes.npy" else data)
-    with pytest.raises(ValueError, match=r"array 'votes' claims shape \(9999999999, 3\) of int64 \(239999999976 bytes\) but holds 72"):
+    with pytest.raises(
+        ValueError, match=r"array 'votes' claims shape \(9999999999, 3\) of int64 \(239999999976 bytes\) but holds 72"
+    ):
         load_votes(hostile)
 
 
@@ -101,8 +103,12 @@ def test_non_finite_graph_features_are_refused(tmp_path, sparse):
     features[1, 1] = np.nan
     graph = {"edge_index": np.array([[0, 1], [1, 2]]), "labels": np.array([0, 1, 0])}
     if sparse:
-        graph.update(features_data=features.ravel(), features_indices=np.tile([0, 1], 3), features_indptr=np.array([0, 2, 4, 6]),
-                     features_shape=np.array([3, 2]))
+        graph.update(
+            features_data=features.ravel(),
+            features_indices=np.tile([0, 1], 3),
+            features_indptr=np.array([0, 2, 4, 6]),
+            features_shape=np.array([3, 2]),
+        )
     else:
         graph["features"] = features
     np.savez(tmp_path / "graph.npz", **graph)
@@ -111,17 +117,25 @@ def test_non_finite_graph_features_are_refused(tmp_path, sparse):
 
 
 def test_edges_naming_missing_nodes_are_refused(tmp_path):
-    np.savez(tmp_path / "graph.npz", features=np.ones((3, 2)), edge_index=np.array([[0, 1], [1, 7]]), labels=np.array([0, 1, 0]))
+    np.savez(
+        tmp_path / "graph.npz",
+        features=np.ones((3, 2)),
+        edge_index=np.array([[0, 1], [1, 7]]),
+        labels=np.array([0, 1, 0]),
+    )
     with pytest.raises(ValueError, match="edge_index names node 7; the graph has nodes 0..2"):
         load_arrays(tmp_path / "graph.npz")
 
 
-@pytest.mark.parametrize("labels, message", [
-    (np.array([0.5, 1.7]), "labels must be integer class indices, got float64 values that are not whole numbers"),
-    (np.array([0.0, np.nan]), "labels must be integer class indices"),
-    (np.array([0, 10**7]), r"labels must be class indices in \[0, 99999\] \(or -1: unknown\), found 1e\+07"),
-    (np.array([0, -5]), "found -5"),
-])
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        (np.array([0.5, 1.7]), "labels must be integer class indices, got float64 values that are not whole numbers"),
+        (np.array([0.0, np.nan]), "labels must be integer class indices"),
+        (np.array([0, 10**7]), r"labels must be class indices in \[0, 99999\] \(or -1: unknown\), found 1e\+07"),
+        (np.array([0, -5]), "found -5"),
+    ],
+)
 def test_bad_labels_are_refused_not_truncated(tmp_path, labels, message):
     np.savez(tmp_path / "images.npz", images=np.full((2, 1, 4, 4), 0.5), labels=labels)
     with pytest.raises(ValueError, match=message):
@@ -131,13 +145,20 @@ def test_bad_labels_are_refused_not_truncated(tmp_path, labels, message):
 
 
 def test_huge_sparse_feature_width_is_refused(tmp_path):
-    np.savez(tmp_path / "graph.npz", edge_index=np.array([[0], [1]]), labels=np.array([0, 1]), features_data=np.ones(1),
-             features_indices=np.array([0]), features_indptr=np.array([0, 1, 1]), features_shape=np.array([2, 10**12]))
+    np.savez(
+        tmp_path / "graph.npz",
+        edge_index=np.array([[0], [1]]),
+        labels=np.array([0, 1]),
+        features_data=np.ones(1),
+        features_indices=np.array([0]),
+        features_indptr=np.array([0, 1, 1]),
+        features_shape=np.array([2, 10**12]),
+    )
     with pytest.raises(ValueError, match="features_shape must be two integers"):
         load_arrays(tmp_path / "graph.npz")
 
 
-# YAML: bounded before expansion ----------------------------------------------------------------------------------------
+# YAML: bounded before expansion ---------------------------------------------------------------------------------------
 def _alias_bomb(levels: int = 9) -> str:
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     lines += [f"a{k}: &a{k} [" + ", ".join([f"*a{k - 1}"] * 9) + "]" for k in range(1, levels)]
@@ -182,10 +203,13 @@ def test_modest_aliases_and_every_shipped_config_still_load(tmp_path):
         assert read_yaml(config, "config") == yaml.safe_load(config.read_text()), config
 
 
-@pytest.mark.parametrize("noise, message", [
-    ("{kind: [gaussian], sigma: 0.25}", r"noise.kind=\['gaussian'\]: must be one of"),
-    ("{kind: gaussian, 1: 2}", "option names must be text, found 1"),
-])
+@pytest.mark.parametrize(
+    "noise, message",
+    [
+        ("{kind: [gaussian], sigma: 0.25}", r"noise.kind=\['gaussian'\]: must be one of"),
+        ("{kind: gaussian, 1: 2}", "option names must be text, found 1"),
+    ],
+)
 def test_unhashable_kinds_and_odd_keys_are_one_line_errors(tmp_path, capsys, noise, message):
     path = tmp_path / "smoothing.yaml"
     path.write_text(f"selection: {{kind: all}}\nnoise: {noise}\n")
@@ -195,17 +219,20 @@ def test_unhashable_kinds_and_odd_keys_are_one_line_errors(tmp_path, capsys, noi
 
 
 # threat grids: capped before they are materialised, formatted in linear time ------------------------------------------
-@pytest.mark.parametrize("name, text, message", [
-    ("eps", "0:1e308:1e300", "more than 1000000 values"),
-    ("eps", "0:1:1e-9", "more than 1000000 values"),
-    ("eps", "0:inf:1", "needs finite numbers"),
-    ("eps", "nan", "values must be finite"),
-    ("eps", "1e400", "values must be finite"),
-    ("rows", "0-1000000000000000000", "more than 1000000 values"),
-    ("rows", "99999999999999999999", "at most 2^63 - 1"),
-    ("rows", "1-99999999999999999999", "integers in"),
-    ("rows", "1" * 5000, "comma-separated list of integers"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("eps", "0:1e308:1e300", "more than 1000000 values"),
+        ("eps", "0:1:1e-9", "more than 1000000 values"),
+        ("eps", "0:inf:1", "needs finite numbers"),
+        ("eps", "nan", "values must be finite"),
+        ("eps", "1e400", "values must be finite"),
+        ("rows", "0-1000000000000000000", "more than 1000000 values"),
+        ("rows", "99999999999999999999", "at most 2^63 - 1"),
+        ("rows", "1-99999999999999999999", "integers in"),
+        ("rows", "1" * 5000, "comma-separated list of integers"),
+    ],
+)
 def test_parse_list_refuses_huge_or_non_finite_grids(name, text, message):
     with pytest.raises(ValueError, match=message.replace("^", r"\^")) as error:
         parse_list(name, text, integer=name == "rows")
@@ -222,8 +249,21 @@ def test_parse_list_keeps_ordinary_ranges():
 
 def test_the_product_of_the_threat_axes_is_capped(files, capsys):
     smoothing, votes, out = files
-    error = _one_line_error(capsys, ["certify-votes", votes, "--smoothing", smoothing, "--out", out,
-                                     "--rows", "0-100000", "--eps", "0,1,2,3,4,5,6,7,8,9,10"])
+    error = _one_line_error(
+        capsys,
+        [
+            "certify-votes",
+            votes,
+            "--smoothing",
+            smoothing,
+            "--out",
+            out,
+            "--rows",
+            "0-100000",
+            "--eps",
+            "0,1,2,3,4,5,6,7,8,9,10",
+        ],
+    )
     assert "100001 rows x 11 eps = 1100011 threats, more than 1000000" in error
     assert not out.exists()
 
@@ -250,25 +290,47 @@ def test_format_table_reads_the_table_a_bounded_number_of_times(files):
     assert lines[1].split()[2] == f"{row['certified_accuracy']:.3f}"
 
 
-# sample counts, classes and devices ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("option, value, message", [
-    ("--n", "1000000000000", r"argument --n/--num-samples: '1000000000000' must be an integer in \[1, 100000000\]"),
-    ("--n0", "0", "argument --n0"),
-    ("--n", "10**12", "is not an integer"),
-    ("--batch-size", "-1", "argument --batch-size"),
-    ("--num-classes", "10000000", "argument --num-classes"),
-    ("--seed", "99999999999999999999", "argument --seed"),
-    ("--checkpoint-seconds", "nan", "must be a finite number"),
-    ("--alpha", "inf", "argument --alpha"),
-    ("--device", "bogus", "--device='bogus': not a torch device"),
-    ("--device", "cuda:99", "--device='cuda:99'"),
-])
+# sample counts, classes and devices -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--n", "1000000000000", r"argument --n/--num-samples: '1000000000000' must be an integer in \[1, 100000000\]"),
+        ("--n0", "0", "argument --n0"),
+        ("--n", "10**12", "is not an integer"),
+        ("--batch-size", "-1", "argument --batch-size"),
+        ("--num-classes", "10000000", "argument --num-classes"),
+        ("--seed", "99999999999999999999", "argument --seed"),
+        ("--checkpoint-seconds", "nan", "must be a finite number"),
+        ("--alpha", "inf", "argument --alpha"),
+        ("--device", "bogus", "--device='bogus': not a torch device"),
+        ("--device", "cuda:99", "--device='cuda:99'"),
+    ],
+)
 def test_certify_refuses_bad_counts_and_devices_in_one_line(files, capsys, option, value, message):
     smoothing, _, out = files
     images = out.parent.parent / "images.npz"
     np.savez(images, images=np.full((2, 1, 4, 4), 0.5), labels=np.array([0, 1]))
-    argv = ["certify", "--model", "hiersmooth.models.images:SmallCNN", "--random-weights", "--num-classes", "2",
-            "--data", images, "--smoothing", smoothing, "--out", out.parent, "--no-progress", "--n0", "2", "--n", "4", option, value]
+    argv = [
+        "certify",
+        "--model",
+        "hiersmooth.models.images:SmallCNN",
+        "--random-weights",
+        "--num-classes",
+        "2",
+        "--data",
+        images,
+        "--smoothing",
+        smoothing,
+        "--out",
+        out.parent,
+        "--no-progress",
+        "--n0",
+        "2",
+        "--n",
+        "4",
+        option,
+        value,
+    ]
     assert re.search(message, _one_line_error(capsys, argv))
 
 
@@ -283,18 +345,22 @@ def test_check_device():
         assert check_device("cuda").type == "cuda"
 
 
-# the CLI's last line of defence: errors from the environment, by category, in one line ---------------------------------
-@pytest.mark.parametrize("error, fragment", [
-    (OSError(28, "No space left on device", "out.csv"), "out.csv: No space left on device"),
-    (MemoryError(), "out of memory"),
-    (OverflowError("int too large to convert"), "a number is too large (int too large to convert)"),
-    (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
-    (yaml.YAMLError("bad\nthing"), "YAMLError: bad thing"),
-    (ValueError("first line\nsecond line"), "first line second line"),
-])
+# the CLI's last line of defence: errors from the environment, by category, in one line --------------------------------
+@pytest.mark.parametrize(
+    "error, fragment",
+    [
+        (OSError(28, "No space left on device", "out.csv"), "out.csv: No space left on device"),
+        (MemoryError(), "out of memory"),
+        (OverflowError("int too large to convert"), "a number is too large (int too large to convert)"),
+        (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
+        (yaml.YAMLError("bad\nthing"), "YAMLError: bad thing"),
+        (ValueError("first line\nsecond line"), "first line second line"),
+    ],
+)
 def test_environment_errors_print_one_line(monkeypatch, capsys, error, fragment):
     def fail(argv):
         raise error
+
     monkeypatch.setattr(cli, "run_command", fail)
     assert fragment in _one_line_error(capsys, ["report", "x"])
 
@@ -302,34 +368,50 @@ def test_environment_errors_print_one_line(monkeypatch, capsys, error, fragment)
 def test_bugs_in_our_own_code_are_not_hidden(monkeypatch):
     def fail(argv):
         raise TypeError("a bug")
+
     monkeypatch.setattr(cli, "run_command", fail)
     with pytest.raises(TypeError, match="a bug"):
         main(["report", "x"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--alpha", "2"],
-    ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--alpha", "x"],
-    ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--runner-up", "best"],
-    ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--added", "0-3"],
-    ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--rows", "a-b"],
-    ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--eps", "-1"],
-    ["certify-votes", "{smoothing}", "--smoothing", "{smoothing}", "--out", "{out}"],
-    ["certify-votes", "{votes}", "--smoothing", "{votes}", "--out", "{out}"],
-    ["certify-votes", "{votes}", "--smoothing", "{tmp}", "--out", "{out}"],
-    ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "/proc/no/such/dir/o.csv"],
-    ["certify", "--out", "{tmp}/c"],
-    ["certify", "--checkpoint", "{tmp}/nothing", "--out", "{tmp}/c"],
-    ["certify", "--smoothing", "{smoothing}", "--model", "nope", "--data", "{votes}", "--out", "{tmp}/c", "--num-classes", "2"],
-    ["train", "{votes}"],
-    ["train", "{tmp}/missing.yaml"],
-    ["run", "{smoothing}", "--dry-run"],
-    ["run", "{tmp}/missing.yaml"],
-    ["report", "{tmp}/missing"],
-    ["report", "{tmp}", "--threat", "r=x"],
-    ["bogus-command"],
-    [],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--alpha", "2"],
+        ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--alpha", "x"],
+        ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--runner-up", "best"],
+        ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--added", "0-3"],
+        ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--rows", "a-b"],
+        ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "{out}", "--eps", "-1"],
+        ["certify-votes", "{smoothing}", "--smoothing", "{smoothing}", "--out", "{out}"],
+        ["certify-votes", "{votes}", "--smoothing", "{votes}", "--out", "{out}"],
+        ["certify-votes", "{votes}", "--smoothing", "{tmp}", "--out", "{out}"],
+        ["certify-votes", "{votes}", "--smoothing", "{smoothing}", "--out", "/proc/no/such/dir/o.csv"],
+        ["certify", "--out", "{tmp}/c"],
+        ["certify", "--checkpoint", "{tmp}/nothing", "--out", "{tmp}/c"],
+        [
+            "certify",
+            "--smoothing",
+            "{smoothing}",
+            "--model",
+            "nope",
+            "--data",
+            "{votes}",
+            "--out",
+            "{tmp}/c",
+            "--num-classes",
+            "2",
+        ],
+        ["train", "{votes}"],
+        ["train", "{tmp}/missing.yaml"],
+        ["run", "{smoothing}", "--dry-run"],
+        ["run", "{tmp}/missing.yaml"],
+        ["report", "{tmp}/missing"],
+        ["report", "{tmp}", "--threat", "r=x"],
+        ["bogus-command"],
+        [],
+    ],
+)
 def test_every_command_refuses_bad_options_in_one_line(files, capsys, argv):
     smoothing, votes, out = files
     values = {"votes": votes, "smoothing": smoothing, "out": out, "tmp": out.parent.parent}
@@ -350,8 +432,25 @@ def test_huge_r_in_a_sparse_grid_is_neither_allocated_nor_different_from_its_eff
     rows = {}
     for r in ("1000000000000", "2"):
         out = tmp_path / f"r{r}.csv"
-        assert main(["certify-votes", str(votes), "--smoothing", str(smoothing), "--out", str(out),
-                     "--rows", r, "--added", "1", "--deleted", "1"]) == 0
+        assert (
+            main(
+                [
+                    "certify-votes",
+                    str(votes),
+                    "--smoothing",
+                    str(smoothing),
+                    "--out",
+                    str(out),
+                    "--rows",
+                    r,
+                    "--added",
+                    "1",
+                    "--deleted",
+                    "1",
+                ]
+            )
+            == 0
+        )
         with open(out) as file:
             rows[r] = [(row["certificate"], row["certified_accuracy"]) for row in csv.DictReader(file)]
     assert rows["1000000000000"] == rows["2"] and len(rows["2"]) == 2
@@ -363,13 +462,18 @@ def test_option_names_that_are_not_text_get_one_line(tmp_path, capsys, kind):
     from hiersmooth.cli import main
 
     repo = Path(__file__).resolve().parents[1]
-    source = {"smoothing": repo / "configs/smoothing/cora_ml_sparse.yaml", "train": repo / "configs/train/digits_hierarchical.yaml",
-              "experiment": repo / "experiments/digits.yaml"}[kind]
+    source = {
+        "smoothing": repo / "configs/smoothing/cora_ml_sparse.yaml",
+        "train": repo / "configs/train/digits_hierarchical.yaml",
+        "experiment": repo / "experiments/digits.yaml",
+    }[kind]
     config = tmp_path / "config.yaml"
     config.write_text(source.read_text() + "\nnull: 3\n")
-    argv = {"smoothing": ["certify-votes", str(config), "--smoothing", str(config), "--out", str(tmp_path / "o.csv")],
-            "train": ["train", str(config), "--out", str(tmp_path / "t")],
-            "experiment": ["run", str(config), "--dry-run", "--out", str(tmp_path / "r")]}[kind]
+    argv = {
+        "smoothing": ["certify-votes", str(config), "--smoothing", str(config), "--out", str(tmp_path / "o.csv")],
+        "train": ["train", str(config), "--out", str(tmp_path / "t")],
+        "experiment": ["run", str(config), "--dry-run", "--out", str(tmp_path / "r")],
+    }[kind]
     if kind == "smoothing":
         from hiersmooth.shared_data import shared_dir
 

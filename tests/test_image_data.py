@@ -36,8 +36,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def mnist_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), "y_train": rng.integers(0, 10, 5, dtype=np.uint8),
-            "x_test": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8), "y_test": rng.integers(0, 10, 3, dtype=np.uint8)}
+    return {
+        "x_train": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 5, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 3, dtype=np.uint8),
+    }
 
 
 def write_idx_files(root, arrays, gz) -> None:
@@ -56,6 +60,7 @@ def assert_mnist(loaded, arrays) -> None:
 
 
 # --- MNIST -------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("gz", [(False,) * 4, (True,) * 4, (True, False, False, True)])
 def test_mnist_idx_files_round_trip(tmp_path, gz):
@@ -97,13 +102,16 @@ def test_read_idx_is_generic_in_the_image_size(tmp_path):
     assert np.array_equal(read_idx(tmp_path / "small", 3), array)
 
 
-@pytest.mark.parametrize("corrupt, message", [
-    (lambda data: b"\x00\x00\x08\x01" + data[4:], "not an IDX file of 3-d uint8 data"),  # labels' magic on images
-    (lambda data: b"\x00\x00\x0d\x03" + data[4:], "not an IDX file"),  # float data
-    (lambda data: data[:-1], "IDX header says"),
-    (lambda data: data[:10], "truncated IDX header"),
-    (lambda data: data + b"\x00", "IDX header says"),
-])
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda data: b"\x00\x00\x08\x01" + data[4:], "not an IDX file of 3-d uint8 data"),  # labels' magic on images
+        (lambda data: b"\x00\x00\x0d\x03" + data[4:], "not an IDX file"),  # float data
+        (lambda data: data[:-1], "IDX header says"),
+        (lambda data: data[:10], "truncated IDX header"),
+        (lambda data: data + b"\x00", "IDX header says"),
+    ],
+)
 @pytest.mark.parametrize("gz", [False, True])
 def test_corrupt_idx_file_is_a_value_error_naming_it(tmp_path, corrupt, message, gz):
     arrays = mnist_arrays()
@@ -161,40 +169,56 @@ def test_mnist_download_tries_the_mirrors_checks_md5_and_keeps_present_files(tmp
     arrays = mnist_arrays(2)
     write_idx_files(tmp_path / "all", arrays, (True,) * 4)
     served = {name + ".gz": (tmp_path / "all" / (name + ".gz")).read_bytes() for name in MNIST_NAMES}
-    monkeypatch.setattr(image_data, "MNIST_FILES", {name: hashlib.md5(served[name + ".gz"]).hexdigest() for name in MNIST_NAMES})
+    monkeypatch.setattr(
+        image_data, "MNIST_FILES", {name: hashlib.md5(served[name + ".gz"]).hexdigest() for name in MNIST_NAMES}
+    )
     root = tmp_path / "root"
     write_idx_files(root, arrays, (False,) * 4)
     (root / "t10k-labels-idx1-ubyte").unlink()
     monkeypatch.setattr(image_data, "MNIST_MIRRORS", ("https://down.example/broken/", "https://mirror.example/mnist/"))
     requested = serve(monkeypatch, {"https://mirror.example/mnist/" + name: data for name, data in served.items()})
     assert_mnist(load_mnist(root), arrays)
-    assert requested == ["https://down.example/broken/t10k-labels-idx1-ubyte.gz", "https://mirror.example/mnist/t10k-labels-idx1-ubyte.gz"]
+    assert requested == [
+        "https://down.example/broken/t10k-labels-idx1-ubyte.gz",
+        "https://mirror.example/mnist/t10k-labels-idx1-ubyte.gz",
+    ]
     assert sorted(path.name for path in root.iterdir()) == sorted(MNIST_NAMES[:3] + ("t10k-labels-idx1-ubyte.gz",))
 
 
 def test_mnist_download_failure_is_one_line_naming_dir_files_and_failure(tmp_path, monkeypatch):
-    serve(monkeypatch, {mirror + name + ".gz": b"tampered" for mirror in image_data.MNIST_MIRRORS for name in MNIST_NAMES})  # wrong MD5 on every mirror
+    serve(
+        monkeypatch, {mirror + name + ".gz": b"tampered" for mirror in image_data.MNIST_MIRRORS for name in MNIST_NAMES}
+    )  # wrong MD5 on every mirror
     with pytest.raises(ValueError) as error:
         load_mnist(tmp_path / "data")
     message = str(error.value)
     assert "\n" not in message and str(tmp_path / "data") in message and "mnist.npz" in message
-    assert "download failed" in message and "MD5" in message and "ossci-datasets" in message and "cvdf-datasets" in message
+    assert (
+        "download failed" in message and "MD5" in message and "ossci-datasets" in message and "cvdf-datasets" in message
+    )
     assert list((tmp_path / "data").iterdir()) == []  # no partial download left behind
 
 
 # --- CIFAR-10 ----------------------------------------------------------------------------------------------
 
+
 def cifar_batch(rng, points: int) -> dict:
     """A batch dict laid out like the real ones (keys are bytes as read with encoding='bytes')."""
-    return {b"batch_label": b"training batch 1 of 5", b"labels": [int(v) for v in rng.integers(0, 10, points)],
-            b"data": rng.integers(0, 256, (points, 3072), dtype=np.uint8),
-            b"filenames": [f"img_{i}.png".encode() for i in range(points)]}
+    return {
+        b"batch_label": b"training batch 1 of 5",
+        b"labels": [int(v) for v in rng.integers(0, 10, points)],
+        b"data": rng.integers(0, 256, (points, 3072), dtype=np.uint8),
+        b"filenames": [f"img_{i}.png".encode() for i in range(points)],
+    }
 
 
 def write_cifar(folder, protocol: int, seed: int = 0) -> dict[str, dict]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    batches = {name: cifar_batch(rng, 2 + i) for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])}
+    batches = {
+        name: cifar_batch(rng, 2 + i)
+        for i, name in enumerate([*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"])
+    }
     for name, batch in batches.items():
         with open(folder / name, "wb") as stream:
             pickle.dump(batch, stream, protocol=protocol)
@@ -225,16 +249,43 @@ def test_cifar_batches_round_trip_from_folder_or_parent(tmp_path, protocol):
 def python2_batch_pickle(data: np.ndarray, labels: list[int]) -> bytes:
     """A batch pickled as Python 2 with numpy 1.x wrote the real files (protocol 2): str keys and raw data as
     BINSTRING, the array through numpy.core.multiarray._reconstruct and its dtype state tuple."""
+
     def string(value: bytes) -> bytes:
         return (b"U" + bytes([len(value)]) if len(value) < 256 else b"T" + struct.pack("<i", len(value))) + value
 
     def integer(value: int) -> bytes:
         return b"K" + bytes([value]) if value < 256 else b"M" + struct.pack("<H", value)
 
-    dtype = (b"cnumpy\ndtype\n" + string(b"u1") + integer(0) + integer(1) + b"\x87R(" + integer(3) + string(b"|")
-             + b"NNNJ" + struct.pack("<i", -1) + b"J" + struct.pack("<i", -1) + integer(0) + b"tb")
-    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + integer(0) + b"\x85" + string(b"b") + b"\x87R("
-             + integer(1) + integer(data.shape[0]) + integer(data.shape[1]) + b"\x86" + dtype + b"\x89" + string(data.tobytes()) + b"tb")
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + string(b"u1")
+        + integer(0)
+        + integer(1)
+        + b"\x87R("
+        + integer(3)
+        + string(b"|")
+        + b"NNNJ"
+        + struct.pack("<i", -1)
+        + b"J"
+        + struct.pack("<i", -1)
+        + integer(0)
+        + b"tb"
+    )
+    array = (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+        + integer(0)
+        + b"\x85"
+        + string(b"b")
+        + b"\x87R("
+        + integer(1)
+        + integer(data.shape[0])
+        + integer(data.shape[1])
+        + b"\x86"
+        + dtype
+        + b"\x89"
+        + string(data.tobytes())
+        + b"tb"
+    )
     items = string(b"data") + array + string(b"labels") + b"](" + b"".join(integer(v) for v in labels) + b"e"
     return b"\x80\x02}(" + items + b"u."
 
@@ -261,9 +312,11 @@ class RunsCode:
 def test_malicious_cifar_pickle_is_refused_and_not_run(tmp_path, protocol, attack):
     batches = write_cifar(tmp_path / "cifar-10-batches-py", protocol)
     marker = tmp_path / "pwned"
-    payload = {"system": RunsCode((os.system, (f"touch {marker}",))),
-               "exec": RunsCode((exec, (f"open({str(marker)!r}, 'w').close()",))),
-               "numpy_call": RunsCode((np.array, ([RunsCode((os.system, (f"touch {marker}",)))],)))}[attack]
+    payload = {
+        "system": RunsCode((os.system, (f"touch {marker}",))),
+        "exec": RunsCode((exec, (f"open({str(marker)!r}, 'w').close()",))),
+        "numpy_call": RunsCode((np.array, ([RunsCode((os.system, (f"touch {marker}",)))],))),
+    }[attack]
     with open(tmp_path / "cifar-10-batches-py" / "data_batch_3", "wb") as stream:
         pickle.dump({**batches["data_batch_3"], b"labels": payload}, stream, protocol=protocol)
     with pytest.raises(ValueError, match=r"data_batch_3: refers to .*(system|exec|array).*never runs code") as error:
@@ -272,15 +325,18 @@ def test_malicious_cifar_pickle_is_refused_and_not_run(tmp_path, protocol, attac
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("batch, message", [
-    ({b"data": np.zeros((2, 3072), dtype=object), b"labels": [0, 1]}, "uint8 array"),
-    ({b"data": np.zeros((2, 3072), dtype=np.float32), b"labels": [0, 1]}, "uint8 array"),
-    ({b"data": np.zeros((2, 1024), dtype=np.uint8), b"labels": [0, 1]}, r"\(P, 3072\)"),
-    ({b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0]}, "list of 2 class indices"),
-    ({b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0, 10]}, "class indices in 0..9"),
-    ({b"images": np.zeros((2, 3072), dtype=np.uint8)}, "needs a dict with b'data' and b'labels'"),
-    ([1, 2, 3], "needs a dict"),
-])
+@pytest.mark.parametrize(
+    "batch, message",
+    [
+        ({b"data": np.zeros((2, 3072), dtype=object), b"labels": [0, 1]}, "uint8 array"),
+        ({b"data": np.zeros((2, 3072), dtype=np.float32), b"labels": [0, 1]}, "uint8 array"),
+        ({b"data": np.zeros((2, 1024), dtype=np.uint8), b"labels": [0, 1]}, r"\(P, 3072\)"),
+        ({b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0]}, "list of 2 class indices"),
+        ({b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0, 10]}, "class indices in 0..9"),
+        ({b"images": np.zeros((2, 3072), dtype=np.uint8)}, "needs a dict with b'data' and b'labels'"),
+        ([1, 2, 3], "needs a dict"),
+    ],
+)
 def test_wrong_cifar_batch_contents_are_value_errors(tmp_path, batch, message):
     write_cifar(tmp_path, 2)
     with open(tmp_path / "test_batch", "wb") as stream:
@@ -292,10 +348,16 @@ def test_wrong_cifar_batch_contents_are_value_errors(tmp_path, batch, message):
 RECONSTRUCT = np.empty(0).__reduce__()[0]
 
 
-@pytest.mark.parametrize("data, message", [
-    (RunsCode((RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype(np.uint8), False, b"short"))), "ValueError"),
-    (RunsCode((codecs.encode, ("abc", "rot13"))), "only latin1"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            RunsCode((RECONSTRUCT, (np.ndarray, (0,), b"b"), (1, (2, 3072), np.dtype(np.uint8), False, b"short"))),
+            "ValueError",
+        ),
+        (RunsCode((codecs.encode, ("abc", "rot13"))), "only latin1"),
+    ],
+)
 def test_damaged_array_in_a_cifar_batch_is_a_value_error_naming_the_file(tmp_path, data, message):
     write_cifar(tmp_path, 2)
     with open(tmp_path / "data_batch_2", "wb") as stream:
@@ -358,6 +420,7 @@ def test_cifar_archive_with_a_path_leaving_the_destination_is_refused(tmp_path, 
 
 # --- digits and the dispatcher -----------------------------------------------------------------------------
 
+
 def test_digits_shapes_range_and_partition():
     train, test = load_digits(seed=3)
     full = sklearn_digits()
@@ -366,8 +429,13 @@ def test_digits_shapes_range_and_partition():
     assert train.points + test.points == 1797 and test.points == 450
     for split in (train, test):
         assert split.images.min() >= 0 and split.images.max() <= 1 and split.labels.dtype == np.int64
+
     # train ∪ test is exactly the data set, each image once: the split is disjoint and complete
-    rows = lambda images, labels: Counter(zip(map(bytes, (np.asarray(images).reshape(len(labels), -1) * 16).round().astype(np.uint8)), labels))
+    def rows(images, labels):
+        return Counter(
+            zip(map(bytes, (np.asarray(images).reshape(len(labels), -1) * 16).round().astype(np.uint8)), labels)
+        )
+
     assert rows(train.images, train.labels) + rows(test.images, test.labels) == rows(full.images / 16, full.target)
     # stratified: each class has its share of the test set, up to rounding
     for label in range(10):
@@ -384,11 +452,17 @@ def test_digits_split_is_reproducible_by_seed():
     assert load_digits(seed=0, test_fraction=0.5)[1].points in (898, 899)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"seed": -1}, "seed=-1"), ({"seed": 1.5}, "seed=1.5"), ({"seed": True}, "seed=True"),
-    ({"test_fraction": 0}, "test_fraction=0"), ({"test_fraction": 1.0}, "test_fraction=1.0"),
-    ({"test_fraction": "0.2"}, "test_fraction='0.2'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"seed": -1}, "seed=-1"),
+        ({"seed": 1.5}, "seed=1.5"),
+        ({"seed": True}, "seed=True"),
+        ({"test_fraction": 0}, "test_fraction=0"),
+        ({"test_fraction": 1.0}, "test_fraction=1.0"),
+        ({"test_fraction": "0.2"}, "test_fraction='0.2'"),
+    ],
+)
 def test_digits_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_digits(**kwargs)

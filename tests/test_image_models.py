@@ -88,25 +88,40 @@ def test_normalization_module_is_the_affine_map_on_leading_channels():
     assert torch.equal(out[:, 2], z[:, 2])
 
 
-@pytest.mark.parametrize("in_channels, normalization, levine_feizi, message", [
-    (5, STATS3, False, "in_channels=5: must be 3 or 4 \\(with τ\\) for 3 data channels"),
-    (3, STATS3, True, "in_channels=3: must be 6 or 7 \\(with τ\\) for 3 data channels in the Levine–Feizi encoding"),
-    (2, ((0.5, 0.5), (0.2,)), False, "mean and std need the same number"),
-    (1, ((), ()), False, "mean and std need the same number"),
-    (1, ((0.5,), (0.0,)), False, "stds finite and > 0"),
-    (1, ((float("nan"),), (1.0,)), False, "means must be finite"),
-    (1, (0.5, 0.2), False, "must be \\(mean, std\\)"),
-    (1, ((0.5,), ("a",)), False, "must be \\(mean, std\\)"),
-])
+@pytest.mark.parametrize(
+    "in_channels, normalization, levine_feizi, message",
+    [
+        (5, STATS3, False, "in_channels=5: must be 3 or 4 \\(with τ\\) for 3 data channels"),
+        (
+            3,
+            STATS3,
+            True,
+            "in_channels=3: must be 6 or 7 \\(with τ\\) for 3 data channels in the Levine–Feizi encoding",
+        ),
+        (2, ((0.5, 0.5), (0.2,)), False, "mean and std need the same number"),
+        (1, ((), ()), False, "mean and std need the same number"),
+        (1, ((0.5,), (0.0,)), False, "stds finite and > 0"),
+        (1, ((float("nan"),), (1.0,)), False, "means must be finite"),
+        (1, (0.5, 0.2), False, "must be \\(mean, std\\)"),
+        (1, ((0.5,), ("a",)), False, "must be \\(mean, std\\)"),
+    ],
+)
 def test_bad_normalisation_arguments(in_channels, normalization, levine_feizi, message):
     with pytest.raises(ValueError, match=message):
         input_normalization(in_channels, normalization, levine_feizi)
 
 
-@pytest.mark.parametrize("factory, blocks, parameters", [
-    (ResNet18, 8, 11_173_962),  # the usual CIFAR ResNet-18 / -50 (3×3 stem, no max-pool) with 3 channels, 10 classes
-    (ResNet50, 16, 23_520_842),
-])
+@pytest.mark.parametrize(
+    "factory, blocks, parameters",
+    [
+        (
+            ResNet18,
+            8,
+            11_173_962,
+        ),  # the usual CIFAR ResNet-18 / -50 (3×3 stem, no max-pool) with 3 channels, 10 classes
+        (ResNet50, 16, 23_520_842),
+    ],
+)
 def test_cifar_resnets(factory, blocks, parameters):
     model = factory(3, 10)
     assert sum(p.numel() for p in model.parameters()) == parameters

@@ -47,11 +47,37 @@ def _classifier(model, smoothing=GAUSSIAN, classes=3, seed=3):
 
 def test_certify_dataset_on_a_tensor_writes_what_the_command_writes(images):
     folder, pixels, labels, model = images
-    result = _classifier(model).certify_dataset(pixels, 20, 60, 0.05, 32, labels=labels, out=folder / "lib", progress=False,
-                                                rows=[1, 2], eps="0,0.1")
-    argv = ["certify", "--smoothing", str(GAUSSIAN), "--model", "hiersmooth.models.images:SmallCNN", "--weights",
-            str(folder / "cnn.pt"), "--data", str(folder / "images.npz"), "--n0", "20", "--n", "60", "--alpha", "0.05",
-            "--num-classes", "3", "--seed", "3", "--rows", "1,2", "--eps", "0,0.1", "--no-progress", "--out", str(folder / "cli")]
+    result = _classifier(model).certify_dataset(
+        pixels, 20, 60, 0.05, 32, labels=labels, out=folder / "lib", progress=False, rows=[1, 2], eps="0,0.1"
+    )
+    argv = [
+        "certify",
+        "--smoothing",
+        str(GAUSSIAN),
+        "--model",
+        "hiersmooth.models.images:SmallCNN",
+        "--weights",
+        str(folder / "cnn.pt"),
+        "--data",
+        str(folder / "images.npz"),
+        "--n0",
+        "20",
+        "--n",
+        "60",
+        "--alpha",
+        "0.05",
+        "--num-classes",
+        "3",
+        "--seed",
+        "3",
+        "--rows",
+        "1,2",
+        "--eps",
+        "0,0.1",
+        "--no-progress",
+        "--out",
+        str(folder / "cli"),
+    ]
     assert main(argv) == 0
     for name in OUTPUTS[:3]:  # the same votes, table and per-point rows, byte for byte
         assert (folder / "lib" / name).read_bytes() == (folder / "cli" / name).read_bytes(), name
@@ -99,12 +125,22 @@ def test_a_pyg_graph_is_certified_at_its_test_mask(tmp_path):
     data = _graph()
     torch.manual_seed(0)
     model = GCN(data.num_node_features + 1, 3)
-    result = _classifier(model, SPARSE).certify_dataset(data, 8, 24, 0.05, 4, out=tmp_path / "graph", progress=False,
-                                                         rows=[1], added=[0], deleted=[0, 1])
+    result = _classifier(model, SPARSE).certify_dataset(
+        data, 8, 24, 0.05, 4, out=tmp_path / "graph", progress=False, rows=[1], added=[0], deleted=[0, 1]
+    )
     assert result.votes.shape == (4, 3)
     np.testing.assert_array_equal(result.labels, data.y[data.test_mask].numpy())
-    by_arrays = _classifier(model, SPARSE).certify_dataset(data.x.to_sparse_csr(), 8, 24, 0.05, 4, edge_index=data.edge_index,
-                                                            labels=data.y, nodes=[2, 5, 11, 17], progress=False)
+    by_arrays = _classifier(model, SPARSE).certify_dataset(
+        data.x.to_sparse_csr(),
+        8,
+        24,
+        0.05,
+        4,
+        edge_index=data.edge_index,
+        labels=data.y,
+        nodes=[2, 5, 11, 17],
+        progress=False,
+    )
     np.testing.assert_array_equal(by_arrays.votes, result.votes)
     assert json.loads((tmp_path / "graph" / "certified_accuracy.json").read_text())["nodes"] == [2, 5, 11, 17]
     np.testing.assert_array_equal(load_votes(tmp_path / "graph" / "votes.npz").votes, result.votes)
@@ -133,13 +169,16 @@ def test_a_killed_certify_dataset_resumes_to_identical_votes(images, monkeypatch
     hook = _fail_after(model, 1 + 7 + 3)
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(classifier_module, "CPU_WORKERS", 1)
-        _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=50, out=folder / "run", progress=False,
-                                           checkpoint_seconds=1e9)
+        _classifier(model).certify_dataset(
+            pixels, 20, 300, labels=labels, batch_size=50, out=folder / "run", progress=False, checkpoint_seconds=1e9
+        )
     hook.remove()
     with np.load(folder / "run" / "progress.npz") as saved:  # what was counted is kept, block by block
         np.testing.assert_array_equal(saved["cursor"], [[1, 3], [1, 1], [0, 0], [0, 0]])
         assert saved["votes"].sum() == 300 + 100
-    resumed = _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=64, out=folder / "run", progress=False)
+    resumed = _classifier(model).certify_dataset(
+        pixels, 20, 300, labels=labels, batch_size=64, out=folder / "run", progress=False
+    )
     np.testing.assert_array_equal(resumed.votes, reference.votes)
     np.testing.assert_array_equal(resumed.pre_votes, reference.pre_votes)
     # other weights are another run: refused in one line, the checkpoint kept
@@ -178,15 +217,33 @@ def _votes_file(folder: Path) -> Path:
 def test_certify_votes_from_python_writes_the_files_of_the_command(tmp_path):
     votes = _votes_file(tmp_path)
     result = hiersmooth.certify_votes(votes, GAUSSIAN, out=tmp_path / "lib" / "c.csv", rows="1-2", eps=[0, 0.5])
-    assert main(["certify-votes", str(votes), "--smoothing", str(GAUSSIAN), "--out", str(tmp_path / "cli" / "c.csv"),
-                 "--rows", "1-2", "--eps", "0,0.5"]) == 0
+    assert (
+        main(
+            [
+                "certify-votes",
+                str(votes),
+                "--smoothing",
+                str(GAUSSIAN),
+                "--out",
+                str(tmp_path / "cli" / "c.csv"),
+                "--rows",
+                "1-2",
+                "--eps",
+                "0,0.5",
+            ]
+        )
+        == 0
+    )
     for name in ("c.csv", "c.points.csv"):
         assert (tmp_path / "lib" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes()
     loaded = hiersmooth.load_votes(votes)
     again = hiersmooth.certify_votes(loaded, hiersmooth.from_config(GAUSSIAN))
-    assert [row["certified_accuracy"] for row in again.grid(rows=[1, 2], eps=[0, 0.5]).table] == \
-        [row["certified_accuracy"] for row in result.grid(rows="1-2", eps="0,0.5").table]
-    mapping = hiersmooth.certify_votes({"pre_votes": loaded.pre_votes, "votes": loaded.votes, "labels": loaded.labels}, GAUSSIAN)
+    assert [row["certified_accuracy"] for row in again.grid(rows=[1, 2], eps=[0, 0.5]).table] == [
+        row["certified_accuracy"] for row in result.grid(rows="1-2", eps="0,0.5").table
+    ]
+    mapping = hiersmooth.certify_votes(
+        {"pre_votes": loaded.pre_votes, "votes": loaded.votes, "labels": loaded.labels}, GAUSSIAN
+    )
     np.testing.assert_array_equal(mapping.binary.p_lower, result.binary.p_lower)
 
 
@@ -196,8 +253,18 @@ def test_every_public_name_is_reachable_and_documented():
         assert name in dir(hiersmooth)
         if callable(value):
             assert (value.__doc__ or "").strip(), f"hiersmooth.{name} has no docstring"
-    for name in ("certify_votes", "load_votes", "save_votes", "Threat", "from_config", "SmoothedClassifier",
-                 "certify_checkpoint", "train_run", "run_experiment", "make_report"):
+    for name in (
+        "certify_votes",
+        "load_votes",
+        "save_votes",
+        "Threat",
+        "from_config",
+        "SmoothedClassifier",
+        "certify_checkpoint",
+        "train_run",
+        "run_experiment",
+        "make_report",
+    ):
         assert name in hiersmooth.__all__
     assert callable(hiersmooth.SmoothedClassifier.certify_dataset)
 
@@ -230,13 +297,19 @@ def test_no_module_imports_the_command_line_or_passes_argv():
 
 
 def test_help_imports_neither_torch_nor_scipy():
-    code = ("import sys\nfrom hiersmooth.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = sorted(m for m in ('torch', 'scipy', 'matplotlib', 'torch_geometric') if m in sys.modules)\n"
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys\nfrom hiersmooth.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'scipy', 'matplotlib', 'torch_geometric') if m in sys.modules)\n"
+        "print('HEAVY', heavy)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in done.stdout, done.stdout + done.stderr
-    usage = subprocess.run([sys.executable, "-c", code.replace("['--help']", "['certify-votes']")], capture_output=True,
-                           text=True, timeout=60)
+    usage = subprocess.run(
+        [sys.executable, "-c", code.replace("['--help']", "['certify-votes']")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "HEAVY []" in usage.stdout, usage.stdout + usage.stderr
     assert "hiersmooth: error: " in usage.stderr
 

@@ -38,8 +38,12 @@ def _error(capsys) -> str:
 def votes_run(tmp_path):
     rng = np.random.default_rng(0)
     votes = tmp_path / "votes.npz"
-    np.savez(votes, pre_votes=rng.multinomial(20, [0.7, 0.2, 0.1], size=6), votes=rng.multinomial(100, [0.7, 0.2, 0.1], size=6),
-             labels=np.zeros(6, dtype=int))
+    np.savez(
+        votes,
+        pre_votes=rng.multinomial(20, [0.7, 0.2, 0.1], size=6),
+        votes=rng.multinomial(100, [0.7, 0.2, 0.1], size=6),
+        labels=np.zeros(6, dtype=int),
+    )
     smoothing = tmp_path / "smoothing.yaml"
     shutil.copy(GAUSSIAN, smoothing)
     return tmp_path, ["certify-votes", str(votes), "--smoothing", str(smoothing), "--rows", "1", "--eps", "0,0.1"]
@@ -128,15 +132,21 @@ def test_an_output_under_a_file_is_one_line(votes_run, capsys):
     assert (tmp_path / "plain").read_text() == "x"
 
 
-_HOLD = ("import sys\nfrom hiersmooth.results import output_lock\n"  # holds the lock until its stdin is closed
-         "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n")
+_HOLD = (
+    "import sys\nfrom hiersmooth.results import output_lock\n"  # holds the lock until its stdin is closed
+    "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()\n"
+)
 
 
 def test_a_second_run_into_a_locked_output_names_the_pid(votes_run, capsys):
     tmp_path, args = votes_run
     out = tmp_path / "table.csv"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path / ".table.csv.lock")], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path / ".table.csv.lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert main(args + ["--out", str(out)]) == 2
@@ -193,7 +203,9 @@ def test_checkpoints_of_two_runs_never_share_a_partial_file(tmp_path, monkeypatc
     first.counts["estimation"][0, 1] = 7
     names = []
     real = os.replace
-    monkeypatch.setattr(os, "replace", lambda source, target: (names.append(Path(source).name), real(source, target))[1])
+    monkeypatch.setattr(
+        os, "replace", lambda source, target: (names.append(Path(source).name), real(source, target))[1]
+    )
     first.save()
     first.save()
     assert len(set(names)) == 2 and all(name.startswith(".progress.npz.") for name in names)
@@ -213,16 +225,39 @@ def image_run(tmp_path):
 
 def _certify(folder, out, relative=False) -> list[str]:
     where = (lambda name: name) if relative else (lambda name: str(folder / name))
-    return ["certify", "--smoothing", where("smoothing.yaml"), "--model", "hiersmooth.models.images:SmallCNN",
-            "--weights", where("cnn.pt"), "--data", where("images.npz"), "--n0", "10", "--n", "40", "--num-classes", "3",
-            "--no-progress", "--rows", "1", "--eps", "0", "--out", str(out)]
+    return [
+        "certify",
+        "--smoothing",
+        where("smoothing.yaml"),
+        "--model",
+        "hiersmooth.models.images:SmallCNN",
+        "--weights",
+        where("cnn.pt"),
+        "--data",
+        where("images.npz"),
+        "--n0",
+        "10",
+        "--n",
+        "40",
+        "--num-classes",
+        "3",
+        "--no-progress",
+        "--rows",
+        "1",
+        "--eps",
+        "0",
+        "--out",
+        str(out),
+    ]
 
 
 def test_resuming_compares_contents_not_the_spelling_of_paths(image_run, monkeypatch, capsys):
     assert main(_certify(image_run, image_run / "out")) == 0
     votes = load_votes(image_run / "out" / "votes.npz").votes
     monkeypatch.chdir(image_run)
-    assert main(_certify(image_run, "out", relative=True)) == 0  # was: "written by a different run (differs in data, ...)"
+    assert (
+        main(_certify(image_run, "out", relative=True)) == 0
+    )  # was: "written by a different run (differs in data, ...)"
     sidecar = json.loads((image_run / "out" / "certified_accuracy.json").read_text())
     assert sidecar["inputs"]["data"] == str(image_run / "images.npz")  # resolved, for information
     copy = image_run.parent / (image_run.name + "_copy")
@@ -242,7 +277,16 @@ def test_certify_keeps_a_foreign_file_in_its_folder_and_its_inputs(image_run, ca
     assert main(_certify(image_run, out)) == 2
     assert "votes.npz: exists and was not written by hiersmooth" in _error(capsys)
     assert (out / "votes.npz").read_bytes() == b"someone else's votes"
-    assert main(_certify(image_run, image_run / "images.npz", ) + ["--force"]) == 2
+    assert (
+        main(
+            _certify(
+                image_run,
+                image_run / "images.npz",
+            )
+            + ["--force"]
+        )
+        == 2
+    )
     assert "not a folder" in _error(capsys)
     assert main(_certify(image_run, out) + ["--force"]) == 0
     load_votes(out / "votes.npz")
@@ -252,16 +296,32 @@ def test_certify_keeps_a_foreign_file_in_its_folder_and_its_inputs(image_run, ca
 def test_train_never_replaces_its_own_config(tmp_path, capsys):
     config = tmp_path / "trained" / "config.yaml"
     config.parent.mkdir()
-    config.write_text(yaml.safe_dump({"data": {"name": "digits"}, "model": {"name": "small_cnn"},
-                                      "smoothing": {"selection": {"kind": "all"}, "noise": {"kind": "gaussian", "sigma": 0.25}}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"name": "digits"},
+                "model": {"name": "small_cnn"},
+                "smoothing": {"selection": {"kind": "all"}, "noise": {"kind": "gaussian", "sigma": 0.25}},
+            }
+        )
+    )
     before = config.read_bytes()
     assert main(["train", str(config), "--out", str(config.parent), "--force", "--no-progress"]) == 2
     assert "is an input of this run" in _error(capsys)
     assert config.read_bytes() == before
 
 
-TINY = {"name": "tiny", "data": {"name": "digits"}, "model": {"name": "small_cnn"}, "threats": {"rows": [1], "eps": [0.0]},
-        "methods": {"gaussian": {"smoothing": {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.25}}}}}
+TINY = {
+    "name": "tiny",
+    "data": {"name": "digits"},
+    "model": {"name": "small_cnn"},
+    "threats": {"rows": [1], "eps": [0.0]},
+    "methods": {
+        "gaussian": {
+            "smoothing": {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.25}}
+        }
+    },
+}
 
 
 @pytest.mark.parametrize("name", ["../x", "../../etc/x", "a/b", "..", ".", "", 7])
@@ -293,7 +353,9 @@ def test_a_damaged_results_folder_is_one_line(tmp_path, capsys):
     lines = (results / "results.csv").read_text().splitlines()
     header = lines[0].split(",")
     drop = header.index("certificate")
-    (results / "results.csv").write_text("\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != drop) for line in lines) + "\n")
+    (results / "results.csv").write_text(
+        "\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != drop) for line in lines) + "\n"
+    )
     assert main(["report", str(results)]) == 2
     assert "results.csv" in _error(capsys)
 
@@ -322,8 +384,11 @@ def test_a_damaged_cell_of_a_results_folder_is_one_line_naming_the_file(tmp_path
     (certify / "certified_accuracy.json").write_text('{"summary": ')  # cut off mid-write by an older version
     assert main(["run", str(experiment), "--out", str(results), "--no-progress"]) == 2
     assert "certified_accuracy.json is damaged" in _error(capsys)
-    (certify / "certified_accuracy.json").write_text(json.dumps({"summary": {"binary": {"clean_certified_accuracy": 1.0},
-                                                                             "multiclass": {"clean_certified_accuracy": 1.0}}}))
+    (certify / "certified_accuracy.json").write_text(
+        json.dumps(
+            {"summary": {"binary": {"clean_certified_accuracy": 1.0}, "multiclass": {"clean_certified_accuracy": 1.0}}}
+        )
+    )
     (certify / "certified_accuracy.csv").write_text("certificate,r\nbinary,1\n")  # no eps, no certified_accuracy
     assert main(["run", str(experiment), "--out", str(results), "--no-progress"]) == 2
     assert "certified_accuracy.csv is damaged" in _error(capsys)

@@ -21,7 +21,7 @@ import bisect
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pytest
@@ -53,8 +53,14 @@ def smoothing(selection: dict, noise: dict):
     return hiersmooth.from_config({"selection": selection, "noise": noise})
 
 
-HIERARCHICAL_GAUSSIAN = {"selection": {"kind": "bernoulli", "p": 1 - 150 / 1024}, "noise": {"kind": "gaussian", "sigma": CIFAR_SIGMA}}
-HIERARCHICAL_SPARSE = {"selection": {"kind": "bernoulli", "p": 0.81}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8}}
+HIERARCHICAL_GAUSSIAN = {
+    "selection": {"kind": "bernoulli", "p": 1 - 150 / 1024},
+    "noise": {"kind": "gaussian", "sigma": CIFAR_SIGMA},
+}
+HIERARCHICAL_SPARSE = {
+    "selection": {"kind": "bernoulli", "p": 0.81},
+    "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8},
+}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -140,7 +146,7 @@ class ExactRegions:
     cum_t: tuple
 
     @classmethod
-    def build(cls, added: int, deleted: int, p_plus: Fraction, p_minus: Fraction) -> "ExactRegions":
+    def build(cls, added: int, deleted: int, p_plus: Fraction, p_minus: Fraction) -> ExactRegions:
         px = convolve(binomial_pmf(added, p_plus), binomial_pmf(deleted, p_minus))
         pt = convolve(binomial_pmf(added, 1 - p_minus), binomial_pmf(deleted, 1 - p_plus))
         assert all(x > 0 for x in px) and all(t > 0 for t in pt)
@@ -149,14 +155,14 @@ class ExactRegions:
         return cls.from_order([px[q] for q in order], [pt[q] for q in order])
 
     @classmethod
-    def from_order(cls, px, pt) -> "ExactRegions":
+    def from_order(cls, px, pt) -> ExactRegions:
         cum_x, cum_t = [Fraction(0)], [Fraction(0)]
         for x, t in zip(px, pt):
             cum_x.append(cum_x[-1] + x)
             cum_t.append(cum_t[-1] + t)
         return cls(tuple(px), tuple(pt), tuple(cum_x), tuple(cum_t))
 
-    def reversed(self) -> "ExactRegions":
+    def reversed(self) -> ExactRegions:
         """The same regions in increasing ratio (for the upper bound)."""
         return ExactRegions.from_order(self.px[::-1], self.pt[::-1])
 
@@ -213,7 +219,9 @@ class SparseReference:
                 upper[p_b] = up.take(p_b, scale) + delta
             return upper[p_b]
 
-        binary = np.array([not abstain and low(p) > Fraction(1, 2) for p, abstain in zip(self.p_binary, self.binary_abstain)])
+        binary = np.array(
+            [not abstain and low(p) > Fraction(1, 2) for p, abstain in zip(self.p_binary, self.binary_abstain)]
+        )
         multi = np.array(
             [not abstain and low(a) > high(b) for a, b, abstain in zip(self.p_lower, self.p_upper, self.multi_abstain)]
         )
@@ -321,8 +329,11 @@ def test_estimates_match_reference(which, cifar_gaussian, cora_sparse, cifar_ref
     np.testing.assert_array_equal(res.correct, ref.correct)
     # The library's bounds are rounded outward (SPEC.md §8): never on the optimistic side of the reference's
     # float64 values by more than their own rounding, and within 1e-11 of them.
-    for ours, theirs, side in ((res.binary.p_lower, ref.p_binary, -1), (res.multiclass.p_lower, ref.p_lower, -1),
-                               (res.multiclass.p_upper, ref.p_upper, 1)):
+    for ours, theirs, side in (
+        (res.binary.p_lower, ref.p_binary, -1),
+        (res.multiclass.p_lower, ref.p_lower, -1),
+        (res.multiclass.p_upper, ref.p_upper, 1),
+    ):
         assert np.all(side * (ours - theirs) >= -1e-15)
         np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-11)
 
@@ -434,11 +445,16 @@ def test_cora_sparse_grid_matches_exact_reference(cora_sparse, cora_sparse_refer
                     nonempty += bool(got.any())
                     if fewer_rows is None:
                         if not np.array_equal(got, expected[name]):
-                            problems.append(f"{name} (r={r}, ra={ra}, rd={rd}): differs at {np.flatnonzero(got != expected[name])}")
+                            problems.append(
+                                f"{name} (r={r}, ra={ra}, rd={rd}): differs at {np.flatnonzero(got != expected[name])}"
+                            )
                     else:
                         strict_cells += bool(np.any(got & ~expected[name]))
                         if np.any(expected[name] & ~got):
-                            problems.append(f"{name} (r={r}, ra={ra}, rd={rd}): misses reference points {np.flatnonzero(expected[name] & ~got)}")
+                            problems.append(
+                                f"{name} (r={r}, ra={ra}, rd={rd}): misses reference points "
+                                f"{np.flatnonzero(expected[name] & ~got)}"
+                            )
                         if not np.array_equal(got, fewer_rows[name]):
                             problems.append(f"{name} (r={r}, ra={ra}, rd={rd}): differs from reference at r={ra + rd}")
     assert not problems, "\n".join(problems)
@@ -450,7 +466,10 @@ def test_cora_sparse_certified_spot_checks(cora_sparse, cora_sparse_reference):
     res, ref = cora_sparse, cora_sparse_reference
     rng = np.random.default_rng(1)
     cells = [(1, 0, 1), (1, 0, 4), (2, 1, 1), (3, 0, 0), (4, 1, 0), (4, 2, 2), (1, 41, 0), (2, 0, 61)]
-    cells += [(int(rng.choice(SPARSE_ROWS)), int(rng.choice(SPARSE_ADDED)), int(rng.choice(SPARSE_DELETED))) for _ in range(12)]
+    cells += [
+        (int(rng.choice(SPARSE_ROWS)), int(rng.choice(SPARSE_ADDED)), int(rng.choice(SPARSE_DELETED)))
+        for _ in range(12)
+    ]
     threats = [Threat(rows=r, added=ra, deleted=rd) for r, ra, rd in cells]
     for cert, column in zip(res.certificates, (0, 1)):
         many = cert.certified_many(threats)
@@ -467,7 +486,12 @@ def test_cora_sparse_certified_spot_checks(cora_sparse, cora_sparse_reference):
 
 def test_all_gaussian_is_cohen(cifar_path, cifar_ref):
     ref = cifar_ref
-    res = certify_votes(load_votes(cifar_path), smoothing({"kind": "all"}, {"kind": "gaussian", "sigma": CIFAR_SIGMA}), ALPHA, "selection")
+    res = certify_votes(
+        load_votes(cifar_path),
+        smoothing({"kind": "all"}, {"kind": "gaussian", "sigma": CIFAR_SIGMA}),
+        ALPHA,
+        "selection",
+    )
     rows = [1, 2, 7]
     binary = np.maximum(CIFAR_SIGMA * norm.ppf(ref.p_binary), 0.0)
     multi = np.maximum(CIFAR_SIGMA / 2 * (norm.ppf(ref.p_lower) - norm.ppf(ref.p_upper)), 0.0)
@@ -478,7 +502,10 @@ def test_all_gaussian_is_cohen(cifar_path, cifar_ref):
 
 def test_all_sparse_is_bojchevski(cora_path, cora_ref):
     res = certify_votes(
-        load_votes(cora_path), smoothing({"kind": "all"}, {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8}), ALPHA, "selection"
+        load_votes(cora_path),
+        smoothing({"kind": "all"}, {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8}),
+        ALPHA,
+        "selection",
     )
     ref = SparseReference(Fraction(1), CORA_P_PLUS, CORA_P_MINUS, cora_ref)  # p = 1: Δ = 0
     rows, added, deleted = (1, 3), (0, 1, 2, 5, 13, 41), (0, 1, 2, 4, 10, 25, 61)
@@ -489,7 +516,9 @@ def test_all_sparse_is_bojchevski(cora_path, cora_ref):
             for j, ra in enumerate(added):
                 for k, rd in enumerate(deleted):
                     expected = ref.certified(r, ra, rd)[column]
-                    np.testing.assert_array_equal(grid[:, i, j, k], expected, err_msg=f"{cert.name} (r={r}, ra={ra}, rd={rd})")
+                    np.testing.assert_array_equal(
+                        grid[:, i, j, k], expected, err_msg=f"{cert.name} (r={r}, ra={ra}, rd={rd})"
+                    )
 
 
 def bernoulli_delta_exact(p: Fraction):
@@ -500,11 +529,13 @@ def levine_feizi_delta_exact(kept: int, entities: int):
     """Δ(r) = 1 − (d−r)!(d−k)! / (d!(d−k−r)!), exact (1 once r > d − k)."""
     d, k = entities, kept
 
-    @lru_cache(maxsize=None)
+    @cache
     def delta(r):
         if r > d - k:
             return Fraction(1)
-        return 1 - Fraction(math.factorial(d - r) * math.factorial(d - k), math.factorial(d) * math.factorial(d - k - r))
+        return 1 - Fraction(
+            math.factorial(d - r) * math.factorial(d - k), math.factorial(d) * math.factorial(d - k - r)
+        )
 
     return delta
 
@@ -557,12 +588,18 @@ def test_ablation_matches_reference(case):
 
 @pytest.mark.parametrize("which", ["cifar", "cora"])
 def test_sound_runner_up_bounds_every_other_class(which, cifar_path, cora_path, cifar_ref, cora_ref):
-    path, ref, config = (cifar_path, cifar_ref, HIERARCHICAL_GAUSSIAN) if which == "cifar" else (cora_path, cora_ref, HIERARCHICAL_SPARSE)
+    path, ref, config = (
+        (cifar_path, cifar_ref, HIERARCHICAL_GAUSSIAN)
+        if which == "cifar"
+        else (cora_path, cora_ref, HIERARCHICAL_SPARSE)
+    )
     res = certify_votes(load_votes(path), smoothing(**config), ALPHA, "sound")
     points, classes = ref.counts.shape
     n = int(ref.counts[0].sum())
     uppers = cp_upper(ref.counts, n, ALPHA / classes)
     others = np.where(np.arange(classes)[None, :] == res.selected[:, None], -np.inf, uppers)
     assert np.all(res.runner_up_class != res.selected)
-    assert np.all(res.multiclass.p_upper >= others.max(axis=1)), np.flatnonzero(res.multiclass.p_upper < others.max(axis=1))
+    assert np.all(res.multiclass.p_upper >= others.max(axis=1)), np.flatnonzero(
+        res.multiclass.p_upper < others.max(axis=1)
+    )
     np.testing.assert_allclose(res.multiclass.p_upper, others.max(axis=1), rtol=0, atol=1e-11)  # rounded up (§8)

@@ -15,9 +15,14 @@ from hiersmooth.experiments.report import load_results, make_report, parse_threa
 
 FIXTURE = Path(__file__).parent / "data" / "report_fixture"
 GAUSSIAN_FILES = {
-    "pareto_r1_eps0.5.png", "pareto_r1_eps0.5.md", "pareto_r1_eps0.5.csv",
-    "pareto_r2_eps0.25.png", "pareto_r2_eps0.25.md", "pareto_r2_eps0.25.csv",
-    "curves_eps.png", "summary.md",
+    "pareto_r1_eps0.5.png",
+    "pareto_r1_eps0.5.md",
+    "pareto_r1_eps0.5.csv",
+    "pareto_r2_eps0.25.png",
+    "pareto_r2_eps0.25.md",
+    "pareto_r2_eps0.25.csv",
+    "curves_eps.png",
+    "summary.md",
 }
 
 
@@ -28,7 +33,10 @@ def _rows(path):
 
 def _key(row):
     """(method, parameter values) of a row of results.csv or of a report table."""
-    return (row["method"], tuple(float(row[name]) if row.get(name) else None for name in ("selection.p", "noise.sigma", "noise.p_minus")))
+    return (
+        row["method"],
+        tuple(float(row[name]) if row.get(name) else None for name in ("selection.p", "noise.sigma", "noise.p_minus")),
+    )
 
 
 def _independent_table(results_csv, certificate, match):
@@ -72,7 +80,11 @@ def _check_table(out, stem, results_csv, certificate, match):
         mine = [i for i, row in enumerate(table) if row["method"] == method]
         assert [table[i]["method_front"] == "True" for i in mine] == _brute_force_front([means[i] for i in mine])
     # The markdown table shows the same settings with the same rounded means (± std) and flags.
-    lines = [line for line in (out / f"{stem}.md").read_text().splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    lines = [
+        line
+        for line in (out / f"{stem}.md").read_text().splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    ]
     assert len(lines) == len(table)
     for line, row in zip(lines, table):
         cells = [cell.strip() for cell in line.strip("|").split("|")]
@@ -81,7 +93,10 @@ def _check_table(out, stem, results_csv, certificate, match):
         assert cells[0] == row["method"] and cells[2] == row["seeds"]
         assert cells[3] == f"{clean.mean():.3f}{spread(clean)}"
         assert cells[4] == f"{certified.mean():.3f}{spread(certified)}"
-        assert cells[5:] == ["yes" if row["method_front"] == "True" else "no", "yes" if row["overall_front"] == "True" else "no"]
+        assert cells[5:] == [
+            "yes" if row["method_front"] == "True" else "no",
+            "yes" if row["overall_front"] == "True" else "no",
+        ]
     return table
 
 
@@ -95,13 +110,19 @@ def _check_png(path):
 def test_gaussian_report_files_means_and_fronts(tmp_path):
     written = make_report(FIXTURE, out=tmp_path)
     # plus the folder's lock file (hiersmooth.results.output_lock), which marks the files as hiersmooth's own
-    assert {path.name for path in written} == GAUSSIAN_FILES == {path.name for path in tmp_path.iterdir()} - {".hiersmooth.lock"}
+    assert (
+        {path.name for path in written}
+        == GAUSSIAN_FILES
+        == {path.name for path in tmp_path.iterdir()} - {".hiersmooth.lock"}
+    )
     assert all(path.parent == tmp_path for path in written)
     results_csv = FIXTURE / "results.csv"
     # experiment.yaml asks for the binary certificate; the multiclass rows of the fixture differ.
     flags = []
     for stem, (r, eps) in (("pareto_r1_eps0.5", ("1", 0.5)), ("pareto_r2_eps0.25", ("2", 0.25))):
-        table = _check_table(tmp_path, stem, results_csv, "binary", lambda row: row["r"] == r and float(row["eps"]) == eps)
+        table = _check_table(
+            tmp_path, stem, results_csv, "binary", lambda row: row["r"] == r and float(row["eps"]) == eps
+        )
         flags += [(row["method_front"], row["overall_front"]) for row in table]
     assert {flag for pair in flags for flag in pair} == {"True", "False"}  # the fixture has dominated and front points
     summary = (tmp_path / "summary.md").read_text()
@@ -115,9 +136,21 @@ def test_default_output_folder_and_explicit_threat(tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(FIXTURE, folder)
     written = make_report(folder, threats=[parse_threat("r=1,eps=1")])
-    assert {path.name for path in written} == {"pareto_r1_eps1.png", "pareto_r1_eps1.md", "pareto_r1_eps1.csv", "curves_eps.png", "summary.md"}
+    assert {path.name for path in written} == {
+        "pareto_r1_eps1.png",
+        "pareto_r1_eps1.md",
+        "pareto_r1_eps1.csv",
+        "curves_eps.png",
+        "summary.md",
+    }
     assert all(path.parent == folder / "report" and path.is_file() for path in written)
-    _check_table(folder / "report", "pareto_r1_eps1", folder / "results.csv", "binary", lambda row: row["r"] == "1" and float(row["eps"]) == 1.0)
+    _check_table(
+        folder / "report",
+        "pareto_r1_eps1",
+        folder / "results.csv",
+        "binary",
+        lambda row: row["r"] == "1" and float(row["eps"]) == 1.0,
+    )
 
 
 def _graph_folder(folder, pareto=True):
@@ -125,13 +158,40 @@ def _graph_folder(folder, pareto=True):
     certificate in the config (multiclass by default)."""
     rng = np.random.default_rng(3)
     folder.mkdir()
-    config = {"name": "tiny_graph", "data": {"name": "cora_ml"}, "model": {"name": "gat"}, "certify": {"n0": 10, "n": 100},
-              "methods": {"hierarchical_sparse": {"grid": {"selection.p": [0.81, 0.9]}}, "sparse": {"grid": {"noise.p_minus": [0.6, 0.8]}}}}
+    config = {
+        "name": "tiny_graph",
+        "data": {"name": "cora_ml"},
+        "model": {"name": "gat"},
+        "certify": {"n0": 10, "n": 100},
+        "methods": {
+            "hierarchical_sparse": {"grid": {"selection.p": [0.81, 0.9]}},
+            "sparse": {"grid": {"noise.p_minus": [0.6, 0.8]}},
+        },
+    }
     if pareto:
         config["pareto"] = [{"rows": 1, "added": 0, "deleted": 2}]
     (folder / "experiment.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    rows = [["cell", "method", "seed", "selection.p", "noise.p_minus", "certificate", "r", "ra", "rd", "certified_accuracy", "clean_accuracy"]]
-    settings = [("hierarchical_sparse", "0.81", ""), ("hierarchical_sparse", "0.9", ""), ("sparse", "", "0.6"), ("sparse", "", "0.8")]
+    rows = [
+        [
+            "cell",
+            "method",
+            "seed",
+            "selection.p",
+            "noise.p_minus",
+            "certificate",
+            "r",
+            "ra",
+            "rd",
+            "certified_accuracy",
+            "clean_accuracy",
+        ]
+    ]
+    settings = [
+        ("hierarchical_sparse", "0.81", ""),
+        ("hierarchical_sparse", "0.9", ""),
+        ("sparse", "", "0.6"),
+        ("sparse", "", "0.8"),
+    ]
     for number, (method, p, p_minus) in enumerate(settings):
         for certificate in ("binary", "multiclass"):
             clean = round(rng.uniform(0.7, 0.9), 3)
@@ -148,8 +208,21 @@ def _graph_folder(folder, pareto=True):
 def test_graph_report(tmp_path):
     folder = _graph_folder(tmp_path / "graph")
     written = make_report(folder, out=tmp_path / "out")
-    assert {path.name for path in written} == {"pareto_r1_ra0_rd2.png", "pareto_r1_ra0_rd2.md", "pareto_r1_ra0_rd2.csv", "curves_rd.png", "curves_ra.png", "summary.md"}
-    _check_table(tmp_path / "out", "pareto_r1_ra0_rd2", folder / "results.csv", "multiclass", lambda row: (row["r"], row["ra"], row["rd"]) == ("1", "0", "2"))
+    assert {path.name for path in written} == {
+        "pareto_r1_ra0_rd2.png",
+        "pareto_r1_ra0_rd2.md",
+        "pareto_r1_ra0_rd2.csv",
+        "curves_rd.png",
+        "curves_ra.png",
+        "summary.md",
+    }
+    _check_table(
+        tmp_path / "out",
+        "pareto_r1_ra0_rd2",
+        folder / "results.csv",
+        "multiclass",
+        lambda row: (row["r"], row["ra"], row["rd"]) == ("1", "0", "2"),
+    )
     for name in ("pareto_r1_ra0_rd2.png", "curves_rd.png", "curves_ra.png"):
         _check_png(tmp_path / "out" / name)
 
@@ -164,16 +237,27 @@ def test_rows_only_report(tmp_path):
     """Ablation-only experiments certify r changed rows with any values: results.csv has r and no budget."""
     folder = tmp_path / "ablation"
     folder.mkdir()
-    (folder / "experiment.yaml").write_text("name: ablation_only\npareto: [{rows: 2}]\nmethods: {ablation: {grid: {selection.p: [0.5, 0.7, 0.9]}}}\n")
+    (folder / "experiment.yaml").write_text(
+        "name: ablation_only\npareto: [{rows: 2}]\nmethods: {ablation: {grid: {selection.p: [0.5, 0.7, 0.9]}}}\n"
+    )
     rows = [["cell", "method", "seed", "selection.p", "certificate", "r", "certified_accuracy", "clean_accuracy"]]
     for number, p in enumerate((0.5, 0.7, 0.9)):
         for seed in (0, 1):
             clean = round(0.5 + 0.4 * p + 0.01 * seed, 3)
-            rows += [[f"a{number}{seed}", "ablation", seed, p, "multiclass", r, round(clean * p ** (2 * r), 3), clean] for r in (0, 1, 2, 3)]
+            rows += [
+                [f"a{number}{seed}", "ablation", seed, p, "multiclass", r, round(clean * p ** (2 * r), 3), clean]
+                for r in (0, 1, 2, 3)
+            ]
     with open(folder / "results.csv", "w", newline="") as file:
         csv.writer(file).writerows(rows)
     written = make_report(folder, out=tmp_path / "out")
-    assert {path.name for path in written} == {"pareto_r2.png", "pareto_r2.md", "pareto_r2.csv", "curves_r.png", "summary.md"}
+    assert {path.name for path in written} == {
+        "pareto_r2.png",
+        "pareto_r2.md",
+        "pareto_r2.csv",
+        "curves_r.png",
+        "summary.md",
+    }
     _check_table(tmp_path / "out", "pareto_r2", folder / "results.csv", "multiclass", lambda row: row["r"] == "2")
     _check_png(tmp_path / "out" / "curves_r.png")
     with pytest.raises(ValueError, match="threat columns r; give rows"):
@@ -218,14 +302,23 @@ def test_threat_not_in_results(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing written before the threats are checked
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda text: text.replace("certified_accuracy,clean_accuracy", "certified,clean_accuracy", 1), "columns after certificate must be"),
-    (lambda text: text.replace(",binary,1,0.25,", ",binary,1,abc,", 1), r"line \d+: eps='abc' is not a number"),
-    (lambda text: text.replace(",binary,1,0.25,", ",binary,1.5,0.25,", 1), r"r='1.5' must be a non-negative integer"),
-    (lambda text: text.replace(",binary,", ",ternary,", 1), "certificate='ternary'"),
-    (lambda text: "\n".join(text.splitlines()[:1]) + "\n", "no rows"),
-    (lambda text: text.replace(",0.0,", ",0.0,0.5,", 1), "11 values for 10 columns"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda text: text.replace("certified_accuracy,clean_accuracy", "certified,clean_accuracy", 1),
+            "columns after certificate must be",
+        ),
+        (lambda text: text.replace(",binary,1,0.25,", ",binary,1,abc,", 1), r"line \d+: eps='abc' is not a number"),
+        (
+            lambda text: text.replace(",binary,1,0.25,", ",binary,1.5,0.25,", 1),
+            r"r='1.5' must be a non-negative integer",
+        ),
+        (lambda text: text.replace(",binary,", ",ternary,", 1), "certificate='ternary'"),
+        (lambda text: "\n".join(text.splitlines()[:1]) + "\n", "no rows"),
+        (lambda text: text.replace(",0.0,", ",0.0,0.5,", 1), "11 values for 10 columns"),
+    ],
+)
 def test_malformed_results(tmp_path, edit, message):
     folder = _copy(tmp_path)
     path = folder / "results.csv"

@@ -71,7 +71,10 @@ def assert_same_rate(a, n_a, b, n_b, what: str) -> None:
     z = z_band(a.size)
     off = diff - z * se
     worst = int(np.argmax(off))
-    assert off.flat[worst] <= 1e-12, f"{what}: rates {a.flat[worst] / n_a.flat[worst]:.5f} vs {b.flat[worst] / n_b.flat[worst]:.5f} differ by more than {z:.2f} SE"
+    assert off.flat[worst] <= 1e-12, (
+        f"{what}: rates {a.flat[worst] / n_a.flat[worst]:.5f} vs {b.flat[worst] / n_b.flat[worst]:.5f} differ by "
+        f"more than {z:.2f} SE"
+    )
 
 
 def binary_features(rows: int, cols: int, density: float, seed: int) -> torch.Tensor:
@@ -211,7 +214,9 @@ def test_gaussian_indicator_equals_selection_dense():
     unselected = w[~tau]
     assert torch.equal(unselected, x.expand(n, -1, -1)[~tau]), "unselected rows must equal x exactly"
     changed = (w != x).any(dim=-1)
-    assert torch.equal(changed, tau), "a selected row keeps x only with probability ~0; τ must mark exactly the changed rows"
+    assert torch.equal(changed, tau), (
+        "a selected row keeps x only with probability ~0; τ must mark exactly the changed rows"
+    )
     # almost every single value of a selected row changed (a float32 collision needs |σ·ε| < ulp/2)
     assert (w[tau] != x.expand(n, -1, -1)[tau]).float().mean() > 0.999
     assert_binomial(tau.sum(dim=0).numpy(), n, p, "gaussian: per-row selection frequency")
@@ -237,11 +242,15 @@ def test_gaussian_moments_and_normality():
     assert abs((sel**4).mean() - 3) < z5 * math.sqrt(96 / k)
     # the whole law: Kolmogorov–Smirnov against N(0, 1)
     ks = stats.kstest(sel.reshape(-1), "norm")
-    assert ks.pvalue > FAMILY_ERROR, f"selected values − x are not N(0, σ²): KS statistic {ks.statistic:.4f}, p = {ks.pvalue:.2e}"
+    assert ks.pvalue > FAMILY_ERROR, (
+        f"selected values − x are not N(0, σ²): KS statistic {ks.statistic:.4f}, p = {ks.pvalue:.2e}"
+    )
     # centred on x per (row, column), not just on average: mean of each cell over its selected samples
     counts = tau.sum(axis=0)  # (N,)
     cell_means = np.where(tau[..., None], e, 0).sum(axis=0) / counts[:, None]
-    assert np.all(np.abs(cell_means) < z_band(entities * d) / np.sqrt(counts[:, None])), "some (row, column) is not centred on x"
+    assert np.all(np.abs(cell_means) < z_band(entities * d) / np.sqrt(counts[:, None])), (
+        "some (row, column) is not centred on x"
+    )
     # values of one row independent of each other: correlation between columns ≈ 0
     corr = np.corrcoef(sel.T)[np.triu_indices(d, 1)]
     assert np.all(np.abs(corr) < z_band(corr.size) / math.sqrt(sel.shape[0])), f"columns correlated: {corr}"
@@ -255,7 +264,12 @@ def test_gaussian_sigma_scales_the_noise():
     """σ, not σ²: two noise levels give standard deviations in the ratio of the σ's."""
     x = torch.zeros(10, 10)
     for sigma in (0.1, 2.5):
-        z = smoothing({"kind": "all"}, {"kind": "gaussian", "sigma": sigma}).sample(x, 2_000, gen(24)).numpy().reshape(-1)
+        z = (
+            smoothing({"kind": "all"}, {"kind": "gaussian", "sigma": sigma})
+            .sample(x, 2_000, gen(24))
+            .numpy()
+            .reshape(-1)
+        )
         k = z.size
         assert abs(z.std() / sigma - 1) < z_band(2) * math.sqrt(1 / (2 * k)), f"σ = {sigma}: sample std {z.std():.5f}"
 
@@ -321,7 +335,9 @@ def flip_statistics(x: np.ndarray, z: np.ndarray, tau: np.ndarray):
     return up, zeros_trials, down, ones_trials
 
 
-def check_sparse_sample(x: torch.Tensor, z_dense: torch.Tensor, n: int, p_plus: float, p_minus: float, what: str, indicator=True):
+def check_sparse_sample(
+    x: torch.Tensor, z_dense: torch.Tensor, n: int, p_plus: float, p_minus: float, what: str, indicator=True
+):
     """Common assertions on n dense (n, N, D [+1]) samples of binary x under sparse noise; returns the counts."""
     entities, d = x.shape
     assert z_dense.shape == (n, entities, d + indicator), f"{what}: shape {tuple(z_dense.shape)}"
@@ -373,11 +389,19 @@ def test_sparse_flip_rates_dense_input(p_plus, p_minus):
             assert_binomial((last & first)[trials].sum(), trials.sum(), p_plus**2, "sample-boundary pair both flipped")
         # number of 0→1 flips in one selected all-zero row ~ Binomial(D, p₊)
         per_row = up[:, 0, :].sum(axis=1)[tau[:, 0]]
-        chi2_goodness(np.bincount(per_row, minlength=d + 1), stats.binom(d, p_plus).pmf(np.arange(d + 1)), "0→1 flips per row ~ Binomial")
+        chi2_goodness(
+            np.bincount(per_row, minlength=d + 1),
+            stats.binom(d, p_plus).pmf(np.arange(d + 1)),
+            "0→1 flips per row ~ Binomial",
+        )
     if p_minus > 0:
         # number of 1→0 flips in the selected all-one row ~ Binomial(D, p₋)
         per_row = down[:, 1, :].sum(axis=1)[tau[:, 1]]
-        chi2_goodness(np.bincount(per_row, minlength=d + 1), stats.binom(d, p_minus).pmf(np.arange(d + 1)), "1→0 flips per row ~ Binomial")
+        chi2_goodness(
+            np.bincount(per_row, minlength=d + 1),
+            stats.binom(d, p_minus).pmf(np.arange(d + 1)),
+            "1→0 flips per row ~ Binomial",
+        )
 
 
 @pytest.mark.parametrize("layout", ["coo", "csr"])
@@ -405,8 +429,20 @@ def test_sparse_flip_rates_sparse_input_match_dense(layout):
     assert_same_rate(up_s.sum(), zt_s.sum(), up_d.sum(), zt_d.sum(), "0→1 rate, sparse vs dense input")
     assert_same_rate(down_s.sum(), ot_s.sum(), down_d.sum(), ot_d.sum(), "1→0 rate, sparse vs dense input")
     xn = x.numpy().astype(bool)
-    assert_same_rate(up_s.sum(axis=0)[~xn], zt_s.sum(axis=0)[~xn], up_d.sum(axis=0)[~xn], zt_d.sum(axis=0)[~xn], "0→1 per bit, sparse vs dense")
-    assert_same_rate(down_s.sum(axis=0)[xn], ot_s.sum(axis=0)[xn], down_d.sum(axis=0)[xn], ot_d.sum(axis=0)[xn], "1→0 per bit, sparse vs dense")
+    assert_same_rate(
+        up_s.sum(axis=0)[~xn],
+        zt_s.sum(axis=0)[~xn],
+        up_d.sum(axis=0)[~xn],
+        zt_d.sum(axis=0)[~xn],
+        "0→1 per bit, sparse vs dense",
+    )
+    assert_same_rate(
+        down_s.sum(axis=0)[xn],
+        ot_s.sum(axis=0)[xn],
+        down_d.sum(axis=0)[xn],
+        ot_d.sum(axis=0)[xn],
+        "1→0 per bit, sparse vs dense",
+    )
 
 
 def test_sparse_indicator_equals_selection_and_no_indicator():
@@ -419,7 +455,9 @@ def test_sparse_indicator_equals_selection_and_no_indicator():
         z = z.to_dense().view(n, entities, d + 1) if z.layout != torch.strided else z
         tau = z[..., -1].bool()
         assert torch.equal(z[..., :d].any(dim=-1), tau), "τ must mark exactly the rows that were noised"
-        s_off = smoothing({"kind": "bernoulli", "p": 0.5}, {"kind": "sparse", "p_plus": 0.5, "p_minus": 0.2}, indicator=False)
+        s_off = smoothing(
+            {"kind": "bernoulli", "p": 0.5}, {"kind": "sparse", "p_plus": 0.5, "p_minus": 0.2}, indicator=False
+        )
         z = s_off.sample(xin, 10, gen(36))
         assert z.shape == ((10, entities, d) if xin.layout == torch.strided else (10 * entities, d))
     # all-ones input, p₋ = 0.5
@@ -467,7 +505,9 @@ def cora_features() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
 def test_sparse_flips_on_cora_ml():
     rows, cols, (entities, d) = cora_features()
     p, p_plus, p_minus, n = 0.81, 0.05, 0.8, 3  # the paper's graph settings (SPEC.md §5)
-    x = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), torch.ones(len(rows)), (entities, d)).coalesce()
+    x = torch.sparse_coo_tensor(
+        torch.from_numpy(np.stack([rows, cols])), torch.ones(len(rows)), (entities, d)
+    ).coalesce()
     assert x.values().numel() == len(rows), "Cora-ML attributes repeat a (row, column)"
     s = smoothing({"kind": "bernoulli", "p": p}, {"kind": "sparse", "p_plus": p_plus, "p_minus": p_minus})
     out = s.sample(x.to_sparse_csr(), n, gen(40))
@@ -493,7 +533,9 @@ def test_sparse_flips_on_cora_ml():
     ones_per_node = np.bincount(rows, minlength=entities)
     kept_unselected = np.bincount((copy * entities + node)[~selected], minlength=n * entities).reshape(n, entities)
     assert np.all(was_one[~selected]), "Cora-ML: an unselected row gained a 1"
-    assert np.array_equal(kept_unselected[~tau], np.broadcast_to(ones_per_node, (n, entities))[~tau]), "Cora-ML: an unselected row lost a 1"
+    assert np.array_equal(kept_unselected[~tau], np.broadcast_to(ones_per_node, (n, entities))[~tau]), (
+        "Cora-ML: an unselected row lost a 1"
+    )
     # flip rates on the selected rows
     selected_ones = (tau * ones_per_node).sum()
     selected_zeros = (tau * (d - ones_per_node)).sum()
@@ -549,7 +591,11 @@ def test_bernoulli_positions_counts_and_uniform_positions(p):
     # every position equally likely (incl. the first and the last)
     assert_binomial(hits, calls, p, f"p={p}: each position a success")
     # counts ~ Binomial(length, p)
-    chi2_goodness(np.bincount(counts, minlength=length + 1), stats.binom(length, p).pmf(np.arange(length + 1)), f"p={p}: counts ~ Binomial")
+    chi2_goodness(
+        np.bincount(counts, minlength=length + 1),
+        stats.binom(length, p).pmf(np.arange(length + 1)),
+        f"p={p}: counts ~ Binomial",
+    )
 
 
 @pytest.mark.parametrize("p", [0.002, 0.1, 0.5, 0.8])
@@ -610,7 +656,8 @@ def test_sparse_noise_with_tiny_flip_probabilities_terminates():
 import torch, hiersmooth as hs
 x = torch.zeros(10, 10); x[::2, ::3] = 1
 for p_plus, p_minus in [(1e-18, 0.3), (1e-20, 0.3), (1e-300, 1e-300), (0.2, 1e-20)]:
-    s = hs.from_config({'selection': {'kind': 'all'}, 'noise': {'kind': 'sparse', 'p_plus': p_plus, 'p_minus': p_minus}})
+    noise = {'kind': 'sparse', 'p_plus': p_plus, 'p_minus': p_minus}
+    s = hs.from_config({'selection': {'kind': 'all'}, 'noise': noise})
     for xin in (x, x.to_sparse_csr()):
         z = s.sample(xin, 3, torch.Generator().manual_seed(0))
         z = z.to_dense().view(3, 10, 10) if z.layout != torch.strided else z
@@ -624,7 +671,9 @@ print("ok")
     try:
         done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
-        pytest.fail("sparse noise with flip probabilities near 1e-300 did not finish within 60 s (a sampling loop hangs)")
+        pytest.fail(
+            "sparse noise with flip probabilities near 1e-300 did not finish within 60 s (a sampling loop hangs)"
+        )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
@@ -661,7 +710,9 @@ def test_ablation_zero_token_and_config_token_dense_and_image():
     s = smoothing({"kind": "bernoulli", "p": 0.3}, {"kind": "ablation"})
     z = s.sample(x, n, gen(61))
     tau = z[..., -1].bool()
-    assert torch.equal(z[..., :d], torch.where(tau.unsqueeze(-1), torch.zeros(d), x)), "ablated rows must be zeros, others x"
+    assert torch.equal(z[..., :d], torch.where(tau.unsqueeze(-1), torch.zeros(d), x)), (
+        "ablated rows must be zeros, others x"
+    )
     assert_binomial(tau.sum(dim=0).numpy(), n, 0.3, "ablation: per-row selection frequency")
     token = [-1.0, 0.5, 2.0, 9.0]
     s = smoothing({"kind": "bernoulli", "p": 0.3}, {"kind": "ablation", "token": token})
@@ -758,10 +809,20 @@ def _build_cases():
         ("gaussian image", {"kind": "bernoulli", "p": 0.5}, {"kind": "gaussian", "sigma": 0.25}, img),
         ("gaussian all", {"kind": "all"}, {"kind": "gaussian", "sigma": 0.25}, feats),
         ("sparse dense", {"kind": "bernoulli", "p": 0.8}, {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.6}, feats),
-        ("sparse coo", {"kind": "bernoulli", "p": 0.8}, {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.3}, feats.to_sparse_coo()),
+        (
+            "sparse coo",
+            {"kind": "bernoulli", "p": 0.8},
+            {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.3},
+            feats.to_sparse_coo(),
+        ),
         ("sparse csr all", {"kind": "all"}, {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.3}, feats.to_sparse_csr()),
         ("ablation subset", {"kind": "subset", "size": 10}, {"kind": "ablation"}, img),
-        ("ablation per-row p", {"kind": "bernoulli", "p": [0.5] * 12}, {"kind": "ablation", "token": [1.0] * 20}, feats),
+        (
+            "ablation per-row p",
+            {"kind": "bernoulli", "p": [0.5] * 12},
+            {"kind": "ablation", "token": [1.0] * 20},
+            feats,
+        ),
         ("levine-feizi", {"kind": "subset", "size": 20}, {"kind": "ablation", "encoding": "levine_feizi"}, img),
         ("ablation sparse", {"kind": "bernoulli", "p": 0.5}, {"kind": "ablation"}, feats.to_sparse_csr()),
     ]
@@ -789,7 +850,9 @@ def test_same_seed_same_samples_other_seed_other_samples(name, selection, noise,
     g = gen(90)
     first = sampler.draw(16, g)
     assert torch.equal(_dense(first), _dense(a))
-    assert not torch.equal(_dense(sampler.draw(16, g)), _dense(first)), f"{name}: a second draw must not repeat the first"
+    assert not torch.equal(_dense(sampler.draw(16, g)), _dense(first)), (
+        f"{name}: a second draw must not repeat the first"
+    )
     # the global RNG is used when no generator is given
     torch.manual_seed(1_000 + SEED)
     d1 = s.sample(x, 16)
@@ -810,9 +873,24 @@ def _nbytes(t: torch.Tensor) -> int:
 @pytest.mark.parametrize(
     "selection, noise, x, memory",
     [
-        ({"kind": "bernoulli", "p": 0.5}, {"kind": "gaussian", "sigma": 0.5}, torch.rand(3, 8, 8, generator=gen(92)), 3 * 4 * 64 * 4 + 100),
-        ({"kind": "bernoulli", "p": 0.5}, {"kind": "gaussian", "sigma": 0.5}, torch.rand(100, 10, generator=gen(93)), 10_000),
-        ({"kind": "subset", "size": 5}, {"kind": "ablation", "encoding": "levine_feizi"}, torch.rand(3, 4, 4, generator=gen(94)), 5_000),
+        (
+            {"kind": "bernoulli", "p": 0.5},
+            {"kind": "gaussian", "sigma": 0.5},
+            torch.rand(3, 8, 8, generator=gen(92)),
+            3 * 4 * 64 * 4 + 100,
+        ),
+        (
+            {"kind": "bernoulli", "p": 0.5},
+            {"kind": "gaussian", "sigma": 0.5},
+            torch.rand(100, 10, generator=gen(93)),
+            10_000,
+        ),
+        (
+            {"kind": "subset", "size": 5},
+            {"kind": "ablation", "encoding": "levine_feizi"},
+            torch.rand(3, 4, 4, generator=gen(94)),
+            5_000,
+        ),
         ({"kind": "bernoulli", "p": 0.8}, {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.5}, None, 20_000),
         ({"kind": "all"}, {"kind": "sparse", "p_plus": 0.2, "p_minus": 0.1}, "sparse", 50_000),
     ],
@@ -828,7 +906,9 @@ def test_batches_total_and_memory(selection, noise, x, memory):
         sizes = [b.shape[0] // (x.shape[0] if b.layout == torch.sparse_csr else 1) for b in batches]
         assert sum(sizes) == n, f"batches hold {sizes}, not {n} samples in total"
         assert all(size >= 1 for size in sizes)
-        assert all(_nbytes(b) <= memory for b in batches), f"batch bytes {[_nbytes(b) for b in batches]} exceed {memory}"
+        assert all(_nbytes(b) <= memory for b in batches), (
+            f"batch bytes {[_nbytes(b) for b in batches]} exceed {memory}"
+        )
         if n == 23:
             assert len(batches) > 1, "the budget should have split 23 samples"
     # a budget below one sample: one sample per batch
@@ -879,7 +959,13 @@ GAUSS = {"kind": "gaussian", "sigma": 0.5}
         (BERNOULLI, SPARSE, torch.tensor([[0.0, -1.0], [1.0, 1.0]]).to_sparse_csr(), 2, r"binary features .*-1"),
         (BERNOULLI, GAUSS, torch.eye(3).to_sparse_coo(), 2, r"gaussian noise needs a dense input"),
         (BERNOULLI, GAUSS, torch.eye(3).to_sparse_csr(), 2, r"gaussian noise needs a dense input"),
-        (BERNOULLI, GAUSS, torch.rand(5), 2, r"x: must be an image \(C, H, W\) or a feature matrix \(N, D\), got shape \(5,\)"),
+        (
+            BERNOULLI,
+            GAUSS,
+            torch.rand(5),
+            2,
+            r"x: must be an image \(C, H, W\) or a feature matrix \(N, D\), got shape \(5,\)",
+        ),
         (BERNOULLI, GAUSS, torch.rand(2, 3, 4, 5), 2, r"got shape \(2, 3, 4, 5\)"),
         (BERNOULLI, GAUSS, torch.rand(0, 3), 2, r"at least one entity"),
         (BERNOULLI, GAUSS, np.zeros((3, 3)), 2, r"x: must be a torch.Tensor"),
@@ -887,11 +973,41 @@ GAUSS = {"kind": "gaussian", "sigma": 0.5}
         (BERNOULLI, GAUSS, torch.rand(3, 3), -2, r"n=-2"),
         (BERNOULLI, GAUSS, torch.rand(3, 3), 2.0, r"n=2.0"),
         (BERNOULLI, GAUSS, torch.rand(3, 3), True, r"n=True"),
-        ({"kind": "bernoulli", "p": [0.5, 0.5]}, GAUSS, torch.rand(3, 3), 2, r"selection.p has 2 per-row probabilities but the input has 3 rows"),
-        ({"kind": "bernoulli", "p": [0.5] * 4}, SPARSE, torch.eye(3).to_sparse_coo(), 2, r"4 per-row probabilities but the input has 3 rows"),
-        ({"kind": "subset", "size": 4}, GAUSS, torch.rand(3, 3), 2, r"selection.size=4: cannot select more rows than the input's 3"),
-        ({"kind": "subset", "size": 4}, GAUSS, torch.rand(3, 1, 1), 2, r"selection.size=4: cannot select more rows than the input's 1"),
-        ({"kind": "subset", "size": 2, "entities": 5}, GAUSS, torch.rand(3, 3), 2, r"selection.entities=5 but the input has 3 rows"),
+        (
+            {"kind": "bernoulli", "p": [0.5, 0.5]},
+            GAUSS,
+            torch.rand(3, 3),
+            2,
+            r"selection.p has 2 per-row probabilities but the input has 3 rows",
+        ),
+        (
+            {"kind": "bernoulli", "p": [0.5] * 4},
+            SPARSE,
+            torch.eye(3).to_sparse_coo(),
+            2,
+            r"4 per-row probabilities but the input has 3 rows",
+        ),
+        (
+            {"kind": "subset", "size": 4},
+            GAUSS,
+            torch.rand(3, 3),
+            2,
+            r"selection.size=4: cannot select more rows than the input's 3",
+        ),
+        (
+            {"kind": "subset", "size": 4},
+            GAUSS,
+            torch.rand(3, 1, 1),
+            2,
+            r"selection.size=4: cannot select more rows than the input's 1",
+        ),
+        (
+            {"kind": "subset", "size": 2, "entities": 5},
+            GAUSS,
+            torch.rand(3, 3),
+            2,
+            r"selection.entities=5 but the input has 3 rows",
+        ),
         (BERNOULLI, {"kind": "ablation"}, torch.rand(3, 3), 2, None),  # wrong token shape: see below
     ],
 )
@@ -917,7 +1033,9 @@ def test_bad_input_other_rules():
     with pytest.raises(ValueError, match=r"token: .*takes no token"):
         smoothing(BERNOULLI, SPARSE).sample(torch.eye(3), 2, token=torch.zeros(3))
     with pytest.raises(ValueError, match=r"levine_feizi encoding takes no token"):
-        smoothing(BERNOULLI, {"kind": "ablation", "encoding": "levine_feizi"}).sample(torch.rand(3, 3), 2, token=torch.zeros(3))
+        smoothing(BERNOULLI, {"kind": "ablation", "encoding": "levine_feizi"}).sample(
+            torch.rand(3, 3), 2, token=torch.zeros(3)
+        )
     with pytest.raises(ValueError, match=r"ablation of sparse input supports only the zero token"):
         smoothing(BERNOULLI, {"kind": "ablation", "token": [1.0, 1.0, 1.0]}).sample(torch.eye(3).to_sparse_coo(), 2)
     with pytest.raises(ValueError, match=r"learnable token needs dense input"):

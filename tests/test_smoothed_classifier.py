@@ -19,8 +19,16 @@ from hiersmooth.models.images import SmallCNN
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
-HIERARCHICAL_GAUSSIAN = {"selection": {"kind": "bernoulli", "p": 0.7}, "noise": {"kind": "gaussian", "sigma": 0.25}, "indicator": True}
-HIERARCHICAL_SPARSE = {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.6}, "indicator": True}
+HIERARCHICAL_GAUSSIAN = {
+    "selection": {"kind": "bernoulli", "p": 0.7},
+    "noise": {"kind": "gaussian", "sigma": 0.25},
+    "indicator": True,
+}
+HIERARCHICAL_SPARSE = {
+    "selection": {"kind": "bernoulli", "p": 0.8},
+    "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.6},
+    "indicator": True,
+}
 
 
 class IndicatorOfPixel(torch.nn.Module):
@@ -88,8 +96,12 @@ def test_votes_do_not_depend_on_the_batch_size(block_size):
     torch.manual_seed(0)
     model = SmallCNN(2, 4)
     image = torch.rand(1, 8, 8)
-    votes = [SmoothedClassifier(model, HIERARCHICAL_GAUSSIAN, 4, seed=11, block_size=block_size).count(image, "estimation", 530, batch)
-             for batch in (1, 64, 530, 1000)]
+    votes = [
+        SmoothedClassifier(model, HIERARCHICAL_GAUSSIAN, 4, seed=11, block_size=block_size).count(
+            image, "estimation", 530, batch
+        )
+        for batch in (1, 64, 530, 1000)
+    ]
     for other in votes[1:]:
         np.testing.assert_array_equal(votes[0], other)
 
@@ -99,7 +111,9 @@ def test_graph_votes_do_not_depend_on_batch_size_or_layout():
     torch.manual_seed(1)
     model = GCN(13, 3)
     votes = [
-        SmoothedClassifier(model, HIERARCHICAL_SPARSE, 3, seed=2).count(features, "estimation", 103, batch, edge_index=edges)
+        SmoothedClassifier(model, HIERARCHICAL_SPARSE, 3, seed=2).count(
+            features, "estimation", 103, batch, edge_index=edges
+        )
         for features in (x, x.to_sparse_csr(), x.to_sparse_coo())
         for batch in (1, 4, 9, 200)
     ]
@@ -120,10 +134,16 @@ def test_votes_do_not_depend_on_the_worker_threads(monkeypatch):
         torch.set_num_threads(3)
         for workers in (1, 2, 3):
             monkeypatch.setattr(classifier_module, "CPU_WORKERS", workers)
-            votes.append((
-                SmoothedClassifier(gcn, HIERARCHICAL_SPARSE, 3, seed=6).count(x.to_sparse_csr(), "estimation", 50, 8, edge_index=edges),
-                SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=6, block_size=10).count(image, "estimation", 95, 20),
-            ))
+            votes.append(
+                (
+                    SmoothedClassifier(gcn, HIERARCHICAL_SPARSE, 3, seed=6).count(
+                        x.to_sparse_csr(), "estimation", 50, 8, edge_index=edges
+                    ),
+                    SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=6, block_size=10).count(
+                        image, "estimation", 95, 20
+                    ),
+                )
+            )
             assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(threads)
@@ -167,7 +187,9 @@ def test_disjoint_union_equals_one_forward_pass_per_copy():
 
 def test_certify_constant_model_gives_the_closed_form_radius():
     n0, n, alpha, sigma, p = 50, 1000, 0.01, 0.25, 0.7
-    result = SmoothedClassifier(Constant(2, 3), HIERARCHICAL_GAUSSIAN, 3).certify(torch.rand(1, 5, 5), n0, n, alpha, 128, label=2)
+    result = SmoothedClassifier(Constant(2, 3), HIERARCHICAL_GAUSSIAN, 3).certify(
+        torch.rand(1, 5, 5), n0, n, alpha, 128, label=2
+    )
     np.testing.assert_array_equal(result.pre_votes, [[0, 0, n0]])
     np.testing.assert_array_equal(result.votes, [[0, 0, n]])
     assert result.selected.tolist() == [2] and result.correct.tolist() == [True]
@@ -175,7 +197,9 @@ def test_certify_constant_model_gives_the_closed_form_radius():
     assert result.binary.p_lower[0] == pytest.approx(p_a, rel=1e-9)
     for r in (1, 2):
         delta = 1 - p**r
-        expected = sigma * (norm.ppf((p_a - delta) / (1 - delta)) - norm.ppf(1 / (2 * (1 - delta)))) if 1 - delta > 0.5 else 0
+        expected = (
+            sigma * (norm.ppf((p_a - delta) / (1 - delta)) - norm.ppf(1 / (2 * (1 - delta)))) if 1 - delta > 0.5 else 0
+        )
         assert result.binary.largest_l2([r])[0, 0] == pytest.approx(max(expected, 0), abs=1e-9)
 
 
@@ -252,7 +276,9 @@ def test_bad_graph_input_and_models():
         classifier.count(x, "estimation", 4, 4, edge_index=edges, nodes=[25])
     with pytest.raises(ValueError, match="sparse noise needs binary features"):
         classifier.count(x * 0.5, "estimation", 4, 4, edge_index=edges)
-    with pytest.raises(ValueError, match=r"model: Constant returned a tensor of shape \(4, 2\) for 4 samples .*expected a \(4, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"model: Constant returned a tensor of shape \(4, 2\) for 4 samples .*expected a \(4, 3\)"
+    ):
         SmoothedClassifier(Constant(0, 2), HIERARCHICAL_GAUSSIAN, 3).count(torch.rand(1, 4, 4), "estimation", 4, 4)
     with pytest.raises(ValueError, match="model: must be a torch.nn.Module"):
         SmoothedClassifier(lambda z: z, HIERARCHICAL_GAUSSIAN, 3)

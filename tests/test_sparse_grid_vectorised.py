@@ -17,8 +17,8 @@ from scipy.stats import binom
 import hiersmooth
 from hiersmooth import Threat
 from hiersmooth.certify.certification import certify_votes
-from hiersmooth.smoothing.regions import Regions, _binomial_pmf, sparse_regions
 from hiersmooth.certify.votes import Votes
+from hiersmooth.smoothing.regions import Regions, _binomial_pmf, sparse_regions
 
 SMOOTHINGS = {
     "bernoulli": ({"kind": "bernoulli", "p": 0.81}, (0.05, 0.8)),
@@ -112,8 +112,10 @@ def test_lockstep_search_counts_as_searchsorted():
         cell = np.repeat(np.arange(len(cells)), order.size + 1)
         exact = order.cum_x  # every cumulative mass of every cell, each compared with its own cell
         for budget in (exact, np.nextafter(exact, -np.inf), np.nextafter(exact, np.inf), np.full(exact.shape, 0.5)):
-            expected = [np.searchsorted(order.cum_x[s:s + n + 1], b, side="right")
-                        for s, n, b in zip(order.start[cell], order.size[cell], budget)]
+            expected = [
+                np.searchsorted(order.cum_x[s : s + n + 1], b, side="right")
+                for s, n, b in zip(order.start[cell], order.size[cell], budget)
+            ]
             np.testing.assert_array_equal(order._filled(budget, cell), expected)
 
 

@@ -20,9 +20,16 @@ from hiersmooth.shared_data import shared_dir
 from hiersmooth.smoothing import from_config
 from hiersmooth.trained import load_trained, train_run
 
-HIERARCHICAL_GAUSSIAN = {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.25}, "indicator": True}
-HIERARCHICAL_SPARSE = {"selection": {"kind": "bernoulli", "p": 0.81}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8},
-                       "indicator": True}
+HIERARCHICAL_GAUSSIAN = {
+    "selection": {"kind": "bernoulli", "p": 0.8},
+    "noise": {"kind": "gaussian", "sigma": 0.25},
+    "indicator": True,
+}
+HIERARCHICAL_SPARSE = {
+    "selection": {"kind": "bernoulli", "p": 0.81},
+    "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8},
+    "indicator": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,15 +44,27 @@ def graph_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    config = load_run_config({"data": {"name": "digits"}, "model": {"name": "small_cnn"}, "smoothing": HIERARCHICAL_GAUSSIAN,
-                              "training": {"epochs": 8, "batch_size": 64, "lr": "3e-3"}})
+    config = load_run_config(
+        {
+            "data": {"name": "digits"},
+            "model": {"name": "small_cnn"},
+            "smoothing": HIERARCHICAL_GAUSSIAN,
+            "training": {"epochs": 8, "batch_size": 64, "lr": "3e-3"},
+        }
+    )
     return train_run(config, tmp_path_factory.mktemp("digits"), progress=False)
 
 
 @pytest.fixture(scope="module")
 def cora_run(tmp_path_factory, graph_root):
-    config = load_run_config({"data": {"name": "cora_ml", "root": str(graph_root)}, "model": {"name": "gcn"},
-                              "smoothing": HIERARCHICAL_SPARSE, "training": {"epochs": 300, "lr": 0.01, "patience": 30}})
+    config = load_run_config(
+        {
+            "data": {"name": "cora_ml", "root": str(graph_root)},
+            "model": {"name": "gcn"},
+            "smoothing": HIERARCHICAL_SPARSE,
+            "training": {"epochs": 300, "lr": 0.01, "patience": 30},
+        }
+    )
     return train_run(config, tmp_path_factory.mktemp("cora"), progress=False)
 
 
@@ -84,7 +103,11 @@ def test_checkpoint_reloads_to_identical_predictions(run, request, graph_root):
         x = first.config.smoothing.sample(split.graph.features, 1, torch.Generator().manual_seed(0))
         inputs = (x, split.graph.edge_index)
     else:
-        inputs = (first.config.smoothing.sample_each(load_dataset("digits").test.images[:50], torch.Generator().manual_seed(0)),)
+        inputs = (
+            first.config.smoothing.sample_each(
+                load_dataset("digits").test.images[:50], torch.Generator().manual_seed(0)
+            ),
+        )
     with torch.no_grad():
         assert torch.equal(first.model(*inputs), second.model(*inputs))
     state = torch.load(folder / "model.pt", weights_only=True)
@@ -93,8 +116,14 @@ def test_checkpoint_reloads_to_identical_predictions(run, request, graph_root):
 
 def test_learnable_ablation_token_is_trained(tmp_path, graph_root):
     smoothing = {"selection": {"kind": "bernoulli", "p": 0.5}, "noise": {"kind": "ablation"}, "indicator": True}
-    config = load_run_config({"data": {"name": "cora_ml", "root": str(graph_root)}, "model": {"name": "gat", "learn_token": True},
-                              "smoothing": smoothing, "training": {"epochs": 3, "lr": 0.05}})
+    config = load_run_config(
+        {
+            "data": {"name": "cora_ml", "root": str(graph_root)},
+            "model": {"name": "gat", "learn_token": True},
+            "smoothing": smoothing,
+            "training": {"epochs": 3, "lr": 0.05},
+        }
+    )
     trained = load_trained(train_run(config, tmp_path / "gat", progress=False))
     token = trained.model.ablation_token
     assert token.shape == (2879,)
@@ -102,8 +131,13 @@ def test_learnable_ablation_token_is_trained(tmp_path, graph_root):
 
 
 def test_sample_each_draws_one_independent_sample_per_image():
-    smoothing = from_config({"selection": {"kind": "subset", "size": 5, "entities": 16}, "noise": {"kind": "gaussian", "sigma": 1.0},
-                             "indicator": True})
+    smoothing = from_config(
+        {
+            "selection": {"kind": "subset", "size": 5, "entities": 16},
+            "noise": {"kind": "gaussian", "sigma": 1.0},
+            "indicator": True,
+        }
+    )
     images = torch.rand(300, 2, 4, 4)
     samples = smoothing.sample_each(images, torch.Generator().manual_seed(0))
     assert samples.shape == (300, 3, 4, 4)
@@ -122,19 +156,36 @@ def _write(tmp_path, config) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"data": {"name": "imagenet"}}, r"data.name='imagenet': unknown dataset \(allowed: digits, mnist, cifar10, cora_ml"),
-    ({"model": {"name": "vgg"}}, r"model.name='vgg': not a model for digits \(allowed: small_cnn, resnet18, resnet50\)"),
-    ({"model": {"name": "gcn"}}, r"model.name='gcn': not a model for digits"),
-    ({"model": {"name": "small_cnn", "depth": 3}}, r"model: unknown option depth for small_cnn"),
-    ({"training": {"epochs": 0}}, r"training.epochs=0: must be an integer >= 1"),
-    ({"training": {"optimizer": "rmsprop"}}, r"training.optimizer='rmsprop': must be one of adam, sgd"),
-    ({"smoothing": {"noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.2}}}, r"sparse noise needs binary features"),
-    ({"data": {"name": "mnist", "download": False}}, r"mnist"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"data": {"name": "imagenet"}},
+            r"data.name='imagenet': unknown dataset \(allowed: digits, mnist, cifar10, cora_ml",
+        ),
+        (
+            {"model": {"name": "vgg"}},
+            r"model.name='vgg': not a model for digits \(allowed: small_cnn, resnet18, resnet50\)",
+        ),
+        ({"model": {"name": "gcn"}}, r"model.name='gcn': not a model for digits"),
+        ({"model": {"name": "small_cnn", "depth": 3}}, r"model: unknown option depth for small_cnn"),
+        ({"training": {"epochs": 0}}, r"training.epochs=0: must be an integer >= 1"),
+        ({"training": {"optimizer": "rmsprop"}}, r"training.optimizer='rmsprop': must be one of adam, sgd"),
+        (
+            {"smoothing": {"noise": {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.2}}},
+            r"sparse noise needs binary features",
+        ),
+        ({"data": {"name": "mnist", "download": False}}, r"mnist"),
+    ],
+)
 def test_bad_run_configs_fail_with_one_line(tmp_path, capsys, change, message):
-    config = {"data": {"name": "digits"}, "model": {"name": "small_cnn"}, "smoothing": HIERARCHICAL_GAUSSIAN,
-              "training": {"epochs": 1}, "out": str(tmp_path / "out")}
+    config = {
+        "data": {"name": "digits"},
+        "model": {"name": "small_cnn"},
+        "smoothing": HIERARCHICAL_GAUSSIAN,
+        "training": {"epochs": 1},
+        "out": str(tmp_path / "out"),
+    }
     config.update(change)
     if config["data"]["name"] == "mnist":
         config["data"]["root"] = str(tmp_path / "no_mnist_here")
@@ -146,8 +197,27 @@ def test_bad_run_configs_fail_with_one_line(tmp_path, capsys, change, message):
 
 def test_certify_accepts_a_checkpoint_and_refuses_data_of_another_shape(digits_run, tmp_path, capsys):
     out = tmp_path / "certified"
-    assert main(["certify", "--checkpoint", str(digits_run), "--out", str(out), "--n0", "4", "--n", "8",
-                 "--no-progress", "--rows", "1", "--eps", "0"]) == 0
+    assert (
+        main(
+            [
+                "certify",
+                "--checkpoint",
+                str(digits_run),
+                "--out",
+                str(out),
+                "--n0",
+                "4",
+                "--n",
+                "8",
+                "--no-progress",
+                "--rows",
+                "1",
+                "--eps",
+                "0",
+            ]
+        )
+        == 0
+    )
     with np.load(out / "votes.npz", allow_pickle=False) as votes:
         assert votes["votes"].shape == (len(load_dataset("digits").test.labels), 10)
         assert np.all(votes["votes"].sum(1) == 8)
@@ -155,7 +225,21 @@ def test_certify_accepts_a_checkpoint_and_refuses_data_of_another_shape(digits_r
     assert record["inputs"]["checkpoint"] == str(digits_run)
     data = tmp_path / "wide.npz"
     np.savez(data, images=np.zeros((3, 1, 10, 10), dtype=np.float32), labels=np.zeros(3, dtype=np.int64))
-    assert main(["certify", "--checkpoint", str(digits_run), "--data", str(data), "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "certify",
+                "--checkpoint",
+                str(digits_run),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "x"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip()
     assert "trained on inputs of shape (1, 8, 8)" in error and "(1, 10, 10)" in error and "\n" not in error
 

@@ -10,7 +10,6 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-import yaml
 
 import hiersmooth
 from hiersmooth.cli import main
@@ -60,13 +59,17 @@ def test_radii_match_the_closed_forms_and_never_exceed_them():
     binary = result.binary.largest_l1([1])[:, 0]
     exact = [max(Fraction(0), 2 * Fraction(0.5) * (Fraction(float(p)) - Fraction(1, 2))) for p in result.binary.p_lower]
     multi = result.multiclass.largest_l1([1])[:, 0]
-    exact_multi = [max(Fraction(0), Fraction(0.5) * (Fraction(float(a)) - Fraction(float(b)))) for a, b in zip(p_a, p_b)]
+    exact_multi = [
+        max(Fraction(0), Fraction(0.5) * (Fraction(float(a)) - Fraction(float(b)))) for a, b in zip(p_a, p_b)
+    ]
     for found, closed in zip([*binary, *multi], [*exact, *exact_multi]):
         assert Fraction(float(found)) <= closed and float(closed) - found <= 1e-12
 
 
 def test_hierarchical_l1_is_certified_exactly_where_theorem1_says():
-    smoothing = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "uniform", "lam": 1.0}})
+    smoothing = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "uniform", "lam": 1.0}}
+    )
     counts = np.array([[9500, 300, 200], [8000, 1500, 500], [5500, 4000, 500]])
     result = hiersmooth.certify_votes({"pre_votes": counts, "votes": counts, "labels": [0, 1, 0]}, smoothing)
     radius = result.binary.largest_l1([1, 2])
@@ -84,7 +87,9 @@ def test_hierarchical_l1_is_certified_exactly_where_theorem1_says():
 
 
 def test_uniform_samples_stay_in_the_cube_on_selected_rows_only():
-    smoothing = hiersmooth.from_config({"selection": {"kind": "bernoulli", "p": 0.5}, "noise": {"kind": "uniform", "lam": 0.3}})
+    smoothing = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": 0.5}, "noise": {"kind": "uniform", "lam": 0.3}}
+    )
     x = torch.rand(6, 5, dtype=torch.float64)
     samples = smoothing.sample(x, n=4000, generator=torch.Generator().manual_seed(0))
     values, selected = samples[..., :-1], samples[..., -1].bool()
@@ -107,7 +112,23 @@ def test_threats_configs_and_the_command_line(tmp_path, capsys):
     counts = np.array([[90, 5, 5], [10, 80, 10], [30, 30, 40]])
     np.savez(votes, pre_votes=counts, votes=counts * 100, labels=np.array([0, 1, 2]))
     out = tmp_path / "out" / "c.csv"
-    assert main(["certify-votes", str(votes), "--smoothing", str(config), "--out", str(out), "--rows", "1-2", "--l1", "0,0.5"]) == 0
+    assert (
+        main(
+            [
+                "certify-votes",
+                str(votes),
+                "--smoothing",
+                str(config),
+                "--out",
+                str(out),
+                "--rows",
+                "1-2",
+                "--l1",
+                "0,0.5",
+            ]
+        )
+        == 0
+    )
     header, *rows = out.read_text().splitlines()
     assert header == "certificate,r,l1,certified_accuracy,certified_ratio" and len(rows) == 2 * 2 * 2
     assert "certified accuracy, l1" in capsys.readouterr().out

@@ -19,12 +19,19 @@ from hiersmooth.certify.certification import certify_votes
 from hiersmooth.cli import build_parser, main
 from hiersmooth.data.arrays import Graph, load_arrays
 from hiersmooth.models.graphs import GCN
-from hiersmooth.models.images import SmallCNN
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
-GAUSSIAN = {"selection": {"kind": "bernoulli", "p": 0.7}, "noise": {"kind": "gaussian", "sigma": 0.25}, "indicator": True}
-SPARSE = {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.6}, "indicator": True}
+GAUSSIAN = {
+    "selection": {"kind": "bernoulli", "p": 0.7},
+    "noise": {"kind": "gaussian", "sigma": 0.25},
+    "indicator": True,
+}
+SPARSE = {
+    "selection": {"kind": "bernoulli", "p": 0.8},
+    "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.6},
+    "indicator": True,
+}
 GAUSSIAN_FILE = "configs/smoothing/cifar10_hierarchical_gaussian.yaml"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -57,12 +64,15 @@ def test_a_boolean_node_mask_selects_those_nodes():
     assert prediction.shape == (3,)
 
 
-@pytest.mark.parametrize("nodes, message", [
-    (torch.ones(12), "float32"),
-    (np.ones(12, dtype=np.float64), "float64"),
-    (torch.ones(11, dtype=torch.bool), "length 11"),
-    (np.ones(13, dtype=bool), "length 13"),
-])
+@pytest.mark.parametrize(
+    "nodes, message",
+    [
+        (torch.ones(12), "float32"),
+        (np.ones(12, dtype=np.float64), "float64"),
+        (torch.ones(11, dtype=torch.bool), "length 11"),
+        (np.ones(13, dtype=bool), "length 13"),
+    ],
+)
 def test_other_node_selections_are_refused_in_one_line(nodes, message):
     x, edges = small_graph()
     classifier = SmoothedClassifier(gcn(), SPARSE, 3)
@@ -75,11 +85,22 @@ def test_graph_files_and_graph_objects_read_masks_as_masks(tmp_path):
     x, edges = small_graph()
     mask = np.zeros(12, dtype=bool)
     mask[[1, 4]] = True
-    np.savez(tmp_path / "mask.npz", features=x.to_dense().numpy(), edge_index=edges.numpy(), labels=np.zeros(12, int), nodes=mask)
+    np.savez(
+        tmp_path / "mask.npz",
+        features=x.to_dense().numpy(),
+        edge_index=edges.numpy(),
+        labels=np.zeros(12, int),
+        nodes=mask,
+    )
     assert load_arrays(tmp_path / "mask.npz").nodes.tolist() == [1, 4]
     assert Graph(x, edges, np.zeros(12, int), mask).nodes.tolist() == [1, 4]
-    np.savez(tmp_path / "float.npz", features=x.to_dense().numpy(), edge_index=edges.numpy(), labels=np.zeros(12, int),
-             nodes=mask.astype(float))
+    np.savez(
+        tmp_path / "float.npz",
+        features=x.to_dense().numpy(),
+        edge_index=edges.numpy(),
+        labels=np.zeros(12, int),
+        nodes=mask.astype(float),
+    )
     with pytest.raises(ValueError, match="nodes.*float64"):
         load_arrays(tmp_path / "float.npz")
     with pytest.raises(ValueError, match="length 3"):
@@ -96,14 +117,18 @@ def test_edge_cache_follows_the_edges_not_their_address():
     classifier.count(x, "estimation", 16, 8, edge_index=edges)
     edges.copy_(torch.as_tensor(rng.integers(0, 12, (2, 30))))  # same tensor, same address, other edges
     fresh = SmoothedClassifier(model, SPARSE, 3)
-    np.testing.assert_array_equal(classifier.count(x, "estimation", 16, 8, edge_index=edges),
-                                  fresh.count(x, "estimation", 16, 8, edge_index=edges))
+    np.testing.assert_array_equal(
+        classifier.count(x, "estimation", 16, 8, edge_index=edges),
+        fresh.count(x, "estimation", 16, 8, edge_index=edges),
+    )
     for _ in range(5):  # freed and reallocated tensors of the same shape (often at the same address)
         del edges
         edges = torch.as_tensor(rng.integers(0, 12, (2, 30)))
         fresh = SmoothedClassifier(model, SPARSE, 3)
-        np.testing.assert_array_equal(classifier.count(x, "estimation", 16, 8, edge_index=edges),
-                                      fresh.count(x, "estimation", 16, 8, edge_index=edges))
+        np.testing.assert_array_equal(
+            classifier.count(x, "estimation", 16, 8, edge_index=edges),
+            fresh.count(x, "estimation", 16, 8, edge_index=edges),
+        )
 
 
 # 3. samples are contiguous NCHW -----------------------------------------------------------------------------------
@@ -139,7 +164,8 @@ def user_folder(tmp_path, monkeypatch):
         "from hiersmooth.models.images import SmallCNN\n"
         "def make(width, classes):\n    return SmallCNN(width, classes)\n"
         "def make_four(width, classes):\n    return SmallCNN(width, 4)\n"
-        "def one_argument(width):\n    return SmallCNN(width, 3)\n")
+        "def one_argument(width):\n    return SmallCNN(width, 3)\n"
+    )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", REPO, os.getcwd())])
     sys.modules.pop("usermodels16", None)
@@ -148,8 +174,27 @@ def user_folder(tmp_path, monkeypatch):
 
 
 def certify_args(model, *extra):
-    return ["certify", "--smoothing", os.path.join(REPO, GAUSSIAN_FILE), "--model", model, "--data", "images.npz",
-            "--n0", "4", "--n", "8", "--no-progress", "--rows", "1", "--eps", "0", "--out", "out", *extra]
+    return [
+        "certify",
+        "--smoothing",
+        os.path.join(REPO, GAUSSIAN_FILE),
+        "--model",
+        model,
+        "--data",
+        "images.npz",
+        "--n0",
+        "4",
+        "--n",
+        "8",
+        "--no-progress",
+        "--rows",
+        "1",
+        "--eps",
+        "0",
+        "--out",
+        "out",
+        *extra,
+    ]
 
 
 def one_line_error(capsys):
@@ -159,7 +204,9 @@ def one_line_error(capsys):
 
 
 def test_the_cli_imports_a_module_from_the_working_directory(user_folder, capsys):
-    assert main(certify_args("usermodels16:make", "--num-classes", "3", "--random-weights")) == 0, capsys.readouterr().err
+    assert main(certify_args("usermodels16:make", "--num-classes", "3", "--random-weights")) == 0, (
+        capsys.readouterr().err
+    )
     assert (user_folder / "out" / "votes.npz").exists()
 
 
@@ -207,10 +254,12 @@ def test_one_alpha_default_everywhere():
 
 # 8. discoverability -----------------------------------------------------------------------------------------------
 def test_dir_and_help_list_every_public_name_without_importing_torch():
-    code = ("import sys, hiersmooth; names = dir(hiersmooth); "
-            "assert 'torch' not in sys.modules, 'import/dir imported torch'; "
-            "assert set(hiersmooth.__all__) <= set(names), set(hiersmooth.__all__) - set(names); "
-            "assert 'SmoothedClassifier' in hiersmooth.__all__; print('ok')")
+    code = (
+        "import sys, hiersmooth; names = dir(hiersmooth); "
+        "assert 'torch' not in sys.modules, 'import/dir imported torch'; "
+        "assert set(hiersmooth.__all__) <= set(names), set(hiersmooth.__all__) - set(names); "
+        "assert 'SmoothedClassifier' in hiersmooth.__all__; print('ok')"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
     text = pydoc.render_doc(hs, renderer=pydoc.plaintext)
@@ -223,9 +272,25 @@ def test_public_names_have_numpy_docstrings_with_arguments_and_the_guarantee():
     init = inspect.getdoc(SmoothedClassifier.__init__) or ""
     for argument in ("model", "smoothing", "num_classes", "seed", "block_size", "device", "autocast", "progress"):
         assert argument in init, argument
-    for method, arguments in ((SmoothedClassifier.certify, ("x", "n0", "n", "alpha", "batch_size", "label", "point",
-                                                            "edge_index", "edge_weight", "nodes", "runner_up")),
-                              (SmoothedClassifier.predict, ("x", "n", "alpha", "batch_size", "point", "edge_index", "nodes"))):
+    for method, arguments in (
+        (
+            SmoothedClassifier.certify,
+            (
+                "x",
+                "n0",
+                "n",
+                "alpha",
+                "batch_size",
+                "label",
+                "point",
+                "edge_index",
+                "edge_weight",
+                "nodes",
+                "runner_up",
+            ),
+        ),
+        (SmoothedClassifier.predict, ("x", "n", "alpha", "batch_size", "point", "edge_index", "nodes")),
+    ):
         doc = inspect.getdoc(method)
         assert "Parameters\n----------" in doc and "Returns\n-------" in doc, method
         assert "1 − α" in doc and "probability" in doc, method
@@ -263,8 +328,10 @@ def test_edge_weights_are_passed_through_the_union():
     expected = np.zeros((12, 2), dtype=int)
     expected[np.arange(12), (degree > 1.5).long().numpy()] = 12
     np.testing.assert_array_equal(result.votes, expected)
-    assert all(seen.shape[0] % edges.shape[1] == 0 and torch.equal(seen, weight.repeat(seen.shape[0] // edges.shape[1]))
-               for seen in model.weights_seen)
+    assert all(
+        seen.shape[0] % edges.shape[1] == 0 and torch.equal(seen, weight.repeat(seen.shape[0] // edges.shape[1]))
+        for seen in model.weights_seen
+    )
     with pytest.raises(ValueError, match="edge_weight"):
         SmoothedClassifier(model, SPARSE, 2).certify(x, 4, 4, edge_index=edges, edge_weight=weight[:-1])
 

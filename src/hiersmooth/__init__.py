@@ -1,4 +1,5 @@
-"""hiersmooth: certifiable robustness against adversaries who change a few entities, by hierarchical randomized smoothing.
+"""hiersmooth: certifiable robustness against adversaries who change a few entities, by hierarchical randomized
+smoothing.
 
 Public names (each command of the ``hiersmooth`` CLI is one of these calls)
 ---------------------------------------------------------------------------
@@ -29,13 +30,20 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _WHERE = {
-    "Threat": ".threat", "DEFAULT_ALPHA": ".defaults",
-    **dict.fromkeys(["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation",
-                      "Uniform"], ".smoothing"),
-    "certify_votes": ".certify.certification", "VoteCertificates": ".certify.certification",
+    "Threat": ".threat",
+    "DEFAULT_ALPHA": ".defaults",
+    **dict.fromkeys(
+        ["Smoothing", "from_config", "Bernoulli", "Subset", "All", "Gaussian", "Sparse", "Ablation", "Uniform"],
+        ".smoothing",
+    ),
+    "certify_votes": ".certify.certification",
+    "VoteCertificates": ".certify.certification",
     **dict.fromkeys(["load_votes", "save_votes", "Votes"], ".certify.votes"),
-    "SmoothedClassifier": ".classifier", "certify_checkpoint": ".trained",
-    "train_run": ".trained", "run_experiment": ".experiments.runner", "make_report": ".experiments.report",
+    "SmoothedClassifier": ".classifier",
+    "certify_checkpoint": ".trained",
+    "train_run": ".trained",
+    "run_experiment": ".experiments.runner",
+    "make_report": ".experiments.report",
 }
 __all__ = list(_WHERE)
 

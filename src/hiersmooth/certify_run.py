@@ -1,10 +1,11 @@
-"""Certify a whole dataset — the library call behind ``hiersmooth certify`` — with checkpoints: a run killed part-way
-resumes where it stopped, with the same votes.
+"""Certify a whole dataset — the library call behind ``hiersmooth certify`` — with checkpoints: a run killed
+part-way resumes where it stopped, with the same votes.
 
 :func:`certify_dataset` takes a :class:`~hiersmooth.classifier.SmoothedClassifier` and the data a user has (an
-image tensor, a ``Dataset``, a PyG ``Data`` graph, arrays); :func:`hiersmooth.trained.certify_checkpoint` does the
-same for a folder written by ``hiersmooth train``. With ``out`` both write ``votes.npz``, the certified-accuracy table, per-point
-files and sidecar (``hiersmooth certify``'s files) and checkpoint ``progress.npz`` as they go.
+image tensor, a ``Dataset``, a PyG ``Data`` graph, arrays); :func:`hiersmooth.trained.certify_checkpoint` does
+the same for a folder written by ``hiersmooth train``. With ``out`` both write ``votes.npz``, the
+certified-accuracy table, per-point files and sidecar (``hiersmooth certify``'s files) and checkpoint
+``progress.npz`` as they go.
 
 The unit of progress is a block of samples (``hiersmooth.seeds``): the checkpoint holds the votes counted so far
 and, per work unit (an image; the one graph), the next block of each stage. Blocks have their own random
@@ -42,7 +43,9 @@ STAGE_ORDER = ("selection", "estimation")
 
 def checkpoint_path(out: Path, ranks: Ranks) -> Path:
     """``progress.npz``, or ``progress.rank{r}of{K}.npz`` for rank r of K processes."""
-    return Path(out) / ("progress.npz" if not ranks.distributed else f"progress.rank{ranks.rank}of{ranks.world_size}.npz")
+    return Path(out) / (
+        "progress.npz" if not ranks.distributed else f"progress.rank{ranks.rank}of{ranks.world_size}.npz"
+    )
 
 
 class Checkpoint:
@@ -78,15 +81,28 @@ class Checkpoint:
         if self.path is None:
             return
         with atomic_file(self.path, "wb") as handle:
-            np.savez(handle, pre_votes=self.counts["selection"], votes=self.counts["estimation"], cursor=self.cursor,
-                     fingerprint=np.array(self.fingerprint))
+            np.savez(
+                handle,
+                pre_votes=self.counts["selection"],
+                votes=self.counts["estimation"],
+                cursor=self.cursor,
+                fingerprint=np.array(self.fingerprint),
+            )
             handle.flush()
             os.fsync(handle.fileno())
 
 
-def count_dataset_votes(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, batch_size: int,
-                        checkpoint: Checkpoint, checkpoint_seconds: float = 10.0, progress: bool = True,
-                        ranks: Ranks | None = None) -> Votes:
+def count_dataset_votes(
+    classifier: SmoothedClassifier,
+    dataset: ImageSet | Graph,
+    n0: int,
+    n: int,
+    batch_size: int,
+    checkpoint: Checkpoint,
+    checkpoint_seconds: float = 10.0,
+    progress: bool = True,
+    ranks: Ranks | None = None,
+) -> Votes:
     """Count n₀ selection and n estimation votes for every point, resuming from and saving to ``checkpoint``.
 
     Under torchrun (``ranks``) each process counts its share — images k with k mod K = rank, or a graph's blocks b
@@ -98,15 +114,23 @@ def count_dataset_votes(classifier: SmoothedClassifier, dataset: ImageSet | Grap
     totals = {"selection": n0, "estimation": n}
     share = (ranks.rank, ranks.world_size) if graph else (0, 1)
     # samples in this rank's first k blocks of each stage, k = 0 .. its number of blocks
-    before = {stage: np.cumsum([0] + [plan.blocks(totals[stage])[b] for b in plan.share(totals[stage], *share)])
-              for stage in STAGE_ORDER}
+    before = {
+        stage: np.cumsum([0] + [plan.blocks(totals[stage])[b] for b in plan.share(totals[stage], *share)])
+        for stage in STAGE_ORDER
+    }
     units = [0] if graph else [unit for unit in range(dataset.points) if ranks.mine(unit)]
 
     def samples_before(block: int, stage: str) -> int:
         return int(before[stage][block])
 
     bar = progress_bar(progress, len(units) * sum(int(before[stage][-1]) for stage in STAGE_ORDER), "certify")
-    bar.update(sum(samples_before(int(block), stage) for unit in units for block, stage in zip(checkpoint.cursor[unit], STAGE_ORDER)))
+    bar.update(
+        sum(
+            samples_before(int(block), stage)
+            for unit in units
+            for block, stage in zip(checkpoint.cursor[unit], STAGE_ORDER)
+        )
+    )
     last_save = time.monotonic()
     consistent = True  # False only between adding a pass's counts and advancing its cursor
     try:
@@ -115,11 +139,25 @@ def count_dataset_votes(classifier: SmoothedClassifier, dataset: ImageSet | Grap
                 if checkpoint.cursor[unit, s] >= len(before[stage]) - 1:
                     continue
                 if graph:
-                    passes = classifier.block_votes(dataset.features, stage, totals[stage], batch_size, edge_index=dataset.edge_index,
-                                                    nodes=dataset.nodes, first_block=int(checkpoint.cursor[unit, s]), share=share)
+                    passes = classifier.block_votes(
+                        dataset.features,
+                        stage,
+                        totals[stage],
+                        batch_size,
+                        edge_index=dataset.edge_index,
+                        nodes=dataset.nodes,
+                        first_block=int(checkpoint.cursor[unit, s]),
+                        share=share,
+                    )
                 else:
-                    passes = classifier.block_votes(dataset.images[unit], stage, totals[stage], batch_size, point=unit,
-                                                    first_block=int(checkpoint.cursor[unit, s]))
+                    passes = classifier.block_votes(
+                        dataset.images[unit],
+                        stage,
+                        totals[stage],
+                        batch_size,
+                        point=unit,
+                        first_block=int(checkpoint.cursor[unit, s]),
+                    )
                 for stop, counts in passes:
                     consistent = False
                     if graph:
@@ -140,8 +178,13 @@ def count_dataset_votes(classifier: SmoothedClassifier, dataset: ImageSet | Grap
     return Votes(ranks.sum(checkpoint.counts["selection"]), ranks.sum(checkpoint.counts["estimation"]), labels)
 
 
-CERTIFY_FILES = ("votes.npz", "certified_accuracy.csv", "certified_accuracy.points.csv", "certified_accuracy.points.npz",
-                 "certified_accuracy.json")
+CERTIFY_FILES = (
+    "votes.npz",
+    "certified_accuracy.csv",
+    "certified_accuracy.points.csv",
+    "certified_accuracy.points.npz",
+    "certified_accuracy.json",
+)
 
 
 def content_sha256(*tensors) -> str:
@@ -155,16 +198,37 @@ def content_sha256(*tensors) -> str:
         else:
             parts = [tensor]
         for part in parts:
-            part = part.detach().cpu().contiguous().reshape(-1) if isinstance(part, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(part)).reshape(-1)
+            part = (
+                part.detach().cpu().contiguous().reshape(-1)
+                if isinstance(part, torch.Tensor)
+                else torch.as_tensor(np.ascontiguousarray(part)).reshape(-1)
+            )
             digest.update(f"{part.dtype}{tuple(part.shape)}".encode())
             digest.update(part.view(torch.uint8).numpy().tobytes() if part.numel() else b"")
     return digest.hexdigest()
 
 
-def certify_dataset(classifier: SmoothedClassifier, data, n0: int, n: int, alpha: float = DEFAULT_ALPHA,
-                    batch_size: int = 100, *, out=None, labels=None, nodes=None, edge_index=None, runner_up: str = "sound",
-                    rows=None, force: bool = False, checkpoint_seconds: float = 10.0, progress: bool = True,
-                    inputs: dict | None = None, protect=(), **budget) -> VoteCertificates:
+def certify_dataset(
+    classifier: SmoothedClassifier,
+    data,
+    n0: int,
+    n: int,
+    alpha: float = DEFAULT_ALPHA,
+    batch_size: int = 100,
+    *,
+    out=None,
+    labels=None,
+    nodes=None,
+    edge_index=None,
+    runner_up: str = "sound",
+    rows=None,
+    force: bool = False,
+    checkpoint_seconds: float = 10.0,
+    progress: bool = True,
+    inputs: dict | None = None,
+    protect=(),
+    **budget,
+) -> VoteCertificates:
     """Count n₀ selection and n estimation votes for every point of ``data`` and certify them (SPEC.md §3–§4).
 
     ``data``: anything :func:`hiersmooth.data.arrays.as_dataset` takes — images (P, C, H, W), a ``Dataset`` of
@@ -202,26 +266,38 @@ def certify_dataset(classifier: SmoothedClassifier, data, n0: int, n: int, alpha
         out.mkdir(parents=True, exist_ok=True)
         checkpoint = _checkpoint(classifier, dataset, n0, n, checkpoint_path(out, ranks), ranks)
         counting = time.perf_counter()
-        votes = count_dataset_votes(classifier, dataset, n0, n, batch_size, checkpoint, checkpoint_seconds,
-                                    progress and ranks.writer, ranks)
+        votes = count_dataset_votes(
+            classifier, dataset, n0, n, batch_size, checkpoint, checkpoint_seconds, progress and ranks.writer, ranks
+        )
         counted = time.perf_counter() - counting
         result = certify_votes(votes, classifier.smoothing, alpha, runner_up)
         grid = result.grid(rows, **budget)  # a bad threat grid is refused before anything is written
         if ranks.writer:  # rank 0 writes the outputs of the whole run
             save_votes(out / "votes.npz", votes)
             graph = isinstance(dataset, Graph)
-            extra = {"seed_plan": classifier.seed_plan(graph).to_record(), "device": str(classifier.device),
-                     "batch_size": batch_size, "autocast": classifier.autocast, "counting_seconds_this_run": round(counted, 3),
-                     "world_size": ranks.world_size, "communication_seconds_rank0": round(ranks.communication_seconds, 3),
-                     **({"nodes": dataset.nodes.tolist()} if graph else {})}
+            extra = {
+                "seed_plan": classifier.seed_plan(graph).to_record(),
+                "device": str(classifier.device),
+                "batch_size": batch_size,
+                "autocast": classifier.autocast,
+                "counting_seconds_this_run": round(counted, 3),
+                "world_size": ranks.world_size,
+                "communication_seconds_rank0": round(ranks.communication_seconds, 3),
+                **({"nodes": dataset.nodes.tolist()} if graph else {}),
+            }
             grid.write(out / "certified_accuracy.csv", inputs or _in_memory(classifier, dataset), extra, started)
     return result
 
 
 def _in_memory(classifier: SmoothedClassifier, dataset: ImageSet | Graph) -> dict:
     """The sidecar's record of inputs that came from Python objects rather than files."""
-    return {"data": "in memory", "data_sha256": _data_sha256(dataset), "model": type(classifier.model).__qualname__,
-            "weights_sha256": _weights_sha256(classifier.model), "smoothing": "in memory"}
+    return {
+        "data": "in memory",
+        "data_sha256": _data_sha256(dataset),
+        "model": type(classifier.model).__qualname__,
+        "weights_sha256": _weights_sha256(classifier.model),
+        "smoothing": "in memory",
+    }
 
 
 def _data_sha256(dataset: ImageSet | Graph) -> str:
@@ -232,18 +308,30 @@ def _data_sha256(dataset: ImageSet | Graph) -> str:
 
 def _weights_sha256(model: torch.nn.Module) -> str:
     state = model.state_dict()
-    return content_sha256(*(state[name] for name in sorted(state))) + hashlib.sha256(repr(sorted(state)).encode()).hexdigest()[:16]
+    return (
+        content_sha256(*(state[name] for name in sorted(state)))
+        + hashlib.sha256(repr(sorted(state)).encode()).hexdigest()[:16]
+    )
 
 
-def _checkpoint(classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, path: Path | None,
-                ranks: Ranks) -> Checkpoint:
+def _checkpoint(
+    classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, path: Path | None, ranks: Ranks
+) -> Checkpoint:
     """The progress of a run, identified by the contents its votes depend on (data, weights, smoothing, counts, seeds):
     another spelling of the same input paths, or a copied folder, resumes; anything else is refused."""
     graph = isinstance(dataset, Graph)
-    fingerprint = {"data_sha256": _data_sha256(dataset), "weights_sha256": _weights_sha256(classifier.model),
-                   "config": classifier.smoothing.to_config(), "n0": n0, "n": n, "num_classes": classifier.num_classes,
-                   "seed_plan": classifier.seed_plan(graph).to_record(), "points": dataset.points, "rank": ranks.rank,
-                   "world_size": ranks.world_size}
+    fingerprint = {
+        "data_sha256": _data_sha256(dataset),
+        "weights_sha256": _weights_sha256(classifier.model),
+        "config": classifier.smoothing.to_config(),
+        "n0": n0,
+        "n": n,
+        "num_classes": classifier.num_classes,
+        "seed_plan": classifier.seed_plan(graph).to_record(),
+        "points": dataset.points,
+        "rank": ranks.rank,
+        "world_size": ranks.world_size,
+    }
     return Checkpoint(path, fingerprint, dataset.points, 1 if graph else dataset.points, classifier.num_classes)
 
 
@@ -251,12 +339,19 @@ def _check_class_count(classifier: SmoothedClassifier, dataset: ImageSet | Graph
     """One forward pass on one sample of the first point: the model's output must be as wide as the class count, and
     the labels must be classes."""
     graph = isinstance(dataset, Graph)
-    width = (classifier.output_width(dataset.features, edge_index=dataset.edge_index) if graph
-             else classifier.output_width(dataset.images[0]))
+    width = (
+        classifier.output_width(dataset.features, edge_index=dataset.edge_index)
+        if graph
+        else classifier.output_width(dataset.images[0])
+    )
     if width != classifier.num_classes:
-        raise ValueError(f"class count: the classifier has num_classes {classifier.num_classes}, the model outputs {width}; "
-                         "they must agree")
+        raise ValueError(
+            f"class count: the classifier has num_classes {classifier.num_classes}, the model outputs {width}; "
+            "they must agree"
+        )
     labels = dataset.labels[dataset.nodes] if graph else dataset.labels
     if labels.size and int(labels.max()) >= classifier.num_classes:
-        raise ValueError(f"labels: hold class {int(labels.max())}, but the classifier has {classifier.num_classes} "
-                         f"classes (0..{classifier.num_classes - 1})")
+        raise ValueError(
+            f"labels: hold class {int(labels.max())}, but the classifier has {classifier.num_classes} "
+            f"classes (0..{classifier.num_classes - 1})"
+        )

@@ -2,7 +2,8 @@
 
     hiersmooth certify-votes VOTES.npz --smoothing SMOOTHING.yaml [--alpha 0.01] [--runner-up sound|selection]
                              --out OUT.csv [--rows 1-4] [--eps 0:1:0.05 | --added 0-40 --deleted 0-60]
-    hiersmooth certify --smoothing SMOOTHING.yaml --model MODULE:FACTORY --num-classes K (--weights W.pt | --random-weights) --data DATA.npz
+    hiersmooth certify --smoothing SMOOTHING.yaml --model MODULE:FACTORY --num-classes K
+                       (--weights W.pt | --random-weights) --data DATA.npz
                        --out DIR [--n0 1000 --n 10000 --alpha 0.01 --batch-size 100 --seed 0 --device cpu] [threats]
     hiersmooth certify --checkpoint TRAINED_DIR --out DIR [options as above]
     hiersmooth train RUN.yaml [--out TRAINED_DIR]
@@ -18,10 +19,10 @@ import argparse
 import json
 import math
 import sys
-import time
 
 from .defaults import DEFAULT_ALPHA
 from .threat import GRID_AXES
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, status 2, no usage dump
@@ -41,6 +42,7 @@ _MAX_CLASSES = 100_000  # = hiersmooth.data.arrays.MAX_CLASSES (not imported: it
 
 def _int_in(low: int, high: int):
     """An argparse type: an integer in [low, high], refused with the range otherwise."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -49,6 +51,7 @@ def _int_in(low: int, high: int):
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text[:40]!r} must be an integer in [{low}, {high}]")
         return value
+
     return parse
 
 
@@ -78,8 +81,9 @@ def _print_certificates(result, args, out_csv) -> None:
 def _certify_votes(args) -> None:
     from .certify.certification import certify_votes
 
-    result = certify_votes(args.votes, args.smoothing, args.alpha, args.runner_up, out=args.out, force=args.force,
-                           **_grid_options(args))
+    result = certify_votes(
+        args.votes, args.smoothing, args.alpha, args.runner_up, out=args.out, force=args.force, **_grid_options(args)
+    )
     _print_certificates(result, args, args.out)
 
 
@@ -89,13 +93,30 @@ def _certify(args) -> None:
     from .certify_run import certify_dataset
     from .trained import certify_checkpoint
 
-    options = dict(n0=args.n0, n=args.n, alpha=args.alpha, batch_size=args.batch_size, out=args.out, runner_up=args.runner_up,
-                   force=args.force, checkpoint_seconds=args.checkpoint_seconds, progress=not args.no_progress,
-                   **_grid_options(args))
+    options = dict(
+        n0=args.n0,
+        n=args.n,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+        out=args.out,
+        runner_up=args.runner_up,
+        force=args.force,
+        checkpoint_seconds=args.checkpoint_seconds,
+        progress=not args.no_progress,
+        **_grid_options(args),
+    )
     if args.checkpoint:
         _check_checkpoint_classes(args)
-        result = certify_checkpoint(args.checkpoint, data=args.data, smoothing=args.smoothing, seed=args.seed,
-                                    block_size=args.block_size, device=args.device, autocast=args.autocast, **options)
+        result = certify_checkpoint(
+            args.checkpoint,
+            data=args.data,
+            smoothing=args.smoothing,
+            seed=args.seed,
+            block_size=args.block_size,
+            device=args.device,
+            autocast=args.autocast,
+            **options,
+        )
     else:
         classifier, dataset, inputs, protect = _model_run(args)
         data = options.pop("n0"), options.pop("n"), options.pop("alpha"), options.pop("batch_size")
@@ -118,8 +139,10 @@ def _check_checkpoint_classes(args) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # the library names what is wrong with the folder
     if args.num_classes != classes:
-        raise ValueError(f"class count: checkpoint {classes}, --num-classes {args.num_classes}; they must agree "
-                         "(leave out --num-classes: a checkpoint knows its class count)")
+        raise ValueError(
+            f"class count: checkpoint {classes}, --num-classes {args.num_classes}; they must agree "
+            "(leave out --num-classes: a checkpoint knows its class count)"
+        )
 
 
 def _model_run(args):
@@ -139,41 +162,68 @@ def _model_run(args):
     if args.weights and args.random_weights:
         raise ValueError("--weights and --random-weights exclude each other")
     if not args.weights and not args.random_weights:
-        raise ValueError(f"certify --model {args.model}: no --weights; pass --weights W.pt (a state dict), or "
-                         "--random-weights to certify a randomly initialised model (smoke tests only)")
+        raise ValueError(
+            f"certify --model {args.model}: no --weights; pass --weights W.pt (a state dict), or "
+            "--random-weights to certify a randomly initialised model (smoke tests only)"
+        )
     if args.num_classes is None:
-        raise ValueError(f"certify --model {args.model}: needs --num-classes K (the class count is never guessed "
-                         "from the labels; a --checkpoint run takes it from the checkpoint)")
+        raise ValueError(
+            f"certify --model {args.model}: needs --num-classes K (the class count is never guessed "
+            "from the labels; a --checkpoint run takes it from the checkpoint)"
+        )
     ranks = init_ranks(args.device)
     smoothing = from_config(args.smoothing)
     dataset = load_arrays(args.data)
     graph, classes = isinstance(dataset, Graph), args.num_classes
     if dataset.labels.size and int(dataset.labels.max()) >= classes:
-        raise ValueError(f"--data {args.data}: has label {int(dataset.labels.max())}, but --num-classes {classes} "
-                         f"allows labels 0..{classes - 1}")
+        raise ValueError(
+            f"--data {args.data}: has label {int(dataset.labels.max())}, but --num-classes {classes} "
+            f"allows labels 0..{classes - 1}"
+        )
     model = build_model(args.model, input_width(smoothing, dataset.input_shape, graph), classes, args.weights)
-    classifier = SmoothedClassifier(model, smoothing, classes, seed=args.seed, block_size=args.block_size,
-                                    device=ranks.device(args.device), autocast=args.autocast)
-    width = (classifier.output_width(dataset.features, edge_index=dataset.edge_index) if graph
-             else classifier.output_width(dataset.images[0]))
+    classifier = SmoothedClassifier(
+        model,
+        smoothing,
+        classes,
+        seed=args.seed,
+        block_size=args.block_size,
+        device=ranks.device(args.device),
+        autocast=args.autocast,
+    )
+    width = (
+        classifier.output_width(dataset.features, edge_index=dataset.edge_index)
+        if graph
+        else classifier.output_width(dataset.images[0])
+    )
     if width != classes:
-        raise ValueError(f"class count: checkpoint none, --num-classes {classes}, model output {width}; they must agree")
-    inputs = {"data": str(Path(args.data).resolve()), "data_sha256": sha256(args.data), "smoothing": str(Path(args.smoothing).resolve()),
-              "model": args.model, "weights": args.weights and str(Path(args.weights).resolve()),
-              "weights_sha256": args.weights and sha256(args.weights)}
+        raise ValueError(
+            f"class count: checkpoint none, --num-classes {classes}, model output {width}; they must agree"
+        )
+    inputs = {
+        "data": str(Path(args.data).resolve()),
+        "data_sha256": sha256(args.data),
+        "smoothing": str(Path(args.smoothing).resolve()),
+        "model": args.model,
+        "weights": args.weights and str(Path(args.weights).resolve()),
+        "weights_sha256": args.weights and sha256(args.weights),
+    }
     return classifier, dataset, inputs, [args.smoothing, args.data, args.weights]
 
 
 def _train(args) -> None:
-    from .trained import train_run
-
     from .run_config import load_run_config
+    from .trained import train_run
 
     out = train_run(args.config, args.out, progress=not args.no_progress, force=args.force)
     config, final = load_run_config(out / "config.yaml"), json.loads((out / "model.json").read_text())["final"]
-    print(f"trained {config.model.name} on {config.data.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k != "restored"))
-    print(f"wrote {out}/ (model.pt, config.yaml, model.json, training.csv); certify it with: "
-          f"hiersmooth certify --checkpoint {out} --out {out}/certified")
+    print(
+        f"trained {config.model.name} on {config.data.name}: "
+        + ", ".join(f"{k} {v:.4g}" for k, v in final.items() if k != "restored")
+    )
+    print(
+        f"wrote {out}/ (model.pt, config.yaml, model.json, training.csv); certify it with: "
+        f"hiersmooth certify --checkpoint {out} --out {out}/certified"
+    )
 
 
 def _run(args) -> None:
@@ -199,20 +249,35 @@ def _report(args) -> None:
 
 
 def _add_certificate_options(command, smoothing_required: bool) -> None:
-    help = "smoothing config (YAML): selection, noise, indicator" + ("" if smoothing_required else "; default: the checkpoint's")
+    help = "smoothing config (YAML): selection, noise, indicator" + (
+        "" if smoothing_required else "; default: the checkpoint's"
+    )
     command.add_argument("--smoothing", required=smoothing_required, help=help)
-    command.add_argument("--alpha", type=_finite_float, default=DEFAULT_ALPHA,
-                         help=f"significance level: certificates hold with probability >= 1 - alpha (default {DEFAULT_ALPHA})")
-    command.add_argument("--runner-up", choices=("sound", "selection"), default="sound",
-                         help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's runner-up of pre_votes)")
+    command.add_argument(
+        "--alpha",
+        type=_finite_float,
+        default=DEFAULT_ALPHA,
+        help=f"significance level: certificates hold with probability >= 1 - alpha (default {DEFAULT_ALPHA})",
+    )
+    command.add_argument(
+        "--runner-up",
+        choices=("sound", "selection"),
+        default="sound",
+        help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's "
+        "runner-up of pre_votes)",
+    )
     for axis, text in GRID_AXES.items():
         command.add_argument(f"--{axis}", help=text)
     _add_force_option(command)
 
 
 def _add_force_option(command) -> None:
-    command.add_argument("--force", action="store_true", help="replace existing files at --out that hiersmooth did not write "
-                         "(never an input of the run, a directory, pipe or device)")
+    command.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files at --out that hiersmooth did not write "
+        "(never an input of the run, a directory, pipe or device)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,39 +286,76 @@ def build_parser() -> argparse.ArgumentParser:
     certify = commands.add_parser(
         "certify-votes",
         help="certify vote counts (pre_votes, votes, labels) under a smoothing config",
-        description="Certificates from vote counts: certified accuracy per threat, per-point results and a JSON sidecar.",
+        description="Certificates from vote counts: certified accuracy per threat, per-point results and a JSON "
+        "sidecar.",
     )
     certify.add_argument("votes", help=".npz with integer arrays pre_votes, votes (points x classes) and labels")
-    certify.add_argument("--out", required=True, help="certified-accuracy CSV; per-point files and OUT.json go beside it")
+    certify.add_argument(
+        "--out", required=True, help="certified-accuracy CSV; per-point files and OUT.json go beside it"
+    )
     _add_certificate_options(certify, smoothing_required=True)
     certify.set_defaults(run=_certify_votes)
 
     dataset = commands.add_parser(
         "certify",
         help="sample, count votes and certify every point of a dataset (resumable)",
-        description="Monte-Carlo certification of a model on a dataset: writes DIR/votes.npz, DIR/certified_accuracy.csv "
-                    "(+ .points.csv, .points.npz, .json) and DIR/progress.npz, from which a killed run resumes.",
+        description="Monte-Carlo certification of a model on a dataset: writes DIR/votes.npz, "
+        "DIR/certified_accuracy.csv "
+        "(+ .points.csv, .points.npz, .json) and DIR/progress.npz, from which a killed run resumes.",
     )
-    dataset.add_argument("--checkpoint", help="folder written by hiersmooth train: its model, smoothing and test data "
-                         "(--smoothing/--data override them)")
-    dataset.add_argument("--model", help="MODULE:FACTORY, called as FACTORY(input_width, num_classes), "
-                         "e.g. hiersmooth.models.images:SmallCNN or hiersmooth.models.graphs:GCN")
+    dataset.add_argument(
+        "--checkpoint",
+        help="folder written by hiersmooth train: its model, smoothing and test data "
+        "(--smoothing/--data override them)",
+    )
+    dataset.add_argument(
+        "--model",
+        help="MODULE:FACTORY, called as FACTORY(input_width, num_classes), "
+        "e.g. hiersmooth.models.images:SmallCNN or hiersmooth.models.graphs:GCN",
+    )
     dataset.add_argument("--weights", help="state dict for the model (torch.save; loaded with weights_only=True)")
-    dataset.add_argument("--random-weights", action="store_true",
-                         help="certify the --model with its random initial weights, without --weights (smoke tests only)")
+    dataset.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="certify the --model with its random initial weights, without --weights (smoke tests only)",
+    )
     dataset.add_argument("--data", help=".npz with images+labels, or a graph (features, edge_index, labels[, nodes])")
     dataset.add_argument("--out", required=True, help="output directory")
-    dataset.add_argument("--n0", type=_int_in(1, MAX_SAMPLES), default=1000, help="selection samples per point (default 1000)")
-    dataset.add_argument("--n", "--num-samples", dest="n", type=_int_in(1, MAX_SAMPLES), default=10000,
-                         help="estimation samples per point (default 10000); under torchrun write --num-samples")
-    dataset.add_argument("--batch-size", type=_int_in(1, MAX_SAMPLES), default=100, help="samples per forward pass (default 100); does not change the votes")
-    dataset.add_argument("--seed", type=_int_in(0, _INT64_MAX), default=0, help="seed of the random streams (default 0)")
-    dataset.add_argument("--block-size", type=_int_in(1, MAX_SAMPLES), help="samples per random stream (default 100 for images, 4 for graphs)")
-    dataset.add_argument("--num-classes", type=_int_in(2, _MAX_CLASSES), help="number of classes: required with --model (never guessed from the labels); "
-                         "a --checkpoint knows its own")
+    dataset.add_argument(
+        "--n0", type=_int_in(1, MAX_SAMPLES), default=1000, help="selection samples per point (default 1000)"
+    )
+    dataset.add_argument(
+        "--n",
+        "--num-samples",
+        dest="n",
+        type=_int_in(1, MAX_SAMPLES),
+        default=10000,
+        help="estimation samples per point (default 10000); under torchrun write --num-samples",
+    )
+    dataset.add_argument(
+        "--batch-size",
+        type=_int_in(1, MAX_SAMPLES),
+        default=100,
+        help="samples per forward pass (default 100); does not change the votes",
+    )
+    dataset.add_argument(
+        "--seed", type=_int_in(0, _INT64_MAX), default=0, help="seed of the random streams (default 0)"
+    )
+    dataset.add_argument(
+        "--block-size",
+        type=_int_in(1, MAX_SAMPLES),
+        help="samples per random stream (default 100 for images, 4 for graphs)",
+    )
+    dataset.add_argument(
+        "--num-classes",
+        type=_int_in(2, _MAX_CLASSES),
+        help="number of classes: required with --model (never guessed from the labels); a --checkpoint knows its own",
+    )
     dataset.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     dataset.add_argument("--autocast", action="store_true", help="run the model under torch.autocast")
-    dataset.add_argument("--checkpoint-seconds", type=_finite_float, default=10.0, help="save progress at least this often (default 10)")
+    dataset.add_argument(
+        "--checkpoint-seconds", type=_finite_float, default=10.0, help="save progress at least this often (default 10)"
+    )
     dataset.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_certificate_options(dataset, smoothing_required=False)
     dataset.set_defaults(run=_certify)
@@ -262,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a model under a smoothing distribution (noise augmentation) and write a checkpoint folder",
         description="Noise-augmented training from a run config (data, model, smoothing, training); writes "
-                    "DIR/model.pt, config.yaml, model.json and training.csv.",
+        "DIR/model.pt, config.yaml, model.json and training.csv.",
     )
     train.add_argument("config", help="run config (YAML): data, model, smoothing, training[, out]")
     train.add_argument("--out", help="checkpoint folder (default: the config's out)")
@@ -274,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run an experiment: methods x parameters x seeds, each trained (or reused), certified and aggregated",
         description="Runs every cell of EXPERIMENT.yaml into a results folder; finished cells are skipped, so a killed "
-                    "run continues where it stopped. Writes cells.csv and results.csv.",
+        "run continues where it stopped. Writes cells.csv and results.csv.",
     )
     run.add_argument("experiment", help="experiment config (YAML), e.g. experiments/digits.yaml")
     run.add_argument("--out", help="results folder (default results/<experiment name>)")
@@ -289,8 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reads RESULTS/experiment.yaml and results.csv only; writes PNG figures and markdown/CSV tables.",
     )
     report.add_argument("results", help="results folder written by hiersmooth run")
-    report.add_argument("--threat", action="append", help="a Pareto threat, e.g. r=2,eps=0.25 or r=1,ra=0,rd=5 "
-                        "(repeatable; default: the experiment's pareto list)")
+    report.add_argument(
+        "--threat",
+        action="append",
+        help="a Pareto threat, e.g. r=2,eps=0.25 or r=1,ra=0,rd=5 (repeatable; default: the experiment's pareto list)",
+    )
     report.add_argument("--out", help="output folder (default RESULTS/report)")
     _add_force_option(report)
     report.set_defaults(run=_report)
@@ -316,8 +421,14 @@ def _environment_errors() -> tuple[type[BaseException], ...]:
 
     errors = [OSError, MemoryError, OverflowError, RecursionError, yaml.YAMLError]
     torch = sys.modules.get("torch")  # torch's out-of-memory errors, if the command imported torch
-    errors += [cls for cls in (getattr(torch, "OutOfMemoryError", None), getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None))
-               if isinstance(cls, type)]
+    errors += [
+        cls
+        for cls in (
+            getattr(torch, "OutOfMemoryError", None),
+            getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None),
+        )
+        if isinstance(cls, type)
+    ]
     return tuple(errors)
 
 
@@ -343,7 +454,9 @@ def _fail(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")  # torch's notice, on every graph run
+    warnings.filterwarnings(
+        "ignore", message="Sparse CSR tensor support is in beta"
+    )  # torch's notice, on every graph run
     try:
         run_command(sys.argv[1:] if argv is None else argv)
         _leave_process_group()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import yaml
 
-
 MAX_YAML_BYTES = 1 << 20  # a config file is a few hundred bytes; anything past 1 MiB is refused unread
 MAX_YAML_DEPTH = 50  # nesting of sequences and mappings (shipped configs nest 4 deep)
 MAX_YAML_NODES = 1_000_000  # nodes of the document with every alias expanded
@@ -32,7 +31,9 @@ class _BoundedLoader(yaml.SafeLoader):
     def _charge(self, size: int, mark) -> None:
         self._nodes += size
         if self._nodes > MAX_YAML_NODES:
-            raise _Refused(f"expands to more than {MAX_YAML_NODES} nodes (aliases counted in full) near line {mark.line + 1}")
+            raise _Refused(
+                f"expands to more than {MAX_YAML_NODES} nodes (aliases counted in full) near line {mark.line + 1}"
+            )
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -50,7 +51,9 @@ class _BoundedLoader(yaml.SafeLoader):
         if isinstance(node, yaml.SequenceNode):
             self._sizes[id(node)] = 1 + sum(self._sizes.get(id(child), 1) for child in node.value)
         elif isinstance(node, yaml.MappingNode):
-            self._sizes[id(node)] = 1 + sum(self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value)
+            self._sizes[id(node)] = 1 + sum(
+                self._sizes.get(id(k), 1) + self._sizes.get(id(v), 1) for k, v in node.value
+            )
         return node
 
     def construct_mapping(self, node, deep=False):
@@ -65,7 +68,9 @@ class _BoundedLoader(yaml.SafeLoader):
         value = super().construct_yaml_int(node)
         if not _INT64[0] <= value <= _INT64[1]:
             digits = len(str(abs(value)))
-            raise _Refused(f"the integer at line {node.start_mark.line + 1} ({digits} digits) is outside the int64 range")
+            raise _Refused(
+                f"the integer at line {node.start_mark.line + 1} ({digits} digits) is outside the int64 range"
+            )
         return value
 
 
@@ -105,12 +110,24 @@ def build_dataclass(section: str, cls, options: dict, kind: str | None = None):
     of_kind = f" for kind {kind!r}" if kind else ""
     strange = [key for key in options if not isinstance(key, str)]
     if strange:
-        raise ValueError(f"{section}: option names must be strings, got {strange[0]!r}{of_kind} (allowed: {', '.join(allowed) or 'none'})")
+        raise ValueError(
+            f"{section}: option names must be strings, got {strange[0]!r}{of_kind} "
+            f"(allowed: {', '.join(allowed) or 'none'})"
+        )
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise ValueError(f"{section}: unknown option {', '.join(unknown)}{of_kind} (allowed: {', '.join(allowed) or 'none'})")
-    missing = sorted(f.name for f in fields if f.default is dataclasses.MISSING
-                     and f.default_factory is dataclasses.MISSING and f.name not in options)
+        raise ValueError(
+            f"{section}: unknown option {', '.join(unknown)}{of_kind} (allowed: {', '.join(allowed) or 'none'})"
+        )
+    missing = sorted(
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in options
+    )
     if missing:
-        raise ValueError(f"{section}: kind {kind!r} needs {', '.join(missing)}" if kind else f"{section}: missing {', '.join(missing)}")
+        raise ValueError(
+            f"{section}: kind {kind!r} needs {', '.join(missing)}"
+            if kind
+            else f"{section}: missing {', '.join(missing)}"
+        )
     return cls(**options)

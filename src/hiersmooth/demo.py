@@ -26,11 +26,16 @@ def threat_table(results: Path) -> str:
     lines = []
     for threat in default_threats(loaded):
         label = ", ".join(f"{'r' if k == 'rows' else k}={v}" for k, v in threat.items())
-        lines += ["", f"certified accuracy at {label} ({loaded.certificate} certificate)",
-                  f"  {'method':<24}{'parameters':<40}{'clean':>8}{'certified':>11}"]
+        lines += [
+            "",
+            f"certified accuracy at {label} ({loaded.certificate} certificate)",
+            f"  {'method':<24}{'parameters':<40}{'clean':>8}{'certified':>11}",
+        ]
         for point in pareto_points(loaded, threat):
-            lines.append(f"  {point.setting.method:<24}{point.setting.describe():<40}{point.clean_mean:>8.3f}"
-                         f"{point.certified_mean:>11.3f}")
+            lines.append(
+                f"  {point.setting.method:<24}{point.setting.describe():<40}{point.clean_mean:>8.3f}"
+                f"{point.certified_mean:>11.3f}"
+            )
     return "\n".join(lines)
 
 

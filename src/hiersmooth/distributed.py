@@ -95,4 +95,3 @@ def init_ranks(device: str = "cpu") -> Ranks:
             torch.cuda.set_device(ranks.local_rank)
         torch.distributed.init_process_group(backend)
     return ranks
-

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 MARKER = {"written_by": "hiersmooth"}  # in every JSON sidecar: how check_output recognises hiersmooth's own files
 LOCK = ".hiersmooth.lock"  # the lock file of an output folder; its presence marks the folder as hiersmooth's
 
@@ -50,8 +49,13 @@ def atomic_file(path: Path, mode: str = "w"):
         raise
 
 
-_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a named pipe", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a named pipe",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
 
 
 def _stat(path: Path, parameter: str):
@@ -87,7 +91,9 @@ def _named_by_sidecar(path: Path) -> bool:
         if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict):
             continue
         versions = record.get("versions")
-        if record.get("written_by") != MARKER["written_by"] and not (isinstance(versions, dict) and "hiersmooth" in versions):
+        if record.get("written_by") != MARKER["written_by"] and not (
+            isinstance(versions, dict) and "hiersmooth" in versions
+        ):
             continue
         if any(isinstance(v, str) and Path(v).name == path.name for v in record["outputs"].values()):
             return True
@@ -126,13 +132,17 @@ def check_output(out, inputs=(), force: bool = False, *, files=None, owner=None,
             continue
         source = next((p for p in inputs if _same(path, p)), None)
         if source is not None:
-            raise ValueError(f"{parameter} {path}: is an input of this run ({source}); writing it would destroy the input")
+            raise ValueError(
+                f"{parameter} {path}: is an input of this run ({source}); writing it would destroy the input"
+            )
         if not stat.S_ISREG(status.st_mode):
             kind = _KINDS.get(stat.S_IFMT(status.st_mode), "not a regular file")
             raise ValueError(f"{parameter} {path}: is {kind}, not a regular file hiersmooth can replace")
         if not force and path != owner and not ours and not _named_by_sidecar(path):
-            raise ValueError(f"{parameter} {path}: exists and was not written by hiersmooth; "
-                             "choose another output or add --force to replace it")
+            raise ValueError(
+                f"{parameter} {path}: exists and was not written by hiersmooth; "
+                "choose another output or add --force to replace it"
+            )
     for path in {Path(f).parent for f in files}:
         existing = path
         while _stat(existing, parameter) is None and existing != existing.parent:
@@ -156,7 +166,9 @@ def output_lock(lock, parameter: str = "--out"):
         lock.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
     except OSError as error:
-        raise ValueError(f"{parameter} {lock.parent}: cannot create the lock file {lock.name} ({error.strerror or error})") from None
+        raise ValueError(
+            f"{parameter} {lock.parent}: cannot create the lock file {lock.name} ({error.strerror or error})"
+        ) from None
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
             raise ValueError(f"{parameter} {lock}: is not a regular file; remove it")
@@ -164,8 +176,10 @@ def output_lock(lock, parameter: str = "--out"):
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise ValueError(f"{parameter} {lock.parent}: in use by another hiersmooth run (PID {holder}, lock {lock}); "
-                             "wait for it to finish or choose another output") from None
+            raise ValueError(
+                f"{parameter} {lock.parent}: in use by another hiersmooth run (PID {holder}, lock {lock}); "
+                "wait for it to finish or choose another output"
+            ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         yield lock
@@ -222,7 +236,12 @@ def library_versions() -> dict[str, str]:
 
     from . import __version__
 
-    versions = {"hiersmooth": __version__, "python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__}
+    versions = {
+        "hiersmooth": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+    }
     if "torch" in sys.modules:
         versions["torch"] = sys.modules["torch"].__version__
     return versions

@@ -25,7 +25,11 @@ class SeedPlan:
     def __post_init__(self):
         for name in ("seed", "block_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (1 if name == "block_size" else 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, np.integer))
+                or value < (1 if name == "block_size" else 0)
+            ):
                 raise ValueError(f"{name}={value!r}: must be an integer >= {1 if name == 'block_size' else 0}")
 
     def blocks(self, n: int) -> list[int]:

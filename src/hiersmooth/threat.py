@@ -74,7 +74,7 @@ class Threat:
         return self.rows
 
     @property
-    def effective(self) -> "Threat":
+    def effective(self) -> Threat:
         """The same threat with only what the adversary can spend: ``changeable_rows`` rows, no budget if none."""
         rows = self.changeable_rows
         if rows > 0:
@@ -118,7 +118,9 @@ def parse_list(name: str, text: str, integer: bool) -> list:
                 if not (math.isfinite(start) and math.isfinite(stop) and math.isfinite(step)) or step <= 0:
                     raise ValueError(f"--{name}={text!r}: a range start:stop:step needs finite numbers and a step > 0")
                 span = (stop - start) / step
-                count = int(math.floor(span + 1e-9)) + 1 if math.isfinite(span) and span < MAX_THREATS else MAX_THREATS + 1
+                count = (
+                    int(math.floor(span + 1e-9)) + 1 if math.isfinite(span) and span < MAX_THREATS else MAX_THREATS + 1
+                )
                 if len(values) + max(count, 0) > MAX_THREATS:
                     raise ValueError(f"--{name}={text!r}: more than {MAX_THREATS} values; use a larger step")
                 values.extend(round(start + k * step, 12) for k in range(count) if start + k * step <= stop + 1e-12)
@@ -137,6 +139,7 @@ def parse_list(name: str, text: str, integer: bool) -> list:
     if not integer and not all(math.isfinite(v) for v in values):
         raise ValueError(f"--{name}={text!r}: values must be finite numbers")
     return sorted(set(values))
+
 
 INTEGER_AXES = ("rows", "added", "deleted")  # the axes of a threat grid holding counts; "eps", "l1" hold norms
 GRID_AXES = {  # every axis of a threat grid (the CLI's threat options), with what it holds
@@ -160,7 +163,9 @@ def axis_values(name: str, values) -> list:
     try:
         values = list(values)
     except TypeError:
-        raise ValueError(f"{name}={values!r}: must be a list of numbers or text like {'0-40' if integer else '0:1:0.05'}") from None
+        raise ValueError(
+            f"{name}={values!r}: must be a list of numbers or text like {'0-40' if integer else '0:1:0.05'}"
+        ) from None
     if len(values) > MAX_THREATS:
         raise ValueError(f"{name}: more than {MAX_THREATS} values")
     kinds = (Integral,) if integer else (Real,)

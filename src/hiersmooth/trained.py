@@ -49,14 +49,18 @@ class TrainedModel:
     def check_data(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         """Refuse data of another shape or class count than the model was trained on."""
         if tuple(input_shape) != self.input_shape or num_classes > self.num_classes:
-            raise ValueError(f"--checkpoint {self.path}: trained on inputs of shape {self.input_shape} with "
-                             f"{self.num_classes} classes; the data has shape {tuple(input_shape)} with {num_classes}")
+            raise ValueError(
+                f"--checkpoint {self.path}: trained on inputs of shape {self.input_shape} with "
+                f"{self.num_classes} classes; the data has shape {tuple(input_shape)} with {num_classes}"
+            )
 
 
 def config_model(config: RunConfig, input_shape: tuple[int, ...], classes: int) -> tuple[torch.nn.Module, int]:
     """The config's model for inputs of ``input_shape`` and ``classes`` classes, and its sample width."""
     width = input_width(config.smoothing, input_shape, config.data.graph)
-    model = named_model(config.model.name, config.model.options, width, classes, data=config.data.name, smoothing=config.smoothing)
+    model = named_model(
+        config.model.name, config.model.options, width, classes, data=config.data.name, smoothing=config.smoothing
+    )
     return model, width
 
 
@@ -107,9 +111,18 @@ def _train_into(config: RunConfig, out: Path, progress: bool) -> Path:
     with atomic_file(out / "config.yaml") as file:
         yaml.safe_dump(config.to_dict(), file, sort_keys=False)
     write_csv(out / "training.csv", history)
-    write_json(out / "model.json", {"input_shape": list(input_shape), "num_classes": classes, "epochs_run": len(history),
-                                    "final": next((row for row in history if row.get("restored")), history[-1]), "seconds": round(time.perf_counter() - started, 3),
-                                    "versions": library_versions(), "outputs": {name: str(out / name) for name in TRAINED_FILES}})
+    write_json(
+        out / "model.json",
+        {
+            "input_shape": list(input_shape),
+            "num_classes": classes,
+            "epochs_run": len(history),
+            "final": next((row for row in history if row.get("restored")), history[-1]),
+            "seconds": round(time.perf_counter() - started, 3),
+            "versions": library_versions(),
+            "outputs": {name: str(out / name) for name in TRAINED_FILES},
+        },
+    )
     return out
 
 
@@ -128,23 +141,42 @@ def load_trained(path) -> TrainedModel:
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"--checkpoint {path}: model.json is not readable ({error})") from None
     model, width = config_model(config, input_shape, classes)
-    load_state(model, path / "model.pt", f"{config.model.name} with input width {width} and {classes} classes", "--checkpoint")
+    load_state(
+        model, path / "model.pt", f"{config.model.name} with input width {width} and {classes} classes", "--checkpoint"
+    )
     model.eval()
     return TrainedModel(model, config, input_shape, classes, path)
 
 
-def certify_checkpoint(checkpoint, out=None, *, data=None, smoothing=None, n0: int = 1000, n: int = 10000,
-                       alpha: float = DEFAULT_ALPHA, batch_size: int = 100, seed: int = 0, block_size: int | None = None,
-                       device: str = "cpu", autocast: bool = False, runner_up: str = "sound", rows=None,
-                       force: bool = False, checkpoint_seconds: float = 10.0, progress: bool = True,
-                       **budget) -> VoteCertificates:
+def certify_checkpoint(
+    checkpoint,
+    out=None,
+    *,
+    data=None,
+    smoothing=None,
+    n0: int = 1000,
+    n: int = 10000,
+    alpha: float = DEFAULT_ALPHA,
+    batch_size: int = 100,
+    seed: int = 0,
+    block_size: int | None = None,
+    device: str = "cpu",
+    autocast: bool = False,
+    runner_up: str = "sound",
+    rows=None,
+    force: bool = False,
+    checkpoint_seconds: float = 10.0,
+    progress: bool = True,
+    **budget,
+) -> VoteCertificates:
     """``hiersmooth certify --checkpoint``: certify the model of a folder written by ``hiersmooth train``.
 
     By default on its run config's test data (the image test set, or the graph at its test nodes) under the
     smoothing it was trained with; ``data`` (a ``--data`` ``.npz`` path or anything :func:`certify_dataset`
     takes) and ``smoothing`` (a config path, mapping or :class:`~hiersmooth.Smoothing`) override them. The data
     must have the shape the model was trained on and labels among its classes. Every other argument is
-    :func:`~hiersmooth.certify_run.certify_dataset`'s (``seed`` and ``block_size`` choose the random streams, ``device`` the torch device)."""
+    :func:`~hiersmooth.certify_run.certify_dataset`'s (``seed`` and ``block_size`` choose the random streams,
+    ``device`` the torch device)."""
     from .certify_run import certify_dataset
     from .classifier import SmoothedClassifier
     from .data.arrays import Graph, as_dataset, load_arrays
@@ -155,24 +187,60 @@ def certify_checkpoint(checkpoint, out=None, *, data=None, smoothing=None, n0: i
     ranks = init_ranks(device)
     trained = load_trained(checkpoint)
     chosen = from_config(smoothing) if smoothing is not None else trained.config.smoothing
-    paths = {name: value for name, value in (("data", data), ("smoothing", smoothing)) if isinstance(value, (str, Path))}
+    paths = {
+        name: value for name, value in (("data", data), ("smoothing", smoothing)) if isinstance(value, (str, Path))
+    }
     if data is None:
         dataset = _test_data(trained.config)
     else:
         dataset = load_arrays(data) if "data" in paths else as_dataset(data)
     labels = dataset.labels[dataset.nodes] if isinstance(dataset, Graph) else dataset.labels
-    trained.check_data(dataset.input_shape, int(labels.max()) + 1 if labels.size else 0)  # the labels must fit its classes
-    classifier = SmoothedClassifier(trained.model, chosen, trained.num_classes, seed=seed, block_size=block_size,
-                                    device=ranks.device(device), autocast=autocast)
+    trained.check_data(
+        dataset.input_shape, int(labels.max()) + 1 if labels.size else 0
+    )  # the labels must fit its classes
+    classifier = SmoothedClassifier(
+        trained.model,
+        chosen,
+        trained.num_classes,
+        seed=seed,
+        block_size=block_size,
+        device=ranks.device(device),
+        autocast=autocast,
+    )
     folder = Path(checkpoint)
-    inputs = {"checkpoint": str(folder.resolve()), "weights_sha256": sha256(folder / "model.pt"),
-              "data": str(Path(data).resolve()) if "data" in paths else trained.config.data.name if data is None else "in memory",
-              "data_sha256": sha256(data) if "data" in paths else None,
-              "smoothing": str(Path(smoothing).resolve()) if "smoothing" in paths else "checkpoint" if smoothing is None else "in memory"}
+    inputs = {
+        "checkpoint": str(folder.resolve()),
+        "weights_sha256": sha256(folder / "model.pt"),
+        "data": str(Path(data).resolve())
+        if "data" in paths
+        else trained.config.data.name
+        if data is None
+        else "in memory",
+        "data_sha256": sha256(data) if "data" in paths else None,
+        "smoothing": str(Path(smoothing).resolve())
+        if "smoothing" in paths
+        else "checkpoint"
+        if smoothing is None
+        else "in memory",
+    }
     protect = [folder, *(folder / name for name in ("model.pt", "config.yaml", "model.json")), *paths.values()]
-    return certify_dataset(classifier, dataset, n0, n, alpha, batch_size, out=out, runner_up=runner_up, rows=rows,
-                           force=force, checkpoint_seconds=checkpoint_seconds, progress=progress, inputs=inputs,
-                           protect=protect, **budget)
+    return certify_dataset(
+        classifier,
+        dataset,
+        n0,
+        n,
+        alpha,
+        batch_size,
+        out=out,
+        runner_up=runner_up,
+        rows=rows,
+        force=force,
+        checkpoint_seconds=checkpoint_seconds,
+        progress=progress,
+        inputs=inputs,
+        protect=protect,
+        **budget,
+    )
 
 
 def _test_data(config: RunConfig):

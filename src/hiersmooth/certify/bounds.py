@@ -14,7 +14,7 @@ mpmath in the test suite.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaincinv, betainccinv
+from scipy.special import betainccinv, betaincinv
 
 from ..rounding import down, integers_as_floats, up
 

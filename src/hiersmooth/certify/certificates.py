@@ -86,6 +86,7 @@ class Certificate:
             raise AttributeError(name)
         noise = self.smoothing.noise
         if name != getattr(noise, "certificate", None):
-            raise AttributeError(f"{name}: not a certificate of {noise.kind} noise (its per-point certificate is "
-                                 f"{noise.certificate})")
+            raise AttributeError(
+                f"{name}: not a certificate of {noise.kind} noise (its per-point certificate is {noise.certificate})"
+            )
         return functools.partial(getattr(noise, name), self)

@@ -46,16 +46,22 @@ class CertifiedGrid:
     def format(self) -> str:
         """The summary ``hiersmooth certify-votes`` prints: sample counts, accuracy, the table as aligned text."""
         result = self.result
-        return "\n".join([
-            f"{result.points} points, {result.classes} classes, n0={result.n0}, n={result.n}, alpha={result.alpha}",
-            f"accuracy of the selected class: {result.correct.mean():.4f}",
-            format_table(result, self.table, self.axes),
-        ])
+        return "\n".join(
+            [
+                f"{result.points} points, {result.classes} classes, n0={result.n0}, n={result.n}, alpha={result.alpha}",
+                f"accuracy of the selected class: {result.correct.mean():.4f}",
+                format_table(result, self.table, self.axes),
+            ]
+        )
 
-    def write(self, out, inputs: dict | None = None, extra: dict | None = None, started: float | None = None) -> dict[str, Path]:
+    def write(
+        self, out, inputs: dict | None = None, extra: dict | None = None, started: float | None = None
+    ) -> dict[str, Path]:
         """Write ``out`` (the table CSV), ``out.points.csv``, ``out.points.npz`` and ``out.json`` atomically; the
         sidecar records ``inputs`` (where the votes came from) and ``extra``. Returns the paths by kind."""
-        return write_outputs(self.result, self.table, self.axes, out, inputs or {}, started or time.perf_counter(), extra)
+        return write_outputs(
+            self.result, self.table, self.axes, out, inputs or {}, started or time.perf_counter(), extra
+        )
 
 
 @dataclass(frozen=True)
@@ -137,14 +143,27 @@ def _votes_of(votes) -> tuple[Votes, dict]:
             raise ValueError(f"votes: missing {', '.join(missing)}; give pre_votes, votes and labels")
         votes = Votes(votes["pre_votes"], votes["votes"], votes["labels"])
     if not isinstance(votes, Votes):
-        raise ValueError(f"votes: must be a Votes object, a path to a votes .npz or a mapping of pre_votes, votes and "
-                         f"labels, got {type(votes).__name__}")
-    digest = hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in (votes.pre_votes, votes.votes, votes.labels)))
+        raise ValueError(
+            f"votes: must be a Votes object, a path to a votes .npz or a mapping of pre_votes, votes and "
+            f"labels, got {type(votes).__name__}"
+        )
+    digest = hashlib.sha256(
+        b"".join(np.ascontiguousarray(a).tobytes() for a in (votes.pre_votes, votes.votes, votes.labels))
+    )
     return votes, {"votes": "in memory", "votes_sha256": digest.hexdigest()}
 
 
-def certify_votes(votes, smoothing, alpha: float = DEFAULT_ALPHA, runner_up: str = "sound", *, out=None,
-                  force: bool = False, rows=None, **budget) -> VoteCertificates:
+def certify_votes(
+    votes,
+    smoothing,
+    alpha: float = DEFAULT_ALPHA,
+    runner_up: str = "sound",
+    *,
+    out=None,
+    force: bool = False,
+    rows=None,
+    **budget,
+) -> VoteCertificates:
     """Bound p_A (and p_B) from ``votes`` and set up the binary and multi-class certificates (SPEC.md §3–§4).
 
     ``votes``: :class:`Votes`, a votes ``.npz`` path or a mapping of ``pre_votes``, ``votes``, ``labels``;

@@ -36,7 +36,12 @@ def per_point(result: VoteCertificates, axes: dict[str, list]) -> tuple[list[dic
     """Per-point rows (scalars) and arrays (the family's certificate for every point)."""
     noise, points = result.smoothing.noise, result.points
     rows = np.asarray(axes["rows"])
-    arrays = {"labels": result.labels, "selected": result.selected, "runner_up": result.runner_up_class, "correct": result.correct}
+    arrays = {
+        "labels": result.labels,
+        "selected": result.selected,
+        "runner_up": result.runner_up_class,
+        "correct": result.correct,
+    }
     for cert in result.certificates:
         arrays[f"abstain_{cert.name}"] = cert.abstain
         arrays[f"p_lower_{cert.name}"] = cert.p_lower
@@ -66,9 +71,17 @@ def summary(result: VoteCertificates) -> dict:
     return record
 
 
-def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, list], out_csv, inputs: dict, started: float,
-                  extra: dict | None = None) -> dict[str, Path]:
-    """Write the table, per-point files and sidecar (with ``extra`` records, e.g. the seed plan); returns their paths."""
+def write_outputs(
+    result: VoteCertificates,
+    table: list[dict],
+    axes: dict[str, list],
+    out_csv,
+    inputs: dict,
+    started: float,
+    extra: dict | None = None,
+) -> dict[str, Path]:
+    """Write the table, per-point files and sidecar (with ``extra`` records, e.g. the seed plan); return their
+    paths."""
     paths = output_paths(out_csv)
     point_rows, point_arrays = per_point(result, axes)
     write_csv(paths["table"], table)
@@ -97,8 +110,9 @@ def write_outputs(result: VoteCertificates, table: list[dict], axes: dict[str, l
     return paths
 
 
-def format_table(result: VoteCertificates, table: list[dict], axes: dict[str, list], max_columns: int = 8,
-                 max_lines: int = 50) -> str:
+def format_table(
+    result: VoteCertificates, table: list[dict], axes: dict[str, list], max_columns: int = 8, max_lines: int = 50
+) -> str:
     """Certified accuracy as aligned text: a line per (certificate, r) (every k-th r past ``max_lines``), up to
     ``max_columns`` threats as columns.
 

@@ -39,16 +39,20 @@ def grid_axes(result: VoteCertificates, **given) -> dict[str, list]:
         if name not in fits:
             kind = result.smoothing.noise.kind
             known = name in GRID_AXES
-            raise ValueError(f"--{name} {'does not apply to' if known else 'is no threat axis of'} {kind} noise "
-                             f"(threat options for it: {', '.join(f'--{n}' for n in sorted(fits))})")
+            raise ValueError(
+                f"--{name} {'does not apply to' if known else 'is no threat axis of'} {kind} noise "
+                f"(threat options for it: {', '.join(f'--{n}' for n in sorted(fits))})"
+            )
     axes = {name: axis_values(name, values) for name, values in given.items()}
     if set(axes) != set(fits):
         axes = {**default_axes(result), **axes}
     size = math.prod(len(values) for values in axes.values())
     if size > MAX_THREATS:
         sizes = " x ".join(f"{len(values)} {name}" for name, values in axes.items())
-        raise ValueError(f"the threat grid has {sizes} = {size} threats, more than {MAX_THREATS}; "
-                         f"give shorter {'/'.join(f'--{axis}' for axis in axes)} lists")
+        raise ValueError(
+            f"the threat grid has {sizes} = {size} threats, more than {MAX_THREATS}; "
+            f"give shorter {'/'.join(f'--{axis}' for axis in axes)} lists"
+        )
     return {name: axes[name] for name in fits}
 
 
@@ -70,6 +74,8 @@ def certified_accuracy_table(result: VoteCertificates, axes: dict[str, list]) ->
         certified = cert.certified_on_axes(axes)
         accuracy = (certified & result.correct[:, None]).mean(axis=0).tolist()
         ratio = certified.mean(axis=0).tolist()
-        table += [{"certificate": cert.name, **threat, "certified_accuracy": acc, "certified_ratio": share}
-                  for threat, acc, share in zip(threats, accuracy, ratio)]
+        table += [
+            {"certificate": cert.name, **threat, "certified_accuracy": acc, "certified_ratio": share}
+            for threat, acc, share in zip(threats, accuracy, ratio)
+        ]
     return table

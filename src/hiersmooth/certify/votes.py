@@ -29,12 +29,16 @@ def _integer_array(name: str, value, ndim: int, least: int = 0) -> np.ndarray:
         raise ValueError(f"{name}: must be a {ndim}-d array ({shape}), got shape {array.shape}")
     if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
         if array.size and np.abs(array).max() >= 2.0**63:
-            raise ValueError(f"{name}: values must fit in int64 (|v| < 2^63), found {np.abs(array).max():g}; they would be wrapped")
+            raise ValueError(
+                f"{name}: values must fit in int64 (|v| < 2^63), found {np.abs(array).max():g}; they would be wrapped"
+            )
         array = array.astype(np.int64)
     if array.dtype.kind not in "iu":
         raise ValueError(f"{name}: must hold integers, got {array.dtype} values")
     if array.dtype.kind == "u" and array.size and int(array.max()) > _INT64_MAX:
-        raise ValueError(f"{name}: values must fit in int64 (at most 2^63 - 1), found {int(array.max())}; they would be wrapped")
+        raise ValueError(
+            f"{name}: values must fit in int64 (at most 2^63 - 1), found {int(array.max())}; they would be wrapped"
+        )
     if array.size and array.min() < least:
         what = "counts must be non-negative" if least == 0 else f"values must be >= {least}"
         raise ValueError(f"{name}: {what}, found {array.min()}")
@@ -46,12 +50,15 @@ def _common_total(name: str, counts: np.ndarray) -> int:
         exact = [sum(int(v) for v in row) for row in counts]
         worst = max(range(len(exact)), key=exact.__getitem__)
         if exact[worst] > _INT64_MAX:
-            raise ValueError(f"{name}: row {worst} sums to {exact[worst]} samples, beyond int64 (2^63 - 1); it would be wrapped")
+            raise ValueError(
+                f"{name}: row {worst} sums to {exact[worst]} samples, beyond int64 (2^63 - 1); it would be wrapped"
+            )
     totals = counts.sum(axis=1)
     if totals.size and np.any(totals != totals[0]):
         bad = int(np.flatnonzero(totals != totals[0])[0])
         raise ValueError(
-            f"{name}: every row must sum to the same number of samples; row 0 sums to {totals[0]}, row {bad} to {totals[bad]}"
+            f"{name}: every row must sum to the same number of samples; row 0 sums to {totals[0]}, "
+            f"row {bad} to {totals[bad]}"
         )
     if totals.size and totals[0] == 0:
         raise ValueError(f"{name}: rows sum to 0 samples")
@@ -78,9 +85,16 @@ def read_npz_arrays(data: np.lib.npyio.NpzFile, keys, where: str) -> dict[str, n
         with data.zip.open(info) as member:
             try:
                 version = npy_format.read_magic(member)
-                read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+                read_header = (
+                    npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+                )
                 shape, _, dtype = read_header(member)
-            except (SyntaxError, tokenize.TokenError, TypeError, ValueError) as error:  # numpy parses the header as Python
+            except (
+                SyntaxError,
+                tokenize.TokenError,
+                TypeError,
+                ValueError,
+            ) as error:  # numpy parses the header as Python
                 raise ValueError(f"{where}: array {key!r} has a damaged .npy header ({type(error).__name__})") from None
             held = info.file_size - member.tell()
         if dtype.hasobject:  # pickled objects: data[key] refuses them (allow_pickle=False)
@@ -88,7 +102,9 @@ def read_npz_arrays(data: np.lib.npyio.NpzFile, keys, where: str) -> dict[str, n
         claimed = math.prod(shape) * dtype.itemsize
         total += claimed
         if claimed != held or (info.compress_type != zipfile.ZIP_STORED and claimed > 1100 * info.compress_size + 4096):
-            raise ValueError(f"{where}: array {key!r} claims shape {shape} of {dtype} ({claimed} bytes) but holds {held} bytes")
+            raise ValueError(
+                f"{where}: array {key!r} claims shape {shape} of {dtype} ({claimed} bytes) but holds {held} bytes"
+            )
         if total > MAX_NPZ_BYTES:
             raise ValueError(f"{where}: its arrays claim more than {MAX_NPZ_BYTES} bytes")
     for key in keys:
@@ -109,9 +125,13 @@ class Votes:
         votes = _integer_array("votes", self.votes, 2)
         labels = _integer_array("labels", self.labels, 1, least=-1)
         if votes.shape != pre_votes.shape:
-            raise ValueError(f"votes has shape {votes.shape} but pre_votes has shape {pre_votes.shape}: they must match")
+            raise ValueError(
+                f"votes has shape {votes.shape} but pre_votes has shape {pre_votes.shape}: they must match"
+            )
         if labels.shape[0] != votes.shape[0]:
-            raise ValueError(f"labels has {labels.shape[0]} entries but votes has {votes.shape[0]} points: they must match")
+            raise ValueError(
+                f"labels has {labels.shape[0]} entries but votes has {votes.shape[0]} points: they must match"
+            )
         if votes.shape[0] == 0:
             raise ValueError("votes: there are no points")
         if votes.shape[1] < 2:
@@ -151,15 +171,25 @@ def load_votes(path) -> Votes:
         with data:
             missing = [key for key in _KEYS if key not in data.files]
             if missing:
-                raise ValueError(f"{path}: missing array(s) {', '.join(missing)}; a votes file holds {', '.join(_KEYS)}")
+                raise ValueError(
+                    f"{path}: missing array(s) {', '.join(missing)}; a votes file holds {', '.join(_KEYS)}"
+                )
             arrays = read_npz_arrays(data, _KEYS, str(path))
     except FileNotFoundError:
         raise ValueError(f"{path}: no such votes file") from None
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, EOFError, OSError) as error:  # zipfile: unsupported features
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,
+        EOFError,
+        OSError,
+    ) as error:  # zipfile: unsupported features
         raise ValueError(f"{path}: not a readable .npz file ({error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):
-            raise ValueError(f"{path}: holds pickled objects; hiersmooth never unpickles files, save plain integer arrays") from None
+            raise ValueError(
+                f"{path}: holds pickled objects; hiersmooth never unpickles files, save plain integer arrays"
+            ) from None
         if str(error).startswith(str(path)):
             raise
         raise ValueError(f"{path}: not a readable .npz file ({error})") from None

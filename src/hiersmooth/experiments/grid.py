@@ -85,14 +85,22 @@ def load_experiment(source) -> Experiment:
     if not isinstance(methods, dict) or not methods:
         raise ValueError("experiment.methods: must name at least one method with its smoothing and grid")
     seeds = raw.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
         raise ValueError(f"experiment.seeds={seeds!r}: must be a non-empty list of integers >= 0")
     certify = {**CERTIFY_DEFAULTS, **(raw.get("certify") or {})}
     unknown = sorted(set(certify) - set(CERTIFY_DEFAULTS))
     if unknown:
-        raise ValueError(f"experiment.certify: unknown option {', '.join(unknown)} (allowed: {', '.join(CERTIFY_DEFAULTS)})")
+        raise ValueError(
+            f"experiment.certify: unknown option {', '.join(unknown)} (allowed: {', '.join(CERTIFY_DEFAULTS)})"
+        )
     if certify["certificate"] not in CERTIFICATES:
-        raise ValueError(f"experiment.certify.certificate={certify['certificate']!r}: must be one of {', '.join(CERTIFICATES)}")
+        raise ValueError(
+            f"experiment.certify.certificate={certify['certificate']!r}: must be one of {', '.join(CERTIFICATES)}"
+        )
     cells = []
     for method, spec in methods.items():
         cells += _method_cells(raw, method, spec, seeds)
@@ -100,7 +108,9 @@ def load_experiment(source) -> Experiment:
     pareto = raw.get("pareto") or []
     for threat in pareto:
         if not isinstance(threat, dict) or set(threat) != set(threats):
-            raise ValueError(f"experiment.pareto: {threat!r} must give one value for each threat axis ({', '.join(threats)})")
+            raise ValueError(
+                f"experiment.pareto: {threat!r} must give one value for each threat axis ({', '.join(threats)})"
+            )
         outside = [f"{key}={value}" for key, value in threat.items() if value not in threats[key]]
         if outside:
             raise ValueError(f"experiment.pareto: {threat!r} has {', '.join(outside)}, not in experiment.threats")
@@ -110,8 +120,10 @@ def load_experiment(source) -> Experiment:
 def _slug(name) -> str:
     """The experiment's name, which names its results folder: letters, digits, ``_``, ``-`` and ``.``, no ``..``."""
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name) or ".." in name or name == ".":
-        raise ValueError(f"experiment.name={name!r}: must be a plain folder name of letters, digits, _, - and . "
-                         "(no path separators, no ..)")
+        raise ValueError(
+            f"experiment.name={name!r}: must be a plain folder name of letters, digits, _, - and . "
+            "(no path separators, no ..)"
+        )
     return name
 
 
@@ -136,8 +148,12 @@ def _method_cells(raw: dict, method: str, spec, seeds: list[int]) -> list[Cell]:
             _set_dotted(smoothing, key, value, f"{where}.grid")
         model = {**(raw.get("model") or {}), **(spec.get("model") or {})}
         for seed in seeds:
-            config = {"data": raw.get("data"), "model": model, "smoothing": smoothing,
-                      "training": {**(raw.get("training") or {}), "seed": seed}}
+            config = {
+                "data": raw.get("data"),
+                "model": model,
+                "smoothing": smoothing,
+                "training": {**(raw.get("training") or {}), "seed": seed},
+            }
             try:
                 run = load_run_config(config)
             except ValueError as error:
@@ -170,12 +186,21 @@ def _threats(threats, cells: list[Cell]) -> dict:
         known = {axis for family in NOISES.values() for axis in family.axes}
         axes = {"rows"} | (set(threats) & known)
     if set(threats) != axes:
-        raise ValueError(f"experiment.threats: has {', '.join(sorted(threats))}; the methods' noise needs exactly "
-                         f"{', '.join(sorted(axes))}")
+        raise ValueError(
+            f"experiment.threats: has {', '.join(sorted(threats))}; the methods' noise needs exactly "
+            f"{', '.join(sorted(axes))}"
+        )
     for key, values in threats.items():
         integer = key in INTEGER_AXES
-        if not isinstance(values, list) or not values or not all(
-                isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) and v >= 0 for v in values):
-            raise ValueError(f"experiment.threats.{key}={values!r}: must be a non-empty list of "
-                             f"{'integers' if integer else 'numbers'} >= 0")
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(
+                isinstance(v, int if integer else (int, float)) and not isinstance(v, bool) and v >= 0 for v in values
+            )
+        ):
+            raise ValueError(
+                f"experiment.threats.{key}={values!r}: must be a non-empty list of "
+                f"{'integers' if integer else 'numbers'} >= 0"
+            )
     return {"rows": sorted(threats["rows"]), **{key: sorted(threats[key]) for key in sorted(set(threats) - {"rows"})}}

@@ -46,7 +46,8 @@ def results_folder(experiment: Experiment, out=None) -> Path:
 
 def run_experiment(experiment, out=None, progress: bool = True, force: bool = False, log=print) -> Path:
     """``hiersmooth run``: run every unfinished cell of ``experiment`` (an :class:`Experiment`, a mapping or a YAML
-    path) into the results folder ``out`` (default ``results/<name>``), write the aggregate tables and return the folder.
+    path) into the results folder ``out`` (default ``results/<name>``), write the aggregate tables and return the
+    folder.
 
     A folder holding another experiment, or files hiersmooth did not write (unless ``force``), is refused; one run
     at a time holds it. Under torchrun, rank 0 trains each cell's model while the others wait; all ranks then
@@ -84,8 +85,10 @@ def _run_cells(experiment: Experiment, results: Path, ranks, progress: bool, log
         _certify(experiment, cell, folder, progress and ranks.writer)
         ranks.barrier()
         summary = _summary(folder)
-        log(f"{prefix}: {'reused model, ' if trained else 'trained, '}certified; clean accuracy "
-            f"{summary[experiment.certify['certificate']]['clean_certified_accuracy']:.3f}")
+        log(
+            f"{prefix}: {'reused model, ' if trained else 'trained, '}certified; clean accuracy "
+            f"{summary[experiment.certify['certificate']]['clean_certified_accuracy']:.3f}"
+        )
     if ranks.writer:
         aggregate(experiment, results)
     return results
@@ -124,9 +127,18 @@ def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -
     options = experiment.certify
     own = ("rows", *cell.run.smoothing.noise.axes)  # ablation has none: it certifies any change to r rows
     grid = {axis: values for axis, values in experiment.threats.items() if axis in own}
-    result = certify_checkpoint(folder / "model", folder / "certify", n0=options["n0"], n=options["n"], alpha=options["alpha"],
-                                batch_size=options["batch_size"], seed=cell.seed, device=cell.run.training.device,
-                                progress=progress, **grid)
+    result = certify_checkpoint(
+        folder / "model",
+        folder / "certify",
+        n0=options["n0"],
+        n=options["n"],
+        alpha=options["alpha"],
+        batch_size=options["batch_size"],
+        seed=cell.seed,
+        device=cell.run.training.device,
+        progress=progress,
+        **grid,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "certify.log", "a") as handle:
         print(result.grid(**grid).format(), file=handle)
@@ -140,8 +152,10 @@ def _summary(folder: Path) -> dict:
             raise TypeError("summary is not a mapping")
         return summary
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"results folder: {path} is damaged ({type(error).__name__}: {error}); "
-                         f"delete {folder / 'certify'} to recertify the cell") from None
+        raise ValueError(
+            f"results folder: {path} is damaged ({type(error).__name__}: {error}); "
+            f"delete {folder / 'certify'} to recertify the cell"
+        ) from None
 
 
 def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
@@ -152,8 +166,12 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
     cells, rows = [], []
     for cell in experiment.cells:
         done = cell_done(results, cell)
-        identity = {"cell": cell.name, "method": cell.method, "seed": cell.seed,
-                    **{p: cell.params.get(p, "") for p in parameters}}
+        identity = {
+            "cell": cell.name,
+            "method": cell.method,
+            "seed": cell.seed,
+            **{p: cell.params.get(p, "") for p in parameters},
+        }
         cells.append({**identity, "status": "done" if done else "pending"})
         if not done:
             continue
@@ -177,13 +195,21 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
                             value = clean  # the empty threat: nothing changes (a table without that axis lacks it)
                         else:  # a table without some axis (ablation: rows only) holds for any value of it
                             value = certified[(r, *(float(at[a]) for a in own))]
-                        rows.append({**identity, "certificate": certificate, "r": r,
-                                     **{column_name(a): v for a, v in at.items()},
-                                     "certified_accuracy": value, "clean_accuracy": clean})
+                        rows.append(
+                            {
+                                **identity,
+                                "certificate": certificate,
+                                "r": r,
+                                **{column_name(a): v for a, v in at.items()},
+                                "certified_accuracy": value,
+                                "clean_accuracy": clean,
+                            }
+                        )
         except (OSError, ValueError, KeyError, TypeError) as error:  # a damaged cell: name the file, no traceback
             what = f"missing column or threat {error}" if isinstance(error, KeyError) else str(error)
-            raise ValueError(f"results folder: {table_path} is damaged ({what}); delete {table_path.parent} to recertify the cell") from None
+            raise ValueError(
+                f"results folder: {table_path} is damaged ({what}); delete {table_path.parent} to recertify the cell"
+            ) from None
     write_csv(results / "cells.csv", cells)
     write_csv(results / "results.csv", rows)
     return results / "cells.csv", results / "results.csv"
-

@@ -56,7 +56,8 @@ def _index_dtype(size: int) -> torch.dtype:
 
 def _slots(first: torch.Tensor, before: torch.Tensor, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Destination of each entry of a row-sorted list: ``first[r]`` (its row's first slot) plus its rank within its
-    row r = ``rows``, which is ``index`` (its place in the list) less ``before[r]`` (the list's entries in earlier rows)."""
+    row r = ``rows``, which is ``index`` (its place in the list) less ``before[r]`` (the list's entries in earlier
+    rows)."""
     return (first - before).to(index.dtype).index_select(0, rows).add_(index)
 
 
@@ -124,8 +125,9 @@ class BitFlips:
             columns.index_fill_(0, (start + kept_per_row).index_select(0, selected), self.columns)
         columns.scatter_(0, added.slots((start + lead).index_select(0, selected), spare).long(), added.columns)
         values = torch.ones(spare, dtype=dtype, device=mask.device)
-        return torch.sparse_csr_tensor(crow, columns[:spare], values, size=(lead.numel(), self.columns + indicator),
-                                       check_invariants=False)
+        return torch.sparse_csr_tensor(
+            crow, columns[:spare], values, size=(lead.numel(), self.columns + indicator), check_invariants=False
+        )
 
     def _kept(self, mask: torch.Tensor, selected: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """1 → 0: the columns of the surviving 1-bits of all copies (sorted by row) and how many each row keeps.
@@ -138,7 +140,9 @@ class BitFlips:
         degrees = self.degrees.index_select(0, nodes)
         exposed = torch.cumsum(degrees, 0)  # the 1-bits of the selected rows, in order: row k ends at exposed[k]
         rare = bernoulli_positions(int(degrees.sum()), min(self.p_minus, 1 - self.p_minus), generator, mask.device)
-        rare_per_row = torch.diff(torch.searchsorted(rare, exposed), prepend=torch.zeros(1, dtype=torch.long, device=mask.device))
+        rare_per_row = torch.diff(
+            torch.searchsorted(rare, exposed), prepend=torch.zeros(1, dtype=torch.long, device=mask.device)
+        )
         # (copy, entry) of each rare 1-bit, flattened: row k's 1-bits start at copy·E + row_starts[node] there
         shift = copies * ones + self.row_starts.index_select(0, nodes) - (exposed - degrees)
         flipped = rare + torch.repeat_interleave(shift, rare_per_row, output_size=rare.numel())
@@ -153,7 +157,8 @@ class BitFlips:
         return torch.masked_select(self.one_columns, keep), kept_per_row
 
     def _added(self, selected: torch.Tensor, index: torch.dtype, generator) -> _Additions:
-        """0 → 1: the Bernoulli(p₊) line over the bits of the ``selected`` rows (row k holds positions [k·D, (k + 1)·D))."""
+        """0 → 1: the Bernoulli(p₊) line over the bits of the ``selected`` rows (row k holds positions
+        [k·D, (k + 1)·D))."""
         line_starts = torch.arange(selected.numel() + 1, dtype=index, device=selected.device) * self.columns
         positions = bernoulli_positions(selected.numel() * self.columns, self.p_plus, generator, selected.device, index)
         bounds = torch.searchsorted(positions, line_starts, out_int32=index == torch.int32)

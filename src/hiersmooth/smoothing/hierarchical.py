@@ -91,8 +91,10 @@ class Smoothing:
         import torch
 
         if not isinstance(xs, torch.Tensor) or xs.layout != torch.strided or xs.dim() not in (3, 4) or xs.shape[0] == 0:
-            raise ValueError(f"xs: must be a dense batch (B, C, H, W) of images or (B, N, D) of feature matrices, got "
-                             f"{type(xs).__name__} of shape {tuple(getattr(xs, 'shape', ()))}")
+            raise ValueError(
+                f"xs: must be a dense batch (B, C, H, W) of images or (B, N, D) of feature matrices, got "
+                f"{type(xs).__name__} of shape {tuple(getattr(xs, 'shape', ()))}"
+            )
         batch = xs.shape[0]
         rows = xs.permute(0, 2, 3, 1) if xs.dim() == 4 else xs  # images: pixels are the rows
         entities = rows.shape[1] * (rows.shape[2] if xs.dim() == 4 else 1)
@@ -100,12 +102,18 @@ class Smoothing:
         mask = self.selection.sample_mask(batch, entities, generator, xs.device)
         samples = self.noise.prepare(rows, False)(mask.reshape(1, -1), self.indicator, generator, token)
         if xs.dim() == 4:
-            return samples.view(batch, xs.shape[2], xs.shape[3], samples.shape[-1]).permute(0, 3, 1, 2).contiguous()  # NCHW
+            return (
+                samples.view(batch, xs.shape[2], xs.shape[3], samples.shape[-1]).permute(0, 3, 1, 2).contiguous()
+            )  # NCHW
         return samples.view(batch, entities, samples.shape[-1])
 
     def to_config(self) -> dict:
         """The config mapping this smoothing was (or could have been) built from."""
-        return {"selection": _as_config(self.selection, SELECTIONS), "noise": _as_config(self.noise, NOISES), "indicator": self.indicator}
+        return {
+            "selection": _as_config(self.selection, SELECTIONS),
+            "noise": _as_config(self.noise, NOISES),
+            "indicator": self.indicator,
+        }
 
 
 def _probabilities(name: str, value) -> np.ndarray:
@@ -149,7 +157,9 @@ def from_config(config) -> Smoothing:
         config = config["smoothing"]
     if not isinstance(config, dict):
         raise ValueError(f"smoothing config: must be a mapping with selection and noise, got {type(config).__name__}")
-    unknown = sorted(repr(key) if not isinstance(key, str) else key for key in set(config) - {"selection", "noise", "indicator"})
+    unknown = sorted(
+        repr(key) if not isinstance(key, str) else key for key in set(config) - {"selection", "noise", "indicator"}
+    )
     if unknown:
         raise ValueError(f"smoothing config: unknown key {', '.join(unknown)} (allowed: selection, noise, indicator)")
     if "noise" not in config:

@@ -43,7 +43,6 @@ from .normal import cdf_down, cdf_up, probit_down, probit_up
 from .regions import Regions, sparse_regions
 from .theorem1 import theorem1_argument, theorem1_lower, theorem1_upper, theorem1_upper_argument
 
-
 _SMALLEST_FLIP = 1e-300
 
 
@@ -227,8 +226,9 @@ def radius_on_axes(certificate, axes: dict[str, list], axis: str, radius) -> np.
 def radius_axes(certificates, selection, axis: str, radius) -> dict[str, list]:
     """Default rows × ``axis`` grid for a family with a largest certified radius per r: r up to the last row at
     which any point has a positive radius, the budget in nice steps up to the largest radius and one step beyond."""
-    last_row = max(1, largest_true(lambda r: any((radius(c, [r]) > 0).any() for c in certificates), 1,
-                                   selection.constant_from))
+    last_row = max(
+        1, largest_true(lambda r: any((radius(c, [r]) > 0).any() for c in certificates), 1, selection.constant_from)
+    )
     rows = list(range(1, last_row + 1))
     largest = max(float(radius(c, rows).max()) for c in certificates)
     step = nice_step(largest)
@@ -333,8 +333,12 @@ class Gaussian(Noise):
         def certified(eps, where):
             out = np.zeros(p_a.shape, dtype=bool)
             if where.any():
-                lower = theorem1_lower(p_a[where], s[where], lambda q, c: self.lower_from_probit(z_a[where], eps[where]))
-                upper = theorem1_upper(p_b[where], s[where], lambda q, c: self.upper_from_probit(z_b[where], eps[where]))
+                lower = theorem1_lower(
+                    p_a[where], s[where], lambda q, c: self.lower_from_probit(z_a[where], eps[where])
+                )
+                upper = theorem1_upper(
+                    p_b[where], s[where], lambda q, c: self.upper_from_probit(z_b[where], eps[where])
+                )
                 out[where] = lower > upper
             return out
 
@@ -359,7 +363,9 @@ class Gaussian(Noise):
 
         def draw(mask, indicator, generator=None, token=None):
             noise = torch.randn(*mask.shape, rows.shape[1], generator=generator, device=rows.device, dtype=rows.dtype)
-            noisy = torch.where(mask.unsqueeze(-1), noise.mul_(self.sigma).add_(rows), rows)  # unselected rows: x itself
+            noisy = torch.where(
+                mask.unsqueeze(-1), noise.mul_(self.sigma).add_(rows), rows
+            )  # unselected rows: x itself
             return _with_indicator(noisy, mask, indicator)
 
         return draw
@@ -384,7 +390,10 @@ class Sparse(Noise):
             if not 0 <= value < 1:
                 raise ValueError(f"noise.{name}={value!r}: must be in [0, 1)")
             if 0 < value < _SMALLEST_FLIP:
-                raise ValueError(f"noise.{name}={value!r}: must be 0 or at least {_SMALLEST_FLIP:g} (binomial masses underflow below)")
+                raise ValueError(
+                    f"noise.{name}={value!r}: must be 0 or at least {_SMALLEST_FLIP:g} "
+                    "(binomial masses underflow below)"
+                )
             object.__setattr__(self, name, value)
         if self.p_plus + self.p_minus >= 1:
             raise ValueError(
@@ -486,8 +495,12 @@ class Sparse(Noise):
         certified = ~certificate.abstain[point]
         moved = changeable > 0
         cell = column[moved]
-        certified[moved] = certificate.decide(selected_of_rows[changeable[moved]], lambda q, c: regions.lower(q, c, cell),
-                                              lambda q, c: regions.upper(q, c, cell), point[moved])
+        certified[moved] = certificate.decide(
+            selected_of_rows[changeable[moved]],
+            lambda q, c: regions.lower(q, c, cell),
+            lambda q, c: regions.upper(q, c, cell),
+            point[moved],
+        )
         out = np.zeros((len(certificate.p_lower), len(rows), len(deleted)), dtype=bool)
         out[point, np.arange(len(rows))[None, :], column] = certified
         return out
@@ -502,15 +515,25 @@ class Sparse(Noise):
     def default_axes(self, certificates, selection) -> dict[str, list]:
         """r up to the last at which some split of r flipped bits is certified; ra (rd) up to the last certified
         with one row and no deletions (additions), and one step beyond."""
+
         def any_certified(threats):
             return any(cert.certified(threat).any() for cert in certificates for threat in threats)
 
-        last_row = max(1, largest_true(lambda r: any_certified([Threat(r, added=a, deleted=r - a) for a in range(r + 1)]),
-                                       1, selection.constant_from))
+        last_row = max(
+            1,
+            largest_true(
+                lambda r: any_certified([Threat(r, added=a, deleted=r - a) for a in range(r + 1)]),
+                1,
+                selection.constant_from,
+            ),
+        )
         last_added = largest_true(lambda a: any_certified([Threat(1, added=a, deleted=0)]), 0)
         last_deleted = largest_true(lambda d: any_certified([Threat(1, added=0, deleted=d)]), 0)
-        return {"rows": list(range(1, last_row + 1)), "added": list(range(max(last_added, 0) + 2)),
-                "deleted": list(range(max(last_deleted, 0) + 2))}
+        return {
+            "rows": list(range(1, last_row + 1)),
+            "added": list(range(max(last_added, 0) + 2)),
+            "deleted": list(range(max(last_deleted, 0) + 2)),
+        }
 
     def prepare(self, rows, sparse: bool):
         """Flip the bits of the selected rows, 0→1 with p₊ and 1→0 with p₋, by sparse draws (``bit_flips``)."""
@@ -605,12 +628,16 @@ class Ablation(Noise):
 
         if sparse:
             if self.encoding != "token" or self.token is not None and any(self.token):
-                raise ValueError("ablation of sparse input supports only the zero token; pass dense features for other tokens")
+                raise ValueError(
+                    "ablation of sparse input supports only the zero token; pass dense features for other tokens"
+                )
             draw_bits = _prepare_bit_flips(rows, True, 0.0, 1.0, "ablation of sparse input")
 
             def draw_sparse(mask, indicator, generator=None, token=None):
                 if token is not None:
-                    raise ValueError("token: a learnable token needs dense input features (sparse input ablates to zeros)")
+                    raise ValueError(
+                        "token: a learnable token needs dense input features (sparse input ablates to zeros)"
+                    )
                 return draw_bits(mask, indicator, generator)
 
             return draw_sparse
@@ -632,7 +659,9 @@ class Ablation(Noise):
         def draw(mask, indicator, generator=None, token=None):
             value = fixed if token is None else token
             if value.shape != (rows.shape[1],):
-                raise ValueError(f"noise.token has shape {tuple(value.shape)}: must have one value per column, ({rows.shape[1]},)")
+                raise ValueError(
+                    f"noise.token has shape {tuple(value.shape)}: must have one value per column, ({rows.shape[1]},)"
+                )
             return _with_indicator(torch.where(mask.unsqueeze(-1), value.to(rows.dtype), rows), mask, indicator)
 
         return draw
@@ -666,7 +695,10 @@ def _prepare_bit_flips(rows, sparse: bool, p_plus: float, p_minus: float, what: 
         rows = rows.to_sparse_coo().coalesce()
         values = rows.values()
         if not bool(torch.all((values == 0) | (values == 1))):
-            raise ValueError(f"{what} needs binary features (0 or 1); found the value {values[(values != 0) & (values != 1)][0].item()}")
+            raise ValueError(
+                f"{what} needs binary features (0 or 1); found the value "
+                f"{values[(values != 0) & (values != 1)][0].item()}"
+            )
         ones = rows.indices()[:, values == 1]  # explicitly stored zeros are zeros
         dense_bits = torch.zeros(rows.shape, dtype=torch.bool, device=rows.device)
         dense_bits[ones[0], ones[1]] = True

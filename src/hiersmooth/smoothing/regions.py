@@ -76,7 +76,7 @@ class _Order:
             array.setflags(write=False)  # shared through the cache of sparse_regions
 
     @classmethod
-    def of(cls, px: np.ndarray, pt: np.ndarray) -> "_Order":
+    def of(cls, px: np.ndarray, pt: np.ndarray) -> _Order:
         """One cell with regions of masses ``px``, ``pt`` in this order."""
         cum_x, cum_t, padded_x, padded_t = arrays = np.zeros((4, len(px) + 1))
         np.cumsum(px, out=cum_x[1:])
@@ -85,7 +85,7 @@ class _Order:
         return cls(*arrays, np.zeros(1, dtype=np.int64), np.array([len(px)], dtype=np.int64))
 
     @classmethod
-    def stack(cls, orders: list["_Order"]) -> "_Order":
+    def stack(cls, orders: list[_Order]) -> _Order:
         """The cells of ``orders``, one after the other."""
         lengths = np.array([len(order.cum_x) for order in orders], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -150,7 +150,7 @@ class Regions:
             array.setflags(write=False)
 
     @classmethod
-    def from_masses(cls, px: np.ndarray, pt: np.ndarray, rel: float = 0.0) -> "Regions":
+    def from_masses(cls, px: np.ndarray, pt: np.ndarray, rel: float = 0.0) -> Regions:
         """One cell: regions of X-masses ``px`` and X̃-masses ``pt``, each known to relative error ``rel``."""
         keep = px > 0
         kept_x, kept_t = px[keep], pt[keep]
@@ -158,7 +158,7 @@ class Regions:
         return cls(np.array([float(rel)]), free, _Order.of(kept_x, kept_t), _Order.of(kept_x[::-1], kept_t[::-1]))
 
     @classmethod
-    def stack(cls, cells: list["Regions"]) -> "Regions":
+    def stack(cls, cells: list[Regions]) -> Regions:
         """The cells of ``cells``, one after the other (cell numbers run on from one to the next)."""
         return cls(
             np.concatenate([regions.rel for regions in cells]),
@@ -184,16 +184,22 @@ class Regions:
         1 − q* <= ``complement`` (default 1 − q rounded up), in the regions of ``cell``."""
         q = np.asarray(q, dtype=float)
         complement = one_minus(q, "up") if complement is None else np.minimum(complement, one_minus(q, "up"))
-        return _by_half(q, complement, cell, self._lower_small,
-                        lambda c, cells: one_minus(self._upper_small(c, cells), "down"))
+        return _by_half(
+            q, complement, cell, self._lower_small, lambda c, cells: one_minus(self._upper_small(c, cells), "down")
+        )
 
     def upper(self, q, complement=None, cell=0) -> np.ndarray:
         """Upper bound on U(q*) = max over classifiers h with E_X[h] = q* of E_X̃[h], for every q* <= ``q`` with
         1 − q* >= ``complement`` (default 1 − q rounded down), in the regions of ``cell``."""
         q = np.asarray(q, dtype=float)
         complement = one_minus(q, "down") if complement is None else np.maximum(complement, one_minus(q, "down"))
-        return _by_half(q, complement, cell, self._upper_small,
-                        lambda c, cells: one_minus(self._lower_small(np.minimum(c, 0.5), cells), "up"))
+        return _by_half(
+            q,
+            complement,
+            cell,
+            self._upper_small,
+            lambda c, cells: one_minus(self._lower_small(np.minimum(c, 0.5), cells), "up"),
+        )
 
 
 def _by_half(q: np.ndarray, complement: np.ndarray, cell, below, above) -> np.ndarray:

@@ -42,7 +42,9 @@ class Sampler:
             raise ValueError(f"x: has shape {tuple(x.shape)}; it needs at least one entity and one value")
         self.entities, self.values = rows.shape
         self.device = x.device
-        self.itemsize = x.dtype.itemsize if torch.is_floating_point(x) else 4  # samples are float32 unless x is floating
+        self.itemsize = (
+            x.dtype.itemsize if torch.is_floating_point(x) else 4
+        )  # samples are float32 unless x is floating
         self._ones = x._nnz() if self.sparse else None
         self._draw = smoothing.noise.prepare(rows, self.sparse)
 
@@ -60,10 +62,10 @@ class Sampler:
     def bytes_per_sample(self) -> int:
         """Memory of one sample: exact for dense samples, the expected size (with 25 % margin) for sparse ones."""
         noise = self.smoothing.noise
-        width = self.values * (2 if getattr(noise, "encoding", None) == "levine_feizi" else 1) + self.smoothing.indicator
+        width = noise.sample_width(self.values) + self.smoothing.indicator
         if not self.sparse:
             return self.entities * width * self.itemsize
-        added = getattr(noise, "p_plus", 0.0) * self.entities * self.values
+        added = noise.flips_per_value * self.entities * self.values
         return int(1.25 * (self._ones + added + self.entities) * (8 + self.itemsize) + self.entities * 8)
 
     def batches(self, n: int, generator: torch.Generator | None = None, memory: int = 256 * 2**20, token=None):

@@ -182,14 +182,17 @@ class Subset:
         return max(1, min(self.size + 1, n))
 
     def sample_mask(self, n: int, entities: int, generator=None, device=None):
-        """(n, N) boolean tensor with exactly m True per row: the m smallest of N i.i.d. uniforms, a uniform m-subset."""
+        """(n, N) boolean tensor with exactly m True per row: the m smallest of N i.i.d. uniforms, a uniform
+        m-subset."""
         import torch
 
         if self.entities is not None and self.entities != entities:
             raise ValueError(f"selection.entities={self.entities} but the input has {entities} rows")
         if self.size > entities:
             raise ValueError(f"selection.size={self.size}: cannot select more rows than the input's {entities}")
-        chosen = torch.rand(n, entities, generator=generator, device=device, dtype=torch.float64).argsort(dim=1)[:, : self.size]
+        chosen = torch.rand(n, entities, generator=generator, device=device, dtype=torch.float64).argsort(dim=1)[
+            :, : self.size
+        ]
         return torch.zeros(n, entities, dtype=torch.bool, device=device).scatter_(1, chosen, True)
 
 
@@ -198,8 +201,9 @@ def _subset_product(n: int, m: int, r: int) -> float:
     import mpmath
 
     with mpmath.workdps(40):
-        value = mpmath.exp(mpmath.loggamma(m + 1) - mpmath.loggamma(m - r + 1) - mpmath.loggamma(n + 1)
-                           + mpmath.loggamma(n - r + 1))
+        value = mpmath.exp(
+            mpmath.loggamma(m + 1) - mpmath.loggamma(m - r + 1) - mpmath.loggamma(n + 1) + mpmath.loggamma(n - r + 1)
+        )
         return float(down(float(value), 2 * ULP))
 
 
@@ -223,7 +227,6 @@ class All:
         import torch
 
         return torch.ones(n, entities, dtype=torch.bool, device=device)
-
 
 
 Selection = Bernoulli | Subset | All

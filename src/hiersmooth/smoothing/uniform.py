@@ -22,7 +22,16 @@ import numpy as np
 
 from ..rounding import down, one_minus, up
 from ..threat import Threat
-from .noise import Noise, _complement, _floating, _number, _with_indicator, radius_axes, radius_by_bisection, radius_on_axes
+from .noise import (
+    Noise,
+    _complement,
+    _floating,
+    _number,
+    _with_indicator,
+    radius_axes,
+    radius_by_bisection,
+    radius_on_axes,
+)
 
 
 @dataclass(frozen=True)

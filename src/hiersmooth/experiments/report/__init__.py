@@ -22,8 +22,17 @@ from .tables import _TABLE_NOTE, _csv_rows, _markdown_table, _overview
 from .threats import _AXIS_NAMES, _threat_slug, _threat_text, parse_threat, threat_key
 
 __all__ = [
-    "CERTIFICATES", "ParetoPoint", "Results", "Setting", "default_threats", "load_results", "make_report",
-    "non_dominated", "pareto_points", "parse_threat", "threat_key",
+    "CERTIFICATES",
+    "ParetoPoint",
+    "Results",
+    "Setting",
+    "default_threats",
+    "load_results",
+    "make_report",
+    "non_dominated",
+    "pareto_points",
+    "parse_threat",
+    "threat_key",
 ]
 
 
@@ -43,8 +52,11 @@ def make_report(results_dir, threats: list[dict | str] | None = None, out=None, 
     """
     results = load_results(results_dir)
     out = Path(results_dir) / "report" if out is None else Path(out)
-    threats = default_threats(results) if threats is None else [
-        parse_threat(threat) if isinstance(threat, str) else threat for threat in threats]
+    threats = (
+        default_threats(results)
+        if threats is None
+        else [parse_threat(threat) if isinstance(threat, str) else threat for threat in threats]
+    )
     if not threats:
         raise ValueError("no threat to report: give at least one")
     tables = [(threat_key(threat, results.kind), pareto_points(results, threat)) for threat in threats]

@@ -85,8 +85,12 @@ def _plot_curves(results: Results, axis: str, index: int, fixed: dict[int, float
                 for x, y in zip(xs, ys):
                     envelope[x] = max(y, envelope.get(x, -1.0))
             ax.plot(
-                sorted(envelope), [envelope[x] for x in sorted(envelope)],
-                color=colour, marker=marker, markersize=4, linewidth=2.2,
+                sorted(envelope),
+                [envelope[x] for x in sorted(envelope)],
+                color=colour,
+                marker=marker,
+                markersize=4,
+                linewidth=2.2,
             )
         if panels[number] is not None:
             ax.set_title(f"r = {panels[number]}", fontsize=11)
@@ -105,7 +109,11 @@ def _plot_curves(results: Results, axis: str, index: int, fixed: dict[int, float
     )
     handles = [
         Line2D(
-            [], [], color=style[method][0], marker=style[method][1], linewidth=2.2,
+            [],
+            [],
+            color=style[method][0],
+            marker=style[method][1],
+            linewidth=2.2,
             label=f"{method}: best setting at each {_AXIS_SYMBOLS[axis]}",
         )
         for method in results.methods

@@ -134,13 +134,26 @@ def _plot_pareto(results: Results, key: tuple, points: list[ParetoPoint], path: 
         axes.step(front_x, front_y, where="pre", color=colour, linewidth=1.8, zorder=2)
         axes.scatter(front_x, front_y, color=colour, marker=marker, s=55, zorder=3, edgecolor="black", linewidth=0.5)
         axes.scatter(
-            [p.clean_mean for p in faint], [p.certified_mean for p in faint],
-            color=colour, marker=marker, s=40, zorder=3, alpha=0.3,
+            [p.clean_mean for p in faint],
+            [p.certified_mean for p in faint],
+            color=colour,
+            marker=marker,
+            s=40,
+            zorder=3,
+            alpha=0.3,
         )
-        handles.append(Line2D(
-            [], [], color=colour, marker=marker, markeredgecolor="black", markeredgewidth=0.5, linewidth=1.8,
-            label=f"{method} ({len(front)} of {len(mine)} on front)",
-        ))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=colour,
+                marker=marker,
+                markeredgecolor="black",
+                markeredgewidth=0.5,
+                linewidth=1.8,
+                label=f"{method} ({len(front)} of {len(mine)} on front)",
+            )
+        )
     handles.append(
         Line2D([], [], color="grey", marker="o", linestyle="none", alpha=0.3, label="dominated within its method")
     )
@@ -152,8 +165,12 @@ def _plot_pareto(results: Results, key: tuple, points: list[ParetoPoint], path: 
     )
     axes.grid(alpha=0.3)
     axes.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=9, frameon=False)
-    _place_labels(axes, [
-        (p.clean_mean, p.certified_mean, p.setting.short(), style[p.setting.method][0], p.method_front)
-        for p in points if p.setting.params
-    ])
+    _place_labels(
+        axes,
+        [
+            (p.clean_mean, p.certified_mean, p.setting.short(), style[p.setting.method][0], p.method_front)
+            for p in points
+            if p.setting.params
+        ],
+    )
     _save(figure, path)

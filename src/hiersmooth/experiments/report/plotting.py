@@ -53,13 +53,24 @@ def _place_labels(axes, labels: list[tuple[float, float, str, str, bool]]) -> No
         px, py = axes.transData.transform((x, y))
         taken.append(Bbox.from_extents(px - 5, py - 5, px + 5, py + 5))
     offsets = [
-        (7, 4, "left", "bottom"), (7, -4, "left", "top"), (-7, 4, "right", "bottom"), (-7, -4, "right", "top"),
-        (0, 9, "center", "bottom"), (0, -9, "center", "top"),
+        (7, 4, "left", "bottom"),
+        (7, -4, "left", "top"),
+        (-7, 4, "right", "bottom"),
+        (-7, -4, "right", "top"),
+        (0, 9, "center", "bottom"),
+        (0, -9, "center", "top"),
     ]
     for x, y, text, colour, front in sorted(labels, key=lambda label: not label[4]):
         for dx, dy, ha, va in offsets:
             label = axes.annotate(
-                text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=8, color=colour,
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                va=va,
+                fontsize=8,
+                color=colour,
                 alpha=1.0 if front else 0.55,
             )
             box = label.get_window_extent(renderer)

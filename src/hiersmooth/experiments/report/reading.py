@@ -26,8 +26,11 @@ _TAILS = {
     "rows": ["r", "certified_accuracy", "clean_accuracy"],
 }
 _SHORT_NAMES = {
-    "selection.p": "$p$", "selection.size": "$k$", "noise.sigma": r"$\sigma$",
-    "noise.p_plus": "$p_+$", "noise.p_minus": "$p_-$",
+    "selection.p": "$p$",
+    "selection.size": "$k$",
+    "noise.sigma": r"$\sigma$",
+    "noise.p_plus": "$p_+$",
+    "noise.p_minus": "$p_-$",
 }
 
 
@@ -132,9 +135,7 @@ def load_results(results_dir) -> Results:
             raise ValueError(f"{path} line {line}: cell {row['cell']} has threat {_threat_text(key)} twice")
         by_seed[seed] = _accuracy(path, line, row, "certified_accuracy")
     if not cells:
-        raise ValueError(
-            f"{path}: no rows for the {certificate} certificate (certify.certificate in experiment.yaml)"
-        )
+        raise ValueError(f"{path}: no rows for the {certificate} certificate (certify.certificate in experiment.yaml)")
     configured = list(config.get("methods") or {}) if isinstance(config.get("methods"), dict) else []
     methods = [method for method in configured if method in order]
     methods += [method for method in order if method not in configured]
@@ -177,11 +178,11 @@ def _parse_header(path: Path, header: list[str]) -> tuple[str, list[str]]:
         )
     split = header.index("certificate")
     for kind, tail in _TAILS.items():
-        if header[split + 1:] == tail:
+        if header[split + 1 :] == tail:
             return kind, header[3:split]
     raise ValueError(
         f"{path}: columns after certificate must be {' | '.join(', '.join(tail) for tail in _TAILS.values())}; "
-        f"found {', '.join(header[split + 1:])}"
+        f"found {', '.join(header[split + 1 :])}"
     )
 
 

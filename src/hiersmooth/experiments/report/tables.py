@@ -54,17 +54,19 @@ def _csv_rows(results: Results, points: list[ParetoPoint]) -> list[dict]:
     rows = []
     for point in points:
         params = dict(point.setting.params)
-        rows.append({
-            "method": point.setting.method,
-            **{name: _number_text(params[name]) if name in params else "" for name in results.param_columns},
-            "seeds": point.seeds,
-            "clean_accuracy_mean": repr(point.clean_mean),
-            "clean_accuracy_std": "" if math.isnan(point.clean_std) else repr(point.clean_std),
-            "certified_accuracy_mean": repr(point.certified_mean),
-            "certified_accuracy_std": "" if math.isnan(point.certified_std) else repr(point.certified_std),
-            "method_front": point.method_front,
-            "overall_front": point.overall_front,
-        })
+        rows.append(
+            {
+                "method": point.setting.method,
+                **{name: _number_text(params[name]) if name in params else "" for name in results.param_columns},
+                "seeds": point.seeds,
+                "clean_accuracy_mean": repr(point.clean_mean),
+                "clean_accuracy_std": "" if math.isnan(point.clean_std) else repr(point.clean_std),
+                "certified_accuracy_mean": repr(point.certified_mean),
+                "certified_accuracy_std": "" if math.isnan(point.certified_std) else repr(point.certified_std),
+                "method_front": point.method_front,
+                "overall_front": point.overall_front,
+            }
+        )
     return rows
 
 

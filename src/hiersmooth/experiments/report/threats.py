@@ -14,8 +14,14 @@ if TYPE_CHECKING:
     from .reading import Results
 
 _THREAT_ALIASES = {
-    "r": "rows", "rows": "rows", "eps": "eps", "l2": "eps",
-    "ra": "added", "added": "added", "rd": "deleted", "deleted": "deleted",
+    "r": "rows",
+    "rows": "rows",
+    "eps": "eps",
+    "l2": "eps",
+    "ra": "added",
+    "added": "added",
+    "rd": "deleted",
+    "deleted": "deleted",
 }
 _AXIS_NAMES = {"eps": ("r", "eps"), "bits": ("r", "ra", "rd"), "rows": ("r",)}
 
