@@ -20,7 +20,7 @@ import json
 import math
 import sys
 
-from .defaults import DEFAULT_ALPHA
+from .defaults import DEFAULT_ALPHA, RUNNER_UP_CHOICES
 from .threat import GRID_AXES
 
 
@@ -261,7 +261,7 @@ def _add_certificate_options(command, smoothing_required: bool) -> None:
     )
     command.add_argument(
         "--runner-up",
-        choices=("sound", "selection"),
+        choices=RUNNER_UP_CHOICES,
         default="sound",
         help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's "
         "runner-up of pre_votes)",

@@ -2,3 +2,10 @@
 
 DEFAULT_ALPHA = 0.01
 """Significance level α of certificates and predictions: each holds with probability ≥ 1 − α (the paper's 0.01)."""
+
+CERTIFICATES = ("binary", "multiclass")
+"""The two certificates of every point: p̲_A > 1/2 (binary) and p̲_A > p̄_B (multi-class)."""
+
+RUNNER_UP_CHOICES = ("sound", "selection")
+"""Class B of the multi-class certificate: the largest upper bound (sound), or the runner-up of the n₀ selection
+votes (the reference code's choice, for reproducing published figures only)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..defaults import DEFAULT_ALPHA
+from ..defaults import DEFAULT_ALPHA, RUNNER_UP_CHOICES
 from ..rounding import down
 from ..smoothing.hierarchical import Smoothing, from_config
 from .bounds import check_alpha, clopper_pearson_lower, clopper_pearson_upper
@@ -31,8 +31,6 @@ from .certificates import Certificate
 from .outputs import format_table, output_paths, write_outputs
 from .tables import certified_accuracy_table, grid_axes
 from .votes import Votes, load_votes
-
-RUNNER_UP_CHOICES = ("sound", "selection")
 
 
 @dataclass(frozen=True)

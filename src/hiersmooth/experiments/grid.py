@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config_files import read_yaml
+from ..defaults import CERTIFICATES
 from ..run_config import RunConfig, load_run_config
 from ..smoothing.hierarchical import NOISES
 from ..threat import INTEGER_AXES
-
-CERTIFICATES = ("binary", "multiclass")
 
 
 @dataclass(frozen=True)

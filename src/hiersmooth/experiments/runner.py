@@ -24,6 +24,7 @@ import yaml
 
 from ..certify.tables import column_name
 from ..config_files import read_yaml
+from ..defaults import CERTIFICATES
 from ..results import LOCK, atomic_file, check_output, output_lock, write_csv
 from .grid import Cell, Experiment, load_experiment
 
@@ -180,7 +181,7 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
         try:
             with open(table_path, newline="") as handle:
                 table = list(csv.DictReader(handle))
-            for certificate in ("binary", "multiclass"):
+            for certificate in CERTIFICATES:
                 clean = summary[certificate]["clean_certified_accuracy"]
                 own = [a for a in axes if a in cell.run.smoothing.noise.axes]  # the axes the cell's table has
                 certified = {}

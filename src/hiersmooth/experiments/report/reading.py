@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...config_files import read_yaml
+from ...defaults import CERTIFICATES
 from .threats import _threat_text
 
-CERTIFICATES = ("binary", "multiclass")
 _TAILS = {
     "eps": ["r", "eps", "certified_accuracy", "clean_accuracy"],
     "bits": ["r", "ra", "rd", "certified_accuracy", "clean_accuracy"],
