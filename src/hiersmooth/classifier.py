@@ -4,7 +4,8 @@ certify: n₀ samples pick class A (the most frequent), n fresh samples count th
 bounds p_A (and p_B) and answers threats (``hiersmooth.certify.certification``). predict: n samples, abstain
 unless the two-sided binomial test of the top two counts rejects p = 1/2 at level α.
 
-Images: ``model(z)`` maps a contiguous NCHW batch (b, C' [+1], H, W) to logits (b, K). Graphs: one forward pass
+Images: ``model(z)`` maps a contiguous NCHW batch (b, C' [+1], H, W) to logits (b, K); point clouds (an (N, d)
+matrix given without edges) likewise map (b, N, d [+1]) to (b, K). Graphs: one forward pass
 classifies every node; ``model(features, edge_index[, edge_weight])`` maps the disjoint union of b noisy copies —
 features (b·N, D' [+1]), dense or sparse CSR as the input was, the edge index repeated with node offsets (and
 the weights repeated) — to logits (b·N, K). Outputs that are not finite (b, K) tensors are refused.
@@ -26,6 +27,7 @@ import torch
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.votes import Votes
 from .defaults import DEFAULT_ALPHA
+from .progress import progress_bar
 from .seeds import SeedPlan
 from .smoothing import Ablation, Smoothing, Sparse, from_config
 
@@ -214,6 +216,8 @@ class SmoothedClassifier:
 
     - images: a contiguous float batch (b, C' [+1], H, W) (NCHW; C' = C, or 2C for the Levine–Feizi encoding, +1
       for the indicator channel τ); it must return logits (b, K);
+    - point clouds, (N, d) matrices given without ``edge_index``: a batch (b, N, d [+1]) of b noisy copies, τ
+      as the last column; it must return logits (b, K). Each cloud is one point of the seed plan, like an image;
     - graphs: ``model(x, edge_index)`` — or ``model(x, edge_index, edge_weight)`` when edge weights are given —
       PyG style, on the disjoint union of b noisy copies: x (b·N, D' [+1]) dense or sparse CSR as the input
       was, edge_index (2, b·E) with copy k's nodes offset by k·N; it must return logits (b·N, K).
@@ -342,7 +346,7 @@ class SmoothedClassifier:
         Parameters
         ----------
         x : torch.Tensor
-            An image (C, H, W), or a graph's node features (N, D), dense or sparse (COO/CSR).
+            An image (C, H, W), a point cloud (N, d), or a graph's node features (N, D), dense or sparse (COO/CSR).
         stage : str
             The seed stream: ``"selection"`` (n₀ of certify), ``"estimation"`` (n of certify), ``"prediction"``.
         n : int
@@ -362,7 +366,7 @@ class SmoothedClassifier:
         Returns
         -------
         numpy.ndarray
-            int64 votes: (K,) for an image, (len(nodes), K) for a graph.
+            int64 votes: (K,) for an image or a point cloud, (len(nodes), K) for a graph.
         """
         plan = self.seed_plan(edge_index is not None)
         bar = progress_bar(self.progress, n, f"{stage} point {point}")
@@ -389,7 +393,8 @@ class SmoothedClassifier:
         Parameters
         ----------
         x : torch.Tensor
-            An image (C, H, W), or a graph's node features (N, D), dense or sparse (CSR is fastest).
+            An image (C, H, W), a point cloud (N, d), or a graph's node features (N, D), dense or sparse (CSR is
+            fastest).
         n0 : int
             Selection samples (to pick class A).
         n : int
@@ -477,7 +482,7 @@ class SmoothedClassifier:
         Parameters
         ----------
         x : torch.Tensor
-            An image (C, H, W), or a graph's node features (N, D), dense or sparse.
+            An image (C, H, W), a point cloud (N, d), or a graph's node features (N, D), dense or sparse.
         n : int
             Samples (stage ``"prediction"``).
         alpha : float, default DEFAULT_ALPHA (0.01)
@@ -496,7 +501,7 @@ class SmoothedClassifier:
         Returns
         -------
         int or numpy.ndarray
-            The class or ``ABSTAIN``: an int for an image, a (len(nodes),) array for a graph.
+            The class or ``ABSTAIN``: an int for an image or a point cloud, a (len(nodes),) array for a graph.
         """
         from .certify.bounds import check_alpha
 
@@ -517,8 +522,9 @@ class SmoothedClassifier:
         if edge_index is None:
             if nodes is not None:
                 raise ValueError("nodes: only a graph (given with edge_index) has target nodes")
-            if x.dim() != 3 or x.layout != torch.strided:
-                raise ValueError(f"x: an image must be a dense (C, H, W) tensor, got shape {tuple(x.shape)}; pass edge_index for a graph")
+            if x.dim() not in (2, 3) or x.layout != torch.strided:
+                raise ValueError(f"x: an image must be a dense (C, H, W) tensor and a point cloud a dense (N, d) "
+                                 f"one, got shape {tuple(x.shape)}; pass edge_index for a graph")
             return x, None, None
         if x.dim() != 2:
             raise ValueError(f"x: graph features must be an (N, D) matrix, got shape {tuple(x.shape)}")
@@ -575,7 +581,7 @@ class SmoothedClassifier:
         Parameters
         ----------
         x : torch.Tensor
-            An image (C, H, W) or a graph's node features (N, D).
+            An image (C, H, W), a point cloud (N, d) or a graph's node features (N, D).
         edge_index : torch.Tensor, optional
             (2, E) integer edges; given, x is a graph.
         edge_weight : torch.Tensor, optional
@@ -672,20 +678,3 @@ def _described(output) -> str:
     if isinstance(output, torch.Tensor):
         return f"a tensor of shape {tuple(output.shape)}"
     return f"a {type(output).__name__}"
-
-
-def progress_bar(enabled: bool, total: int, description: str):
-    """A tqdm progress bar with samples/s and ETA.
-
-    Parameters
-    ----------
-    enabled : bool
-        False gives a silent stand-in with the same methods.
-    total : int
-        Samples expected.
-    description : str
-        The bar's label.
-    """
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="sample", unit_scale=True, disable=not enabled, leave=False)

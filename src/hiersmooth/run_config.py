@@ -1,16 +1,19 @@
 """The run config (YAML) of ``hiersmooth train``: which data, which model, which smoothing, how to train.
 
-    data:      {name: digits, seed: 0}          # digits | mnist | cifar10 | cora_ml | citeseer | pubmed
+    data:      {name: digits, seed: 0}          # digits | mnist | cifar10 | mnist_5k (images), mnist_points |
+                                                 # modelnet40 (point clouds), cora_ml | citeseer | pubmed (graphs)
                                                  # (root: DIR, default ~/.cache/hiersmooth; download: true|false)
-    model:     {name: small_cnn}                 # small_cnn | resnet18 | resnet50 | gcn | gat | appnp, plus the
-                                                 # model's options (hidden, dropout, skip, learn_token, ...)
+    model:     {name: small_cnn}                 # small_cnn | lenet | resnet18 | resnet50 (images), pointnet (point
+                                                 # clouds), gcn | gat | appnp (graphs), plus the model's options
+                                                 # (hidden, dropout, skip, learn_token, ...)
     smoothing: {selection: {kind: bernoulli, p: 0.8}, noise: {kind: gaussian, sigma: 0.25}, indicator: true}
     training:  {epochs: 30, batch_size: 128, optimizer: adam, lr: 0.001, weight_decay: 0.0, momentum: 0.9,
                 schedule: cosine, patience: 50, seed: 0, device: cpu}
     out: runs/digits_hierarchical               # the checkpoint folder
 
-Training defaults depend on the data: images use Adam (lr 1e-3) with a cosine schedule for 30 epochs; graphs
-use the paper's Adam (lr 1e-3, weight decay 5e-4) for up to 1,000 epochs with early stopping (patience 50).
+Training defaults depend on the data: images and point clouds use Adam (lr 1e-3) with a cosine schedule for 30
+epochs; graphs use the paper's Adam (lr 1e-3, weight decay 5e-4) for up to 1,000 epochs with early stopping
+(patience 50).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config_files import build_dataclass, read_yaml
+from .data.datasets import DATASETS, POINT_CLOUD_DATASETS
 from .data.graphs import GRAPH_DATASETS
 from .smoothing import Smoothing, from_config
 
-IMAGE_DATASETS = ("digits", "mnist", "cifar10")
-IMAGE_MODELS = ("small_cnn", "resnet18", "resnet50")
+IMAGE_MODELS = ("small_cnn", "resnet18", "resnet50", "lenet")
+POINT_CLOUD_MODELS = ("pointnet",)
 GRAPH_MODELS = ("gcn", "gat", "appnp")
+SMALL_IMAGES = ("digits",)  # 8×8: too small for lenet's two valid 5×5 convolutions
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant")
 
@@ -40,6 +45,16 @@ class DataConfig:
     @property
     def graph(self) -> bool:
         return self.name in GRAPH_DATASETS
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The built-in models that fit this data: graph models for graphs, pointnet for point clouds, the image
+        models for images (lenet only from 16×16 pixels up)."""
+        if self.graph:
+            return GRAPH_MODELS
+        if self.name in POINT_CLOUD_DATASETS:
+            return POINT_CLOUD_MODELS
+        return tuple(model for model in IMAGE_MODELS if not (model == "lenet" and self.name in SMALL_IMAGES))
 
 
 @dataclass(frozen=True)
@@ -93,13 +108,12 @@ def load_run_config(config) -> RunConfig:
         if not isinstance(config.get(key), dict):
             raise ValueError(f"config.{key}: missing or not a mapping")
     data = build_dataclass("data", DataConfig, config["data"])
-    if data.name not in IMAGE_DATASETS + tuple(GRAPH_DATASETS):
-        raise ValueError(f"data.name={data.name!r}: unknown dataset (allowed: {', '.join(IMAGE_DATASETS + tuple(GRAPH_DATASETS))})")
+    if data.name not in DATASETS:
+        raise ValueError(f"data.name={data.name!r}: unknown dataset (allowed: {', '.join(DATASETS)})")
     model_options = dict(config["model"])
     model = ModelConfig(model_options.pop("name", None), model_options)
-    allowed_models = GRAPH_MODELS if data.graph else IMAGE_MODELS
-    if model.name not in allowed_models:
-        raise ValueError(f"model.name={model.name!r}: not a model for {data.name} (allowed: {', '.join(allowed_models)})")
+    if model.name not in data.models:
+        raise ValueError(f"model.name={model.name!r}: not a model for {data.name} (allowed: {', '.join(data.models)})")
     training_options = {**(GRAPH_TRAINING if data.graph else IMAGE_TRAINING), **(config.get("training") or {})}
     for name in ("lr", "weight_decay", "momentum"):  # YAML 1.1 reads 1e-3 (no dot) as a string
         if isinstance(training_options.get(name), str):

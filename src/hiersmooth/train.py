@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from .data.arrays import ImageSet
 from .data.graphs import GraphSplit
+from .progress import progress_bar
 from .run_config import TrainingConfig
 from .smoothing import Smoothing
 
@@ -43,12 +44,6 @@ def _token(model: torch.nn.Module):
     return token if isinstance(token, torch.Tensor) else None
 
 
-def _bar(progress: bool, total: int, description: str):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=description, unit="epoch", disable=not progress, leave=False)
-
-
 def train_images(model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, training: TrainingConfig,
                  progress: bool = True) -> list[dict]:
     """Train ``model`` on noisy samples of ``train``; returns one dict per epoch (loss, noisy accuracy)."""
@@ -59,7 +54,7 @@ def train_images(model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, 
     optimizer, scheduler = make_optimizer(model, training, training.epochs * batches)
     generator = torch.Generator(device).manual_seed(training.seed)
     history = []
-    bar = _bar(progress, training.epochs, "train")
+    bar = progress_bar(progress, training.epochs, "train", unit="epoch")
     for epoch in range(training.epochs):
         order = torch.randperm(train.points, generator=generator, device=device)
         total_loss, correct = 0.0, 0
@@ -100,7 +95,7 @@ def train_graph(model: torch.nn.Module, smoothing: Smoothing, split: GraphSplit,
     optimizer, scheduler = make_optimizer(model, training, training.epochs)
     generator = torch.Generator(device).manual_seed(training.seed)
     best_loss, best_state, best_epoch, waited, history = np.inf, None, 0, 0, []
-    bar = _bar(progress, training.epochs, "train")
+    bar = progress_bar(progress, training.epochs, "train", unit="epoch")
     for epoch in range(training.epochs):
         model.train()
         logits = model(_one_sample(train_sampler, generator, _token(model)), train_edges)[train_nodes]

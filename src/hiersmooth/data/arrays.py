@@ -1,6 +1,7 @@
 """Datasets from plain ``.npz`` arrays (read with ``allow_pickle=False``).
 
 - images: ``images`` (P, C, H, W) with values in [0, 1] (uint8 is divided by 255) and ``labels`` (P,);
+- point clouds: ``points`` (P, N, d), P clouds of N points in R^d with finite coordinates, and ``labels`` (P,);
 - a graph: ``edge_index`` (2, E), ``labels`` (N,), node features either dense ``features`` (N, D) or the CSR
   arrays ``features_data``, ``features_indices``, ``features_indptr``, ``features_shape``; optionally ``nodes``,
   the target nodes to certify, as integer indices or a boolean mask of length N (default: all).
@@ -21,6 +22,8 @@ from ..certify.votes import read_npz_arrays
 
 @dataclass
 class ImageSet:
+    """Inputs certified one at a time, each one point of the seed plan: ``images`` (P, C, H, W) and ``labels``."""
+
     images: torch.Tensor
     labels: np.ndarray
 
@@ -31,6 +34,33 @@ class ImageSet:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[1:])
+
+
+class PointCloudSet(ImageSet):
+    """P point clouds of N points in R^d, held as a float32 (P, N, d) tensor in ``images``, with their labels.
+
+    A cloud is an (N, d) matrix whose rows (entities) are its points (SPEC.md §1): selection, noise, the indicator
+    and the certificates apply to it as to any feature matrix, and each cloud is one point of the seed plan, as an
+    image is. Built from anything ``torch.as_tensor`` takes; the shape, finite coordinates and one label per
+    cloud are checked (a one-line ValueError otherwise)."""
+
+    def __init__(self, points, labels):
+        labels = _labels("point clouds", _array(labels))
+        clouds = _array(points)
+        if clouds.dtype.kind not in "biuf":
+            raise ValueError(f"point clouds: coordinates must be real numbers, got {clouds.dtype} values")
+        if clouds.ndim != 3 or len(clouds) != len(labels) or 0 in clouds.shape[1:]:
+            raise ValueError(f"point clouds: must be (clouds, points, dimensions) with one label per cloud; got "
+                             f"{clouds.shape} and {labels.shape}")
+        clouds = torch.as_tensor(clouds, dtype=torch.float32)
+        if not bool(torch.isfinite(clouds).all()):
+            raise ValueError("point clouds: coordinates hold NaN or infinite values (or values beyond float32)")
+        super().__init__(clouds, labels)
+
+    @property
+    def clouds(self) -> torch.Tensor:
+        """The (P, N, d) coordinates."""
+        return self.images
 
 
 @dataclass
@@ -112,8 +142,14 @@ def dataset_from_arrays(arrays: dict, where: str) -> ImageSet | Graph:
     labels = _labels(where, arrays["labels"])
     if "images" in arrays:
         return ImageSet(_images(where, arrays["images"], labels), labels)
+    if "points" in arrays:
+        try:
+            return PointCloudSet(arrays["points"], labels)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
     if "edge_index" not in arrays:
-        raise ValueError(f"{where}: needs 'images' (an image set) or 'edge_index' and features (a graph)")
+        raise ValueError(f"{where}: needs 'images' (an image set), 'points' (point clouds) or 'edge_index' and "
+                         "features (a graph)")
     if "features" in arrays:
         features = arrays["features"]
     elif "features_indptr" in arrays:
@@ -141,7 +177,9 @@ def _images(where: str, images, labels: np.ndarray) -> torch.Tensor:
     if images.dtype.kind not in "biuf":
         raise ValueError(f"{where}: images must hold real numbers, got {images.dtype} values")
     if images.ndim != 4 or len(images) != len(labels):
-        raise ValueError(f"{where}: images must be (points, C, H, W) with one label each; got {images.shape} and {labels.shape}")
+        hint = " (point clouds (P, N, d): a PointCloudSet, or 'points' in a --data file)" if images.ndim == 3 else ""
+        raise ValueError(f"{where}: images must be (points, C, H, W) with one label each; got {images.shape} and "
+                         f"{labels.shape}{hint}")
     images = images / 255.0 if images.dtype == np.uint8 else images
     if not np.all(np.isfinite(images)):
         raise ValueError(f"{where}: images hold NaN or infinite values; pixel values must be finite, in [0, 1]")

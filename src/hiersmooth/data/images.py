@@ -59,16 +59,29 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> tuple[ImageSet, I
     """scikit-learn's 8×8 digits as (P, 1, 8, 8) images in [0, 1], split into (train, test) by a stratified split
     drawn from ``seed``: the same seed gives the same split."""
     from sklearn.datasets import load_digits as sklearn_digits
-    from sklearn.model_selection import train_test_split
 
+    check_split(seed, test_fraction)
+    digits = sklearn_digits()
+    return stratified_split((digits.images / 16.0).astype(np.float32)[:, None], digits.target, seed, test_fraction)
+
+
+def check_split(seed, test_fraction) -> None:
+    """Refuse a split seed that is not an integer >= 0 or a test fraction outside (0, 1), naming the value."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r}: must be an integer >= 0")
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction={test_fraction!r}: must be a number strictly between 0 and 1")
-    digits = sklearn_digits()
-    images = (digits.images / 16.0).astype(np.float32)[:, None]
-    labels = digits.target.astype(np.int64)
-    train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, random_state=int(seed), stratify=labels)
+
+
+def stratified_split(images: np.ndarray, labels: np.ndarray, seed: int,
+                     test_fraction: float) -> tuple[ImageSet, ImageSet]:
+    """(train, test) of float32 ``images`` in [0, 1] and their ``labels``: scikit-learn's ``train_test_split``
+    stratified by label, drawn from ``seed`` (each class keeps its share of the test set, up to rounding)."""
+    from sklearn.model_selection import train_test_split
+
+    labels = labels.astype(np.int64)
+    train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, random_state=int(seed),
+                                   stratify=labels)
     return (ImageSet(torch.from_numpy(images[train]), labels[train]),
             ImageSet(torch.from_numpy(images[test]), labels[test]))
 

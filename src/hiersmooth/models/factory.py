@@ -13,8 +13,9 @@ from ..smoothing import Ablation, Smoothing
 
 
 def input_width(smoothing: Smoothing, input_shape: tuple[int, ...], graph: bool) -> int:
-    """Channels (images) or features (graphs) of a sample: C or D, doubled by the Levine–Feizi encoding, +1 for τ."""
-    width = input_shape[-1] if graph else input_shape[0]
+    """Channels of an image sample (input (C, H, W)) or values per row of a matrix sample (a graph's features, a
+    point cloud's coordinates: input (N, D)): C or D, doubled by the Levine–Feizi encoding, +1 for τ."""
+    width = input_shape[-1] if graph or len(input_shape) == 2 else input_shape[0]
     if isinstance(smoothing.noise, Ablation) and smoothing.noise.encoding == "levine_feizi":
         width *= 2
     return width + smoothing.indicator
@@ -76,34 +77,48 @@ def load_state(model: torch.nn.Module, weights, description: str, option: str = 
         raise ValueError(f"{option} {weights}: does not fit {description} ({lines[1].strip() if len(lines) > 1 else error})") from None
 
 
-def named_model(name: str, options: dict, width: int, num_classes: int, *, data: str, smoothing: Smoothing) -> torch.nn.Module:
-    """A built-in model by name (``small_cnn``, ``resnet18``, ``resnet50``, ``gcn``, ``gat``, ``appnp``) for
-    samples of ``width`` channels/features, with its options from the config.
+def named_model(name: str, options: dict, width: int, num_classes: int, *, data: str,
+                smoothing: Smoothing) -> torch.nn.Module:
+    """A built-in model by name (``small_cnn``, ``lenet``, ``resnet18``, ``resnet50``, ``pointnet``, ``gcn``,
+    ``gat``, ``appnp``) for samples of ``width`` channels/features, with its options from the config.
 
-    Image models normalise the data channels inside the model with the dataset's channel statistics and take the
-    Levine–Feizi encoding when the smoothing uses it. ``learn_token: true`` gives a graph model a learnable
-    ablation token (only with ablation noise in the token encoding).
+    Image models normalise the data channels inside the model with the dataset's channel statistics
+    (:func:`hiersmooth.data.datasets.channel_stats`) and take the Levine–Feizi encoding when the smoothing uses
+    it. ``pointnet`` under ablation noise leaves the ablated points (τ = 1) out of its max pooling, so it needs
+    the token encoding with the indicator on. ``learn_token: true`` gives a graph model a learnable ablation
+    token (only with ablation noise in the token encoding).
     """
-    from ..data.images import CHANNEL_STATS
-    from . import graphs, images
+    from ..data.datasets import channel_stats
+    from ..run_config import GRAPH_MODELS
+    from . import graphs, images, point_clouds
 
-    factories = {"small_cnn": images.SmallCNN, "resnet18": images.ResNet18, "resnet50": images.ResNet50,
+    factories = {"small_cnn": images.SmallCNN, "lenet": images.LeNet, "resnet18": images.ResNet18,
+                 "resnet50": images.ResNet50, "pointnet": point_clouds.PointNet,
                  "gcn": graphs.GCN, "gat": graphs.GAT, "appnp": graphs.APPNP}
     if name not in factories:
         raise ValueError(f"model.name={name!r}: unknown model (allowed: {', '.join(factories)})")
     options = dict(options)
-    token_encoding = isinstance(smoothing.noise, Ablation) and smoothing.noise.encoding == "token"
-    if name in ("gcn", "gat", "appnp"):
+    graph = name in GRAPH_MODELS
+    parameters = set(inspect.signature(factories[name]).parameters)
+    allowed = parameters - {"in_channels", "in_features", "num_classes", "levine_feizi", "token_width", "mask_selected"}
+    unknown = sorted(set(options) - allowed - ({"learn_token"} if graph else set()))
+    if unknown:
+        extra = ", learn_token" if graph else ""
+        raise ValueError(f"model: unknown option {', '.join(unknown)} for {name} "
+                         f"(allowed: {', '.join(sorted(allowed))}{extra})")
+    ablation = isinstance(smoothing.noise, Ablation)
+    token_encoding = ablation and smoothing.noise.encoding == "token"
+    if graph:
         if options.pop("learn_token", False):
             if not token_encoding:
                 raise ValueError("model.learn_token: a learnable token needs ablation noise with encoding: token")
             options["token_width"] = width - smoothing.indicator
+    elif name == "pointnet":
+        if ablation and not (token_encoding and smoothing.indicator):
+            raise ValueError("model pointnet: ablation of points needs encoding: token and indicator: true (τ marks "
+                             "the ablated points, which the model leaves out of its max pooling)")
+        options["mask_selected"] = ablation
     else:
-        options.setdefault("normalization", CHANNEL_STATS.get(data))
-        options["levine_feizi"] = isinstance(smoothing.noise, Ablation) and smoothing.noise.encoding == "levine_feizi"
-    allowed = set(inspect.signature(factories[name]).parameters) - {"in_channels", "in_features", "num_classes", "levine_feizi", "token_width"}
-    unknown = sorted(set(options) - allowed - {"levine_feizi", "token_width"})
-    if unknown:
-        extra = ", learn_token" if name in ("gcn", "gat", "appnp") else ""
-        raise ValueError(f"model: unknown option {', '.join(unknown)} for {name} (allowed: {', '.join(sorted(allowed))}{extra})")
+        options.setdefault("normalization", channel_stats(data))
+        options["levine_feizi"] = ablation and smoothing.noise.encoding == "levine_feizi"
     return factories[name](width, num_classes, **options)
