@@ -5,7 +5,18 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-GENERATED = {".pytest_cache", ".hypothesis", "__pycache__", ".venv", "out", "runs", "data", "build"}
+GENERATED = {
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
+    "__pycache__",
+    ".venv",
+    "out",
+    "runs",
+    "data",
+    "build",
+    "site",
+}
 
 
 def _entries() -> set[str]:

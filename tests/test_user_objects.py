@@ -17,7 +17,7 @@ from hiersmooth import SmoothedClassifier
 from hiersmooth import classifier as classifier_module
 from hiersmooth.certify.certification import certify_votes
 from hiersmooth.cli import build_parser, main
-from hiersmooth.data.arrays import Graph, load_arrays
+from hiersmooth.inputs import Graph, load_arrays
 from hiersmooth.models.graphs import GCN
 
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")

@@ -29,9 +29,9 @@ import torch
 
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.votes import Votes, save_votes
-from .data.arrays import Graph, ImageSet
 from .defaults import DEFAULT_ALPHA
 from .distributed import Ranks
+from .inputs import Graph, ImageSet
 from .progress import progress_bar
 from .results import atomic_file
 
@@ -231,7 +231,7 @@ def certify_dataset(
 ) -> VoteCertificates:
     """Count n₀ selection and n estimation votes for every point of ``data`` and certify them (SPEC.md §3–§4).
 
-    ``data``: anything :func:`hiersmooth.data.arrays.as_dataset` takes — images (P, C, H, W), a ``Dataset`` of
+    ``data``: anything :func:`hiersmooth.inputs.as_dataset` takes — images (P, C, H, W), a ``Dataset`` of
     (image, label) pairs, a PyG ``Data`` graph (its ``test_mask`` or ``nodes`` are the points), features with
     ``edge_index``; ``labels`` and ``nodes`` complete raw arrays. Each image is point k of the seed plan; a
     graph's target nodes are classified together, one forward pass per sample.
@@ -245,8 +245,8 @@ def certify_dataset(
     ``inputs`` is recorded in the sidecar (default: content hashes). Under torchrun each rank counts its share.
     Returns the certificates (``.pre_votes``, ``.votes``, ``.selected``, ``.binary``, ``.multiclass``, ...).
     """
-    from .data.arrays import as_dataset
     from .distributed import init_ranks
+    from .inputs import as_dataset
     from .results import LOCK, check_output, output_lock
 
     started = time.perf_counter()

@@ -60,13 +60,17 @@ def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
     array = nodes.detach().cpu().numpy() if isinstance(nodes, torch.Tensor) else np.asarray(nodes)
     if array.dtype == np.bool_:
         if array.ndim != 1 or len(array) != entities:
-            raise ValueError(f"{name}: a boolean mask must have one entry per node, length {entities}; got length "
-                             f"{array.shape[0] if array.ndim == 1 else tuple(array.shape)}")
+            raise ValueError(
+                f"{name}: a boolean mask must have one entry per node, length {entities}; got length "
+                f"{array.shape[0] if array.ndim == 1 else tuple(array.shape)}"
+            )
         array = np.flatnonzero(array)
     elif array.dtype.kind in "iu":
         array = array.astype(np.int64).reshape(-1)
     else:
-        raise ValueError(f"{name}: must be integer node indices or a boolean mask of length {entities}, got dtype {array.dtype}")
+        raise ValueError(
+            f"{name}: must be integer node indices or a boolean mask of length {entities}, got dtype {array.dtype}"
+        )
     if array.size == 0 or array.min() < 0 or array.max() >= entities:
         raise ValueError(f"{name}: must be a non-empty list of node indices in [0, {entities - 1}] (or a boolean mask)")
     return array
@@ -99,8 +103,9 @@ def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
     narrow = all(block.crow_indices().dtype == torch.int32 for block in samples) and sum(entries) < 2**31
     index = torch.int32 if narrow else torch.long  # the blocks' int32 indices while the union's still fit
     offsets = np.cumsum([0] + entries[:-1]).tolist()
-    crows = [samples[0].crow_indices().to(index)] + [block.crow_indices()[1:].to(index) + offset
-                                                     for block, offset in zip(samples[1:], offsets[1:])]
+    crows = [samples[0].crow_indices().to(index)] + [
+        block.crow_indices()[1:].to(index) + offset for block, offset in zip(samples[1:], offsets[1:])
+    ]
     rows = sum(block.shape[0] for block in samples)
     return torch.sparse_csr_tensor(
         torch.cat(crows),
@@ -229,8 +234,18 @@ class SmoothedClassifier:
     checkpoints and the command line's files.
     """
 
-    def __init__(self, model: torch.nn.Module, smoothing, num_classes: int, *, seed: int = 0, block_size: int | None = None,
-                 device=None, autocast: bool = False, progress: bool = False):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        smoothing,
+        num_classes: int,
+        *,
+        seed: int = 0,
+        block_size: int | None = None,
+        device=None,
+        autocast: bool = False,
+        progress: bool = False,
+    ):
         """Wrap ``model`` with ``smoothing``.
 
         Parameters
@@ -262,7 +277,13 @@ class SmoothedClassifier:
         SeedPlan(seed, block_size or 1)  # validates both
         self.seed, self.block_size = int(seed), block_size
         parameter = next(model.parameters(), None)
-        self.device = torch.device(device) if device is not None else parameter.device if parameter is not None else torch.device("cpu")
+        self.device = (
+            torch.device(device)
+            if device is not None
+            else parameter.device
+            if parameter is not None
+            else torch.device("cpu")
+        )
         self.model = model.to(self.device)
         self.autocast = bool(autocast)
         self.progress = progress
@@ -286,8 +307,20 @@ class SmoothedClassifier:
         return SeedPlan(self.seed, self.block_size or DEFAULT_BLOCK_SIZE["graph" if graph else "image"])
 
     # ----------------------------------------------------------------------------------------------------------
-    def block_votes(self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None,
-                    first_block: int = 0, share: tuple[int, int] = (0, 1), edge_weight=None):
+    def block_votes(
+        self,
+        x,
+        stage: str,
+        n: int,
+        batch_size: int,
+        *,
+        point: int = 0,
+        edge_index=None,
+        nodes=None,
+        first_block: int = 0,
+        share: tuple[int, int] = (0, 1),
+        edge_weight=None,
+    ):
         """Yield ``(next_block, counts)`` after each forward pass over the blocks of n samples of ``stage``.
 
         Summing ``counts`` over all passes gives the votes of :meth:`count`; the parameters are those of
@@ -321,14 +354,22 @@ class SmoothedClassifier:
         def votes(start: int) -> tuple[int, torch.Tensor]:
             """Votes of the forward pass over the blocks from ``start`` on, each block drawn from its own generator."""
             stop = min(start + group, len(blocks))
-            samples = concat_samples([sampler.draw(sizes[b], plan.generator(point, stage, b, self.device), token)
-                                      for b in blocks[start:stop]])
-            counts = torch.zeros((len(nodes), self.num_classes) if graph else (self.num_classes,), dtype=torch.long,
-                                 device=self.device)
+            samples = concat_samples(
+                [
+                    sampler.draw(sizes[b], plan.generator(point, stage, b, self.device), token)
+                    for b in blocks[start:stop]
+                ]
+            )
+            counts = torch.zeros(
+                (len(nodes), self.num_classes) if graph else (self.num_classes,), dtype=torch.long, device=self.device
+            )
             where = f"{stage} blocks {blocks[start]}-{blocks[stop - 1]} of point {point}"
             for chunk in split_samples(samples, batch_size, entities if samples.layout == torch.sparse_csr else 1):
-                counts += (self._classify_graphs(chunk, edge_index, nodes, entities, edge_weight, where) if graph
-                           else self._classify_images(chunk, where))
+                counts += (
+                    self._classify_graphs(chunk, edge_index, nodes, entities, edge_weight, where)
+                    if graph
+                    else self._classify_images(chunk, where)
+                )
             return stop, counts.cpu()
 
         workers = min(CPU_WORKERS, torch.get_num_threads()) if self.device.type == "cpu" else 1
@@ -339,8 +380,9 @@ class SmoothedClassifier:
         finally:
             self.model.train(was_training)
 
-    def count(self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None,
-              edge_weight=None) -> np.ndarray:
+    def count(
+        self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None, edge_weight=None
+    ) -> np.ndarray:
         """Votes of the model on n samples of Ψ_x from the random streams of ``stage``.
 
         Parameters
@@ -371,15 +413,29 @@ class SmoothedClassifier:
         plan = self.seed_plan(edge_index is not None)
         bar = progress_bar(self.progress, n, f"{stage} point {point}")
         total = None
-        for stop, counts in self.block_votes(x, stage, n, batch_size, point=point, edge_index=edge_index, nodes=nodes,
-                                             edge_weight=edge_weight):
+        for stop, counts in self.block_votes(
+            x, stage, n, batch_size, point=point, edge_index=edge_index, nodes=nodes, edge_weight=edge_weight
+        ):
             total = counts if total is None else total + counts
             bar.update(min(stop * plan.block_size, n) - bar.n)
         bar.close()
         return total.numpy()
 
-    def certify(self, x, n0: int, n: int, alpha: float = DEFAULT_ALPHA, batch_size: int = 100, *, label=None, point: int = 0,
-                edge_index=None, nodes=None, runner_up: str = "sound", edge_weight=None) -> VoteCertificates:
+    def certify(
+        self,
+        x,
+        n0: int,
+        n: int,
+        alpha: float = DEFAULT_ALPHA,
+        batch_size: int = 100,
+        *,
+        label=None,
+        point: int = 0,
+        edge_index=None,
+        nodes=None,
+        runner_up: str = "sound",
+        edge_weight=None,
+    ) -> VoteCertificates:
         """Certify x (an image, or the target ``nodes`` of a graph): votes of n₀ + n samples → certificates.
 
         n₀ samples (stage ``"selection"``) pick class A, the most frequent; n fresh samples (``"estimation"``)
@@ -434,8 +490,20 @@ class SmoothedClassifier:
         labels = np.full(votes.shape[0], ABSTAIN) if label is None else np.atleast_1d(np.asarray(label))
         return certify_votes(Votes(pre_votes, votes, labels), self.smoothing, alpha, runner_up)
 
-    def certify_dataset(self, data, n0: int, n: int, alpha: float = DEFAULT_ALPHA, batch_size: int = 100, *, out=None,
-                        labels=None, nodes=None, edge_index=None, **options) -> VoteCertificates:
+    def certify_dataset(
+        self,
+        data,
+        n0: int,
+        n: int,
+        alpha: float = DEFAULT_ALPHA,
+        batch_size: int = 100,
+        *,
+        out=None,
+        labels=None,
+        nodes=None,
+        edge_index=None,
+        **options,
+    ) -> VoteCertificates:
         """Certify every point of a dataset — what ``hiersmooth certify`` does, from Python.
 
         Parameters
@@ -468,11 +536,22 @@ class SmoothedClassifier:
         """
         from .certify_run import certify_dataset
 
-        return certify_dataset(self, data, n0, n, alpha, batch_size, out=out, labels=labels, nodes=nodes,
-                               edge_index=edge_index, **options)
+        return certify_dataset(
+            self, data, n0, n, alpha, batch_size, out=out, labels=labels, nodes=nodes, edge_index=edge_index, **options
+        )
 
-    def predict(self, x, n: int, alpha: float = DEFAULT_ALPHA, batch_size: int = 100, *, point: int = 0, edge_index=None,
-                nodes=None, edge_weight=None):
+    def predict(
+        self,
+        x,
+        n: int,
+        alpha: float = DEFAULT_ALPHA,
+        batch_size: int = 100,
+        *,
+        point: int = 0,
+        edge_index=None,
+        nodes=None,
+        edge_weight=None,
+    ):
         """The smoothed classifier's prediction g(x) from n samples, or ``ABSTAIN`` (-1).
 
         Returns the top class of the n votes unless the two-sided binomial test of the top two counts does not
@@ -506,8 +585,11 @@ class SmoothedClassifier:
         from .certify.bounds import check_alpha
 
         alpha = check_alpha(alpha)
-        counts = np.atleast_2d(self.count(x, "prediction", n, batch_size, point=point, edge_index=edge_index, nodes=nodes,
-                                          edge_weight=edge_weight))
+        counts = np.atleast_2d(
+            self.count(
+                x, "prediction", n, batch_size, point=point, edge_index=edge_index, nodes=nodes, edge_weight=edge_weight
+            )
+        )
         order = np.argsort(-counts, axis=1, kind="stable")
         rows = np.arange(counts.shape[0])
         top, second = counts[rows, order[:, 0]], counts[rows, order[:, 1]]
@@ -523,19 +605,27 @@ class SmoothedClassifier:
             if nodes is not None:
                 raise ValueError("nodes: only a graph (given with edge_index) has target nodes")
             if x.dim() not in (2, 3) or x.layout != torch.strided:
-                raise ValueError(f"x: an image must be a dense (C, H, W) tensor and a point cloud a dense (N, d) "
-                                 f"one, got shape {tuple(x.shape)}; pass edge_index for a graph")
+                raise ValueError(
+                    f"x: an image must be a dense (C, H, W) tensor and a point cloud a dense (N, d) "
+                    f"one, got shape {tuple(x.shape)}; pass edge_index for a graph"
+                )
             return x, None, None
         if x.dim() != 2:
             raise ValueError(f"x: graph features must be an (N, D) matrix, got shape {tuple(x.shape)}")
         edge_index = torch.as_tensor(edge_index, device=self.device)
         entities = x.shape[0]
         if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype not in (torch.int32, torch.int64):
-            raise ValueError(f"edge_index: must be an integer (2, E) tensor, got {edge_index.dtype} of shape {tuple(edge_index.shape)}")
+            raise ValueError(
+                f"edge_index: must be an integer (2, E) tensor, got {edge_index.dtype} of shape "
+                f"{tuple(edge_index.shape)}"
+            )
         if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= entities):
             raise ValueError(f"edge_index: node indices must lie in [0, {entities - 1}] for {entities} nodes")
-        nodes = (torch.arange(entities, device=self.device) if nodes is None
-                 else torch.as_tensor(node_indices(nodes, entities), device=self.device))
+        nodes = (
+            torch.arange(entities, device=self.device)
+            if nodes is None
+            else torch.as_tensor(node_indices(nodes, entities), device=self.device)
+        )
         self._check_graph_model()
         self._dense_notice(x)
         return x, edge_index, nodes
@@ -547,8 +637,10 @@ class SmoothedClassifier:
             raise ValueError("edge_weight: only a graph (given with edge_index) has edge weights")
         edge_weight = torch.as_tensor(edge_weight, device=self.device)
         if edge_weight.shape != (edge_index.shape[1],) or not torch.is_floating_point(edge_weight):
-            raise ValueError(f"edge_weight: must be a floating (E,) tensor with one weight per edge, E = {edge_index.shape[1]}; "
-                             f"got {edge_weight.dtype} of shape {tuple(edge_weight.shape)}")
+            raise ValueError(
+                f"edge_weight: must be a floating (E,) tensor with one weight per edge, E = {edge_index.shape[1]}; "
+                f"got {edge_weight.dtype} of shape {tuple(edge_weight.shape)}"
+            )
         return edge_weight
 
     def _check_graph_model(self) -> None:
@@ -562,9 +654,11 @@ class SmoothedClassifier:
         positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         if len(positional) < 2:
             names = ", ".join(p.name for p in positional)
-            raise ValueError(f"model: {type(self.model).__name__}.forward({names}) cannot classify a graph; expected the PyG "
-                             f"signature forward(x, edge_index[, edge_weight]) returning logits (N, K) (wrap a forward(data) "
-                             f"model: lambda x, edge_index: model(Data(x=x, edge_index=edge_index)))")
+            raise ValueError(
+                f"model: {type(self.model).__name__}.forward({names}) cannot classify a graph; expected the PyG "
+                f"signature forward(x, edge_index[, edge_weight]) returning logits (N, K) (wrap a forward(data) "
+                f"model: lambda x, edge_index: model(Data(x=x, edge_index=edge_index)))"
+            )
 
     def _dense_notice(self, x: torch.Tensor) -> None:
         """Once per process: dense binary features under bit-flip noise run several times slower than sparse CSR."""
@@ -572,8 +666,12 @@ class SmoothedClassifier:
         if _dense_notice_given or x.layout != torch.strided or not isinstance(self.smoothing.noise, Sparse):
             return
         _dense_notice_given = True
-        warnings.warn(f"x: dense graph features; sparse CSR features (x.to_sparse_csr()) give the same votes about "
-                      f"{DENSE_SLOWDOWN}x faster (Cora-ML GCN, benchmarks/dense_vs_sparse_graph.py)", UserWarning, stacklevel=5)
+        warnings.warn(
+            f"x: dense graph features; sparse CSR features (x.to_sparse_csr()) give the same votes about "
+            f"{DENSE_SLOWDOWN}x faster (Cora-ML GCN, benchmarks/dense_vs_sparse_graph.py)",
+            UserWarning,
+            stacklevel=5,
+        )
 
     def output_width(self, x, *, edge_index=None, edge_weight=None) -> int:
         """The number of classes the model outputs, from one forward pass on one sample of Ψ_x.
@@ -597,8 +695,12 @@ class SmoothedClassifier:
         edge_weight = self._edge_weight(edge_weight, edge_index)
         sampler = self.smoothing.sampler(x)
         sample = sampler.draw(1, self.seed_plan(graph).generator(0, "selection", 0, self.device), self._token(sampler))
-        inputs = (sample.reshape(-1, sample.shape[-1]) if sample.layout != torch.sparse_csr else sample,
-                  edge_index) + (() if edge_weight is None else (edge_weight,)) if graph else (sample,)
+        inputs = (
+            (sample.reshape(-1, sample.shape[-1]) if sample.layout != torch.sparse_csr else sample, edge_index)
+            + (() if edge_weight is None else (edge_weight,))
+            if graph
+            else (sample,)
+        )
         was_training = self.model.training
         self.model.eval()
         try:
@@ -608,7 +710,10 @@ class SmoothedClassifier:
         finally:
             self.model.train(was_training)
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-            raise ValueError(f"model: {type(self.model).__name__} returned {_described(logits)}; expected a (batch, classes) logits tensor")
+            raise ValueError(
+                f"model: {type(self.model).__name__} returned {_described(logits)}; expected a (batch, classes) "
+                "logits tensor"
+            )
         return int(logits.shape[1])
 
     def _token(self, sampler):
@@ -619,7 +724,9 @@ class SmoothedClassifier:
         if not (isinstance(noise, Ablation) and noise.encoding == "token" and isinstance(token, torch.Tensor)):
             return None
         if sampler.sparse:
-            raise ValueError("x: the model has a learnable ablation_token, which needs dense features; pass x.to_dense()")
+            raise ValueError(
+                "x: the model has a learnable ablation_token, which needs dense features; pass x.to_dense()"
+            )
         return token.detach()
 
     def _context(self):
@@ -630,10 +737,14 @@ class SmoothedClassifier:
         """Refuse an output that is not a finite (rows, K) tensor, naming the model and the batch."""
         model = type(self.model).__name__
         if not isinstance(logits, torch.Tensor) or logits.shape != (rows, self.num_classes):
-            raise ValueError(f"model: {model} returned {_described(logits)} for {what} ({where}); expected a ({rows}, "
-                             f"{self.num_classes}) logits tensor (batch, num_classes={self.num_classes})")
+            raise ValueError(
+                f"model: {model} returned {_described(logits)} for {what} ({where}); expected a ({rows}, "
+                f"{self.num_classes}) logits tensor (batch, num_classes={self.num_classes})"
+            )
         if not bool(torch.isfinite(logits).all()):
-            raise ValueError(f"model: {model} returned non-finite logits (NaN or inf) for the batch of {what} ({where})")
+            raise ValueError(
+                f"model: {model} returned non-finite logits (NaN or inf) for the batch of {what} ({where})"
+            )
         return logits
 
     def _classify_images(self, batch: torch.Tensor, where: str = "") -> torch.Tensor:
@@ -648,19 +759,34 @@ class SmoothedClassifier:
 
         Cached on the identity of the tensors: an entry holds them, so their ids cannot be reused while it lives,
         and their version counters, so an in-place change misses."""
-        key = (id(edge_index), edge_index._version, id(edge_weight), edge_weight is not None and edge_weight._version,
-               entities, copies)
+        key = (
+            id(edge_index),
+            edge_index._version,
+            id(edge_weight),
+            edge_weight is not None and edge_weight._version,
+            entities,
+            copies,
+        )
         entry = self._edges.get(key)  # one lookup: forward passes may run on several threads
         if entry is None or entry[0] is not edge_index or entry[1] is not edge_weight:
             if len(self._edges) > 8:
                 self._edges.clear()
             offsets = torch.arange(copies, device=edge_index.device).repeat_interleave(edge_index.shape[1]) * entities
-            union = (edge_index.repeat(1, copies) + offsets,) + (() if edge_weight is None else (edge_weight.repeat(copies),))
+            union = (edge_index.repeat(1, copies) + offsets,) + (
+                () if edge_weight is None else (edge_weight.repeat(copies),)
+            )
             entry = self._edges[key] = (edge_index, edge_weight, union)
         return entry[2]
 
-    def _classify_graphs(self, features: torch.Tensor, edge_index: torch.Tensor, nodes: torch.Tensor, entities: int,
-                         edge_weight=None, where: str = "") -> torch.Tensor:
+    def _classify_graphs(
+        self,
+        features: torch.Tensor,
+        edge_index: torch.Tensor,
+        nodes: torch.Tensor,
+        entities: int,
+        edge_weight=None,
+        where: str = "",
+    ) -> torch.Tensor:
         if features.layout != torch.sparse_csr:
             features = features.reshape(-1, features.shape[-1])
         copies = features.shape[0] // entities

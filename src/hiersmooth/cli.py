@@ -37,7 +37,7 @@ _INT64_MAX = (1 << 63) - 1
 
 
 MAX_SAMPLES = 10**8  # Monte-Carlo samples per point (--n0, --n): the paper uses 10^4 to 10^5
-_MAX_CLASSES = 100_000  # = hiersmooth.data.arrays.MAX_CLASSES (not imported: it pulls in torch)
+_MAX_CLASSES = 100_000  # = hiersmooth.inputs.MAX_CLASSES (not imported: it pulls in torch)
 
 
 def _int_in(low: int, high: int):
@@ -150,8 +150,8 @@ def _model_run(args):
     from pathlib import Path
 
     from .classifier import SmoothedClassifier
-    from .data.arrays import Graph, load_arrays
     from .distributed import init_ranks
+    from .inputs import Graph, load_arrays
     from .models.factory import build_model, input_width
     from .results import sha256
     from .smoothing import from_config

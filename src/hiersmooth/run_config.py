@@ -91,8 +91,13 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         """The config as plain YAML-able values (what ``load_run_config`` reads back to an equal config)."""
-        return {"data": dataclasses.asdict(self.data), "model": {"name": self.model.name, **self.model.options},
-                "smoothing": self.smoothing.to_config(), "training": dataclasses.asdict(self.training), "out": self.out}
+        return {
+            "data": dataclasses.asdict(self.data),
+            "model": {"name": self.model.name, **self.model.options},
+            "smoothing": self.smoothing.to_config(),
+            "training": dataclasses.asdict(self.training),
+            "out": self.out,
+        }
 
 
 def load_run_config(config) -> RunConfig:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .data.arrays import ImageSet
 from .data.graphs import GraphSplit
+from .inputs import ImageSet
 from .progress import progress_bar
 from .run_config import TrainingConfig
 from .smoothing import Smoothing
@@ -29,7 +29,9 @@ from .smoothing import Smoothing
 def make_optimizer(model: torch.nn.Module, training: TrainingConfig, steps: int):
     """The optimizer and a per-step learning-rate scheduler (cosine from lr to 0 over ``steps``, or constant)."""
     if training.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=training.lr, momentum=training.momentum, weight_decay=training.weight_decay)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=training.lr, momentum=training.momentum, weight_decay=training.weight_decay
+        )
     else:
         optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
     if training.schedule == "cosine":
@@ -44,8 +46,9 @@ def _token(model: torch.nn.Module):
     return token if isinstance(token, torch.Tensor) else None
 
 
-def train_images(model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, training: TrainingConfig,
-                 progress: bool = True) -> list[dict]:
+def train_images(
+    model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, training: TrainingConfig, progress: bool = True
+) -> list[dict]:
     """Train ``model`` on noisy samples of ``train``; returns one dict per epoch (loss, noisy accuracy)."""
     device = torch.device(training.device)
     model.to(device).train()
@@ -59,7 +62,7 @@ def train_images(model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, 
         order = torch.randperm(train.points, generator=generator, device=device)
         total_loss, correct = 0.0, 0
         for start in range(0, train.points, training.batch_size):
-            index = order[start:start + training.batch_size]
+            index = order[start : start + training.batch_size]
             noisy = smoothing.sample_each(images[index], generator, _token(model))
             logits = model(noisy)
             loss = F.cross_entropy(logits, labels[index])
@@ -69,8 +72,14 @@ def train_images(model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, 
             scheduler.step()
             total_loss += loss.item() * len(index)
             correct += int((logits.argmax(1) == labels[index]).sum())
-        history.append({"epoch": epoch + 1, "loss": total_loss / train.points, "accuracy": correct / train.points,
-                        "lr": scheduler.get_last_lr()[0]})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": total_loss / train.points,
+                "accuracy": correct / train.points,
+                "lr": scheduler.get_last_lr()[0],
+            }
+        )
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['accuracy']:.3f}")
         bar.update()
     bar.close()
@@ -78,8 +87,9 @@ def train_images(model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, 
     return history
 
 
-def train_graph(model: torch.nn.Module, smoothing: Smoothing, split: GraphSplit, training: TrainingConfig,
-                progress: bool = True) -> list[dict]:
+def train_graph(
+    model: torch.nn.Module, smoothing: Smoothing, split: GraphSplit, training: TrainingConfig, progress: bool = True
+) -> list[dict]:
     """Train ``model`` on noisy samples of the training graph with early stopping on the validation graph's loss
     (best state restored); returns one dict per epoch (loss, accuracy, val_loss, val_accuracy, restored: whether
     this epoch's state is the one kept)."""
@@ -89,8 +99,14 @@ def train_graph(model: torch.nn.Module, smoothing: Smoothing, split: GraphSplit,
     stages = []
     for graph, targets in (split.training_graph(), split.validation_graph()):
         features = graph.features.to_dense() if token is not None else graph.features  # a token needs dense rows
-        stages.append((smoothing.sampler(features.to(device)), graph.edge_index.to(device),
-                       torch.as_tensor(targets, device=device), torch.as_tensor(graph.labels[targets], device=device)))
+        stages.append(
+            (
+                smoothing.sampler(features.to(device)),
+                graph.edge_index.to(device),
+                torch.as_tensor(targets, device=device),
+                torch.as_tensor(graph.labels[targets], device=device),
+            )
+        )
     (train_sampler, train_edges, train_nodes, train_labels), (val_sampler, val_edges, val_nodes, val_labels) = stages
     optimizer, scheduler = make_optimizer(model, training, training.epochs)
     generator = torch.Generator(device).manual_seed(training.seed)
@@ -108,9 +124,18 @@ def train_graph(model: torch.nn.Module, smoothing: Smoothing, split: GraphSplit,
         with torch.no_grad():
             val_logits = model(_one_sample(val_sampler, generator, _token(model)), val_edges)[val_nodes]
             val_loss = float(F.cross_entropy(val_logits, val_labels))
-        history.append({"epoch": epoch + 1, "loss": loss.item(), "accuracy": (logits.argmax(1) == train_labels).float().mean().item(),
-                        "val_loss": val_loss, "val_accuracy": (val_logits.argmax(1) == val_labels).float().mean().item()})
-        bar.set_postfix(loss=f"{loss.item():.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{history[-1]['val_accuracy']:.3f}")
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss.item(),
+                "accuracy": (logits.argmax(1) == train_labels).float().mean().item(),
+                "val_loss": val_loss,
+                "val_accuracy": (val_logits.argmax(1) == val_labels).float().mean().item(),
+            }
+        )
+        bar.set_postfix(
+            loss=f"{loss.item():.3f}", val_loss=f"{val_loss:.3f}", val_acc=f"{history[-1]['val_accuracy']:.3f}"
+        )
         bar.update()
         if val_loss < best_loss:
             best_loss, best_state, best_epoch, waited = val_loss, copy.deepcopy(model.state_dict()), epoch + 1, 0

@@ -179,8 +179,8 @@ def certify_checkpoint(
     ``device`` the torch device)."""
     from .certify_run import certify_dataset
     from .classifier import SmoothedClassifier
-    from .data.arrays import Graph, as_dataset, load_arrays
     from .distributed import init_ranks
+    from .inputs import Graph, as_dataset, load_arrays
     from .results import sha256
     from .smoothing import from_config
 

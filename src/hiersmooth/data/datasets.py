@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arrays import ImageSet
+from ..inputs import ImageSet
 from .graphs import GRAPH_DATASETS, GraphSplit, load_graph
 
 IMAGE_DATASETS = ("digits", "mnist", "cifar10", "mnist_5k")
@@ -15,8 +15,8 @@ DATASETS = ("digits", "mnist", "cifar10", *GRAPH_DATASETS, "mnist_5k", *POINT_CL
 
 @dataclass
 class ImageSplit:
-    """A dataset's training and test sets of images (:class:`~hiersmooth.data.arrays.ImageSet`) or point clouds
-    (:class:`~hiersmooth.data.arrays.PointCloudSet`)."""
+    """A dataset's training and test sets of images (:class:`~hiersmooth.inputs.ImageSet`) or point clouds
+    (:class:`~hiersmooth.inputs.PointCloudSet`)."""
 
     name: str
     train: ImageSet

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arrays import Graph
+from ..inputs import Graph
 
 #: hiersmooth's dataset name → PyG ``CitationFull`` name
 GRAPH_DATASETS = {"cora_ml": "Cora_ML", "citeseer": "CiteSeer", "pubmed": "PubMed"}
@@ -57,8 +57,9 @@ class GraphSplit:
         keep = np.ones(len(self.graph.labels), dtype=bool)
         keep[removed] = False
         kept = np.flatnonzero(keep)
-        edge_index, _ = subgraph(torch.as_tensor(kept), self.graph.edge_index, relabel_nodes=True,
-                                 num_nodes=len(self.graph.labels))
+        edge_index, _ = subgraph(
+            torch.as_tensor(kept), self.graph.edge_index, relabel_nodes=True, num_nodes=len(self.graph.labels)
+        )
         position = np.full(len(keep), -1)
         position[kept] = np.arange(len(kept))
         features = self.graph.features
@@ -79,9 +80,11 @@ def inductive_split(labels: np.ndarray, seed: int = 0, per_class: int = 20, test
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
         if len(members) < 2 * per_class:
-            raise ValueError(f"class {label} has {len(members)} nodes; the split needs {2 * per_class} (20 train + 20 validation)")
+            raise ValueError(
+                f"class {label} has {len(members)} nodes; the split needs {2 * per_class} (20 train + 20 validation)"
+            )
         train.append(members[:per_class])
-        val.append(members[per_class:2 * per_class])
+        val.append(members[per_class : 2 * per_class])
     train, val = np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
     rest = np.setdiff1d(np.arange(len(labels)), np.concatenate([train, val]))
     test = np.sort(rng.choice(rest, size=int(round(test_fraction * len(rest))), replace=False))

@@ -1,4 +1,4 @@
-"""Image datasets as :class:`~hiersmooth.data.arrays.ImageSet` pairs (train, test), pixels in [0, 1].
+"""Image datasets as :class:`~hiersmooth.inputs.ImageSet` pairs (train, test), pixels in [0, 1].
 
 - ``digits``: scikit-learn's bundled 8×8 digits (1,797 images, 10 classes; values 0..16 divided by 16), split by
   a seeded stratified train/test split; needs no files and no network.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .arrays import ImageSet
+from ..inputs import ImageSet
 
 DATASETS = ("digits", "mnist", "cifar10")
 
@@ -40,7 +40,10 @@ CHANNEL_STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 
 DEFAULT_ROOT = Path("~/.cache/hiersmooth").expanduser()
 
-MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/")
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
 MNIST_FILES = {  # IDX file → MD5 of its .gz as served by the mirrors
     "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
@@ -73,22 +76,26 @@ def check_split(seed, test_fraction) -> None:
         raise ValueError(f"test_fraction={test_fraction!r}: must be a number strictly between 0 and 1")
 
 
-def stratified_split(images: np.ndarray, labels: np.ndarray, seed: int,
-                     test_fraction: float) -> tuple[ImageSet, ImageSet]:
+def stratified_split(
+    images: np.ndarray, labels: np.ndarray, seed: int, test_fraction: float
+) -> tuple[ImageSet, ImageSet]:
     """(train, test) of float32 ``images`` in [0, 1] and their ``labels``: scikit-learn's ``train_test_split``
     stratified by label, drawn from ``seed`` (each class keeps its share of the test set, up to rounding)."""
     from sklearn.model_selection import train_test_split
 
     labels = labels.astype(np.int64)
-    train, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, random_state=int(seed),
-                                   stratify=labels)
-    return (ImageSet(torch.from_numpy(images[train]), labels[train]),
-            ImageSet(torch.from_numpy(images[test]), labels[test]))
+    train, test = train_test_split(
+        np.arange(len(labels)), test_size=test_fraction, random_state=int(seed), stratify=labels
+    )
+    return (
+        ImageSet(torch.from_numpy(images[train]), labels[train]),
+        ImageSet(torch.from_numpy(images[test]), labels[test]),
+    )
 
 
 def load_mnist(root, download: bool = True) -> tuple[ImageSet, ImageSet]:
-    """MNIST as (train, test) of (P, 1, 28, 28) images in [0, 1] (uint8 / 255) from directory ``root``: the four IDX files
-    (plain or ``.gz``) if all are there, else ``mnist.npz`` (x_train, y_train, x_test, y_test), else — when
+    """MNIST as (train, test) of (P, 1, 28, 28) images in [0, 1] (uint8 / 255) from directory ``root``: the four IDX
+    files (plain or ``.gz``) if all are there, else ``mnist.npz`` (x_train, y_train, x_test, y_test), else — when
     ``download`` — the ``.gz`` IDX files fetched from :data:`MNIST_MIRRORS` into ``root``."""
     root = Path(root).expanduser()
     found = {name: _find_idx(root, name) for name in MNIST_FILES}
@@ -103,9 +110,12 @@ def load_mnist(root, download: bool = True) -> tuple[ImageSet, ImageSet]:
         if path is None:
             try:
                 found[name] = _download_first(
-                    [mirror + name + ".gz" for mirror in MNIST_MIRRORS], root / (name + ".gz"), MNIST_FILES[name])
+                    [mirror + name + ".gz" for mirror in MNIST_MIRRORS], root / (name + ".gz"), MNIST_FILES[name]
+                )
             except OSError as error:
-                raise ValueError(f"load_mnist: no MNIST in {root} (looked for {looked_for}); download failed: {error}") from None
+                raise ValueError(
+                    f"load_mnist: no MNIST in {root} (looked for {looked_for}); download failed: {error}"
+                ) from None
     return _mnist_from_idx(found)
 
 
@@ -121,19 +131,25 @@ def load_cifar10(root, download: bool = True) -> tuple[ImageSet, ImageSet]:
     names = (*CIFAR10_TRAIN, CIFAR10_TEST)
     missing = [name for name in names if not (folder / name).is_file()]
     if missing and not download:
-        raise ValueError(f"load_cifar10: no CIFAR-10 batches in {folder} (missing {', '.join(missing)}); download=False")
+        raise ValueError(
+            f"load_cifar10: no CIFAR-10 batches in {folder} (missing {', '.join(missing)}); download=False"
+        )
     if missing:
         archive = folder.parent / "cifar-10-python.tar.gz"
         try:
             _download_first([CIFAR10_URL], archive, CIFAR10_MD5)
             _extract_cifar10(archive, folder.parent)
         except (OSError, tarfile.TarError) as error:
-            raise ValueError(f"load_cifar10: no CIFAR-10 batches in {folder} (missing {', '.join(missing)}); "
-                             f"download failed: {error}") from None
+            raise ValueError(
+                f"load_cifar10: no CIFAR-10 batches in {folder} (missing {', '.join(missing)}); "
+                f"download failed: {error}"
+            ) from None
         archive.unlink()
     train = [_read_cifar_batch(folder / name) for name in CIFAR10_TRAIN]
-    return (ImageSet(torch.cat([batch.images for batch in train]), np.concatenate([batch.labels for batch in train])),
-            _read_cifar_batch(folder / CIFAR10_TEST))
+    return (
+        ImageSet(torch.cat([batch.images for batch in train]), np.concatenate([batch.labels for batch in train])),
+        _read_cifar_batch(folder / CIFAR10_TEST),
+    )
 
 
 def load_images(name: str, root=None, seed: int = 0, download: bool = True) -> tuple[ImageSet, ImageSet]:
@@ -150,6 +166,7 @@ def load_images(name: str, root=None, seed: int = 0, download: bool = True) -> t
 
 # --- MNIST -------------------------------------------------------------------------------------------------
 
+
 def _find_idx(root: Path, name: str) -> Path | None:
     for path in (root / name, root / (name + ".gz")):
         if path.is_file():
@@ -162,19 +179,23 @@ def read_idx(path, ndim: int) -> np.ndarray:
     uint32 sizes, then the values; a wrong magic number or a size that does not match the file is a ValueError."""
     path = Path(path)
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as stream:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as stream:
             raw = stream.read()
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
         raise ValueError(f"{path}: not a readable IDX file ({error})") from None
     header = 4 + 4 * ndim
     magic = bytes([0, 0, 0x08, ndim])
     if raw[:4] != magic:
-        raise ValueError(f"{path}: not an IDX file of {ndim}-d uint8 data (magic {raw[:4].hex()}, expected {magic.hex()})")
+        raise ValueError(
+            f"{path}: not an IDX file of {ndim}-d uint8 data (magic {raw[:4].hex()}, expected {magic.hex()})"
+        )
     if len(raw) < header:
         raise ValueError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     shape = tuple(int(size) for size in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     if len(raw) != header + math.prod(shape):
-        raise ValueError(f"{path}: IDX header says {shape} = {math.prod(shape)} values, the file holds {len(raw) - header}")
+        raise ValueError(
+            f"{path}: IDX header says {shape} = {math.prod(shape)} values, the file holds {len(raw) - header}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -198,9 +219,13 @@ def _mnist_from_npz(path: Path) -> tuple[ImageSet, ImageSet]:
         raise ValueError(f"{path}: missing the array {', '.join(missing)} (needs {', '.join(keys)})")
     for key, ndim in zip(keys, (3, 1, 3, 1)):
         if arrays[key].dtype != np.uint8 or arrays[key].ndim != ndim:
-            raise ValueError(f"{path}: {key} must be a {ndim}-d uint8 array, got {arrays[key].ndim}-d {arrays[key].dtype}")
-    return (_image_set(arrays["x_train"], arrays["y_train"], f"{path} x_train/y_train"),
-            _image_set(arrays["x_test"], arrays["y_test"], f"{path} x_test/y_test"))
+            raise ValueError(
+                f"{path}: {key} must be a {ndim}-d uint8 array, got {arrays[key].ndim}-d {arrays[key].dtype}"
+            )
+    return (
+        _image_set(arrays["x_train"], arrays["y_train"], f"{path} x_train/y_train"),
+        _image_set(arrays["x_test"], arrays["y_test"], f"{path} x_test/y_test"),
+    )
 
 
 def _image_set(images: np.ndarray, labels: np.ndarray, source: str) -> ImageSet:
@@ -213,6 +238,7 @@ def _image_set(images: np.ndarray, labels: np.ndarray, source: str) -> ImageSet:
 
 
 # --- CIFAR-10 ----------------------------------------------------------------------------------------------
+
 
 def _latin1_encode(text: str, encoding: str) -> bytes:
     """``_codecs.encode`` as protocol-2 pickles use it for bytes: only the latin1 codec."""
@@ -248,8 +274,10 @@ class ArrayUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise UnsafePickleError(f"{self.path}: refers to {module}.{name}; a CIFAR-10 batch may hold only numpy arrays, "
-                             "lists and bytes (hiersmooth never runs code from a data file)") from None
+            raise UnsafePickleError(
+                f"{self.path}: refers to {module}.{name}; a CIFAR-10 batch may hold only numpy arrays, "
+                "lists and bytes (hiersmooth never runs code from a data file)"
+            ) from None
 
 
 def _read_cifar_batch(path: Path) -> ImageSet:
@@ -265,9 +293,15 @@ def _read_cifar_batch(path: Path) -> ImageSet:
         raise ValueError(f"{path}: not a CIFAR-10 batch (needs a dict with b'data' and b'labels')")
     data, labels = batch[b"data"], batch[b"labels"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise ValueError(f"{path}: b'data' must be a uint8 array (P, 3072), got {getattr(data, 'dtype', type(data).__name__)} "
-                         f"{getattr(data, 'shape', '')}")
-    if not isinstance(labels, list) or len(labels) != len(data) or not all(isinstance(v, int) and 0 <= v < 10 for v in labels):
+        raise ValueError(
+            f"{path}: b'data' must be a uint8 array (P, 3072), got {getattr(data, 'dtype', type(data).__name__)} "
+            f"{getattr(data, 'shape', '')}"
+        )
+    if (
+        not isinstance(labels, list)
+        or len(labels) != len(data)
+        or not all(isinstance(v, int) and 0 <= v < 10 for v in labels)
+    ):
         raise ValueError(f"{path}: b'labels' must be a list of {len(data)} class indices in 0..9")
     return _image_set(data.reshape(-1, 3, 32, 32), np.asarray(labels), str(path))
 
@@ -276,12 +310,16 @@ def _extract_cifar10(archive: Path, target: Path) -> None:
     """Extract the regular files under ``cifar-10-batches-py/`` of ``archive`` into ``target`` (tar 'data' filter:
     no absolute paths, no paths leaving ``target``, no links or devices)."""
     with tarfile.open(archive, "r:gz") as tar:
-        members = [member for member in tar.getmembers()
-                   if member.isfile() and Path(member.name).parts[:1] == (CIFAR10_FOLDER,)]
+        members = [
+            member
+            for member in tar.getmembers()
+            if member.isfile() and Path(member.name).parts[:1] == (CIFAR10_FOLDER,)
+        ]
         tar.extractall(target, members=members, filter="data")
 
 
 # --- downloads ---------------------------------------------------------------------------------------------
+
 
 def _download_first(urls: list[str], target: Path, md5: str) -> Path:
     """Download the first of ``urls`` that answers with content of MD5 ``md5`` into ``target`` (written to
@@ -294,9 +332,17 @@ def _download_first(urls: list[str], target: Path, md5: str) -> Path:
     for url in urls:
         try:
             digest = hashlib.md5()
-            with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as out, \
-                    tqdm(total=int(response.headers.get("Content-Length") or 0) or None, unit="B", unit_scale=True,
-                         unit_divisor=1024, desc=target.name) as progress:
+            with (
+                urllib.request.urlopen(url, timeout=60) as response,
+                open(partial, "wb") as out,
+                tqdm(
+                    total=int(response.headers.get("Content-Length") or 0) or None,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=target.name,
+                ) as progress,
+            ):
                 while block := response.read(1 << 20):
                     out.write(block)
                     digest.update(block)

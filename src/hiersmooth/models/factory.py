@@ -36,11 +36,15 @@ def build_model(spec: str, width: int, num_classes: int, weights=None) -> torch.
     try:
         factory = getattr(importlib.import_module(module_name), factory_name)
     except ModuleNotFoundError as error:
-        if error.name is None or not (module_name + ".").startswith(error.name + "."):  # the module exists; one of its imports does not
+        if error.name is None or not (module_name + ".").startswith(
+            error.name + "."
+        ):  # the module exists; one of its imports does not
             raise ValueError(f"--model {spec!r}: cannot import ({error})") from None
-        raise ValueError(f"--model {spec!r}: cannot import ({error}); searched the working directory {here} and sys.path; "
-                         f"put the folder holding {error.name.replace('.', '/')}.py on PYTHONPATH, e.g. "
-                         f"PYTHONPATH=/path/to/folder hiersmooth certify ...") from None
+        raise ValueError(
+            f"--model {spec!r}: cannot import ({error}); searched the working directory {here} and sys.path; "
+            f"put the folder holding {error.name.replace('.', '/')}.py on PYTHONPATH, e.g. "
+            f"PYTHONPATH=/path/to/folder hiersmooth certify ..."
+        ) from None
     except (ImportError, AttributeError) as error:
         raise ValueError(f"--model {spec!r}: cannot import ({error})") from None
     finally:
@@ -49,7 +53,9 @@ def build_model(spec: str, width: int, num_classes: int, weights=None) -> torch.
     try:
         inspect.signature(factory).bind(width, num_classes)
     except TypeError:
-        raise ValueError(f"--model {spec!r}: {factory_name} must be callable as {factory_name}(input_width, num_classes)") from None
+        raise ValueError(
+            f"--model {spec!r}: {factory_name} must be callable as {factory_name}(input_width, num_classes)"
+        ) from None
     except ValueError:  # no signature to read (a builtin): let the call decide
         pass
     model = factory(width, num_classes)
@@ -74,11 +80,14 @@ def load_state(model: torch.nn.Module, weights, description: str, option: str = 
         model.load_state_dict(state)
     except RuntimeError as error:
         lines = str(error).splitlines()
-        raise ValueError(f"{option} {weights}: does not fit {description} ({lines[1].strip() if len(lines) > 1 else error})") from None
+        raise ValueError(
+            f"{option} {weights}: does not fit {description} ({lines[1].strip() if len(lines) > 1 else error})"
+        ) from None
 
 
-def named_model(name: str, options: dict, width: int, num_classes: int, *, data: str,
-                smoothing: Smoothing) -> torch.nn.Module:
+def named_model(
+    name: str, options: dict, width: int, num_classes: int, *, data: str, smoothing: Smoothing
+) -> torch.nn.Module:
     """A built-in model by name (``small_cnn``, ``lenet``, ``resnet18``, ``resnet50``, ``pointnet``, ``gcn``,
     ``gat``, ``appnp``) for samples of ``width`` channels/features, with its options from the config.
 
@@ -92,9 +101,16 @@ def named_model(name: str, options: dict, width: int, num_classes: int, *, data:
     from ..run_config import GRAPH_MODELS
     from . import graphs, images, point_clouds
 
-    factories = {"small_cnn": images.SmallCNN, "lenet": images.LeNet, "resnet18": images.ResNet18,
-                 "resnet50": images.ResNet50, "pointnet": point_clouds.PointNet,
-                 "gcn": graphs.GCN, "gat": graphs.GAT, "appnp": graphs.APPNP}
+    factories = {
+        "small_cnn": images.SmallCNN,
+        "lenet": images.LeNet,
+        "resnet18": images.ResNet18,
+        "resnet50": images.ResNet50,
+        "pointnet": point_clouds.PointNet,
+        "gcn": graphs.GCN,
+        "gat": graphs.GAT,
+        "appnp": graphs.APPNP,
+    }
     if name not in factories:
         raise ValueError(f"model.name={name!r}: unknown model (allowed: {', '.join(factories)})")
     options = dict(options)
@@ -104,8 +120,9 @@ def named_model(name: str, options: dict, width: int, num_classes: int, *, data:
     unknown = sorted(set(options) - allowed - ({"learn_token"} if graph else set()))
     if unknown:
         extra = ", learn_token" if graph else ""
-        raise ValueError(f"model: unknown option {', '.join(unknown)} for {name} "
-                         f"(allowed: {', '.join(sorted(allowed))}{extra})")
+        raise ValueError(
+            f"model: unknown option {', '.join(unknown)} for {name} (allowed: {', '.join(sorted(allowed))}{extra})"
+        )
     ablation = isinstance(smoothing.noise, Ablation)
     token_encoding = ablation and smoothing.noise.encoding == "token"
     if graph:
@@ -115,8 +132,10 @@ def named_model(name: str, options: dict, width: int, num_classes: int, *, data:
             options["token_width"] = width - smoothing.indicator
     elif name == "pointnet":
         if ablation and not (token_encoding and smoothing.indicator):
-            raise ValueError("model pointnet: ablation of points needs encoding: token and indicator: true (τ marks "
-                             "the ablated points, which the model leaves out of its max pooling)")
+            raise ValueError(
+                "model pointnet: ablation of points needs encoding: token and indicator: true (τ marks "
+                "the ablated points, which the model leaves out of its max pooling)"
+            )
         options["mask_selected"] = ablation
     else:
         options.setdefault("normalization", channel_stats(data))

@@ -40,8 +40,15 @@ class NodeClassifier(nn.Module):
 class GCN(NodeClassifier):
     """Two GCN layers (Kipf & Welling, 2017) with ReLU and dropout."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int = 64, dropout: float = 0.5, skip: bool = False,
-                 token_width: int = 0):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: int = 64,
+        dropout: float = 0.5,
+        skip: bool = False,
+        token_width: int = 0,
+    ):
         super().__init__(in_features, num_classes, skip, token_width)
         self.conv1 = GCNConv(in_features, hidden)
         self.conv2 = GCNConv(hidden, num_classes)
@@ -55,8 +62,17 @@ class GCN(NodeClassifier):
 class GAT(NodeClassifier):
     """Two GAT layers (Veličković et al., 2018): 8 heads × 8 hidden, ELU, dropout 0.5, attention dropout 0.2."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int = 8, heads: int = 8, dropout: float = 0.5,
-                 attention_dropout: float = 0.2, skip: bool = False, token_width: int = 0):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: int = 8,
+        heads: int = 8,
+        dropout: float = 0.5,
+        attention_dropout: float = 0.2,
+        skip: bool = False,
+        token_width: int = 0,
+    ):
         super().__init__(in_features, num_classes, skip, token_width)
         self.conv1 = GATConv(in_features, hidden, heads=heads, dropout=attention_dropout)
         self.conv2 = GATConv(hidden * heads, num_classes, heads=1, dropout=attention_dropout)
@@ -71,8 +87,17 @@ class APPNP(NodeClassifier):
     """Predict then propagate (Gasteiger et al., 2019): a two-layer MLP, then K steps of personalised PageRank
     H ← (1 − α) Â H + α H₀ (K = 10, α = 0.1)."""
 
-    def __init__(self, in_features: int, num_classes: int, hidden: int = 64, dropout: float = 0.5, steps: int = 10,
-                 teleport: float = 0.1, skip: bool = False, token_width: int = 0):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        hidden: int = 64,
+        dropout: float = 0.5,
+        steps: int = 10,
+        teleport: float = 0.1,
+        skip: bool = False,
+        token_width: int = 0,
+    ):
         super().__init__(in_features, num_classes, skip, token_width)
         self.lin1 = Linear(in_features, hidden)
         self.lin2 = Linear(hidden, num_classes)

@@ -41,7 +41,9 @@ def input_normalization(in_channels: int, normalization=None, levine_feizi: bool
     try:
         mean, std = ([float(v) for v in values] for values in normalization)
     except (TypeError, ValueError):
-        raise ValueError(f"normalization={normalization!r}: must be (mean, std), one number per data channel each") from None
+        raise ValueError(
+            f"normalization={normalization!r}: must be (mean, std), one number per data channel each"
+        ) from None
     if not mean or len(mean) != len(std):
         raise ValueError(f"normalization={normalization!r}: mean and std need the same number (>= 1) of values")
     if not all(math.isfinite(m) for m in mean) or not all(math.isfinite(s) and s > 0 for s in std):
@@ -49,9 +51,11 @@ def input_normalization(in_channels: int, normalization=None, levine_feizi: bool
     if levine_feizi:
         mean, std = mean + [1 - m for m in mean], std + std
     if in_channels - len(mean) not in (0, 1):
-        raise ValueError(f"in_channels={in_channels}: must be {len(mean)} or {len(mean) + 1} (with τ) for "
-                         f"{len(mean) // (2 if levine_feizi else 1)} data channels"
-                         f"{' in the Levine–Feizi encoding' if levine_feizi else ''}")
+        raise ValueError(
+            f"in_channels={in_channels}: must be {len(mean)} or {len(mean) + 1} (with τ) for "
+            f"{len(mean) // (2 if levine_feizi else 1)} data channels"
+            f"{' in the Levine–Feizi encoding' if levine_feizi else ''}"
+        )
     return Normalization(mean, std)
 
 
@@ -60,12 +64,18 @@ class SmallCNN(nn.Module):
     enough), global average pooling and a linear layer. Trains in seconds on 8×8 digits or 28×28 MNIST on CPU.
     ``normalization`` and ``levine_feizi``: see :func:`input_normalization`."""
 
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32, normalization=None, levine_feizi: bool = False):
+    def __init__(
+        self, in_channels: int, num_classes: int, width: int = 32, normalization=None, levine_feizi: bool = False
+    ):
         super().__init__()
         self.normalize = input_normalization(in_channels, normalization, levine_feizi)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2, ceil_mode=True),
         )
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
 
@@ -81,23 +91,38 @@ class LeNet(nn.Module):
     4×4 first, so the dense layers fit every image size. τ is one more input channel. ``normalization`` and
     ``levine_feizi``: see :func:`input_normalization`."""
 
-    def __init__(self, in_channels: int, num_classes: int, channels: Sequence[int] = (20, 50), hidden: int = 500,
-                 normalization=None, levine_feizi: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        channels: Sequence[int] = (20, 50),
+        hidden: int = 500,
+        normalization=None,
+        levine_feizi: bool = False,
+    ):
         super().__init__()
         first, second = layer_widths("channels", channels, 2)
         hidden = layer_width("hidden", hidden)
         self.normalize = input_normalization(in_channels, normalization, levine_feizi)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, first, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(first, second, 5), nn.ReLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(4),
+            nn.Conv2d(in_channels, first, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(first, second, 5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(4),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(16 * second, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, num_classes))
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(16 * second, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < 16:
-            raise ValueError(f"LeNet: images must be at least 16×16 (two valid 5×5 convolutions and 2×2 poolings), "
-                             f"got {tuple(x.shape[-2:])}")
+            raise ValueError(
+                f"LeNet: images must be at least 16×16 (two valid 5×5 convolutions and 2×2 poolings), "
+                f"got {tuple(x.shape[-2:])}"
+            )
         x = x.contiguous(memory_format=torch.channels_last)  # channels-last convolutions: ~2x faster on a CPU
         return self.head(self.features(self.normalize(x)))
 
@@ -125,8 +150,11 @@ class BasicBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1):
         super().__init__()
         self.residual = nn.Sequential(
-            nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
-            nn.Conv2d(planes, planes, 3, 1, 1, bias=False), nn.BatchNorm2d(planes),
+            nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(planes, planes, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(planes),
         )
         self.shortcut = _shortcut(in_planes, planes * self.expansion, stride)
 
@@ -143,9 +171,14 @@ class Bottleneck(nn.Module):
         super().__init__()
         out = planes * self.expansion
         self.residual = nn.Sequential(
-            nn.Conv2d(in_planes, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
-            nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
-            nn.Conv2d(planes, out, 1, bias=False), nn.BatchNorm2d(out),
+            nn.Conv2d(in_planes, planes, 1, bias=False),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(planes, planes, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(planes, out, 1, bias=False),
+            nn.BatchNorm2d(out),
         )
         self.shortcut = _shortcut(in_planes, out, stride)
 
@@ -164,11 +197,20 @@ class ResNet(nn.Module):
     strides 1, 2, 2, 2), global average pooling and a linear layer. ``normalization`` and ``levine_feizi``: see
     :func:`input_normalization`."""
 
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], blocks: Sequence[int], in_channels: int,
-                 num_classes: int, normalization=None, levine_feizi: bool = False):
+    def __init__(
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        blocks: Sequence[int],
+        in_channels: int,
+        num_classes: int,
+        normalization=None,
+        levine_feizi: bool = False,
+    ):
         super().__init__()
         self.normalize = input_normalization(in_channels, normalization, levine_feizi)
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
+        )
         stages, in_planes = [], 64
         for planes, count, stride in zip((64, 128, 256, 512), blocks, (1, 2, 2, 2)):
             for block_stride in [stride] + [1] * (count - 1):

@@ -30,21 +30,29 @@ class PointNet(nn.Module):
     invariant (a fixed token instead would be one more point at the token's coordinates, indistinguishable from
     a real point there without τ). The indicator must be on, and τ the last input feature."""
 
-    def __init__(self, in_features: int, num_classes: int, widths: Sequence[int] = (64, 64, 128), hidden: int = 128,
-                 mask_selected: bool = False):
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        widths: Sequence[int] = (64, 64, 128),
+        hidden: int = 128,
+        mask_selected: bool = False,
+    ):
         super().__init__()
         widths = layer_widths("widths", widths)
         hidden = layer_width("hidden", hidden)
         if mask_selected and in_features < 2:
-            raise ValueError(f"in_features={in_features}: masking ablated points needs coordinates and τ "
-                             "(>= 2 features)")
+            raise ValueError(
+                f"in_features={in_features}: masking ablated points needs coordinates and τ (>= 2 features)"
+            )
         layers, width = [], in_features
         for out in widths:
             layers += [nn.Linear(width, out), nn.BatchNorm1d(out), nn.ReLU()]
             width = out
         self.points = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-                                  nn.Linear(hidden, num_classes))
+        self.head = nn.Sequential(
+            nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
+        )
         self.in_features = in_features
         self.mask_selected = bool(mask_selected)
 

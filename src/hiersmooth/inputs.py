@@ -1,4 +1,6 @@
-"""Datasets from plain ``.npz`` arrays (read with ``allow_pickle=False``).
+"""What a certification runs on: image sets, point clouds and graphs — from the objects a user has
+(:func:`as_dataset`: tensors, arrays, a ``Dataset``, a PyG ``Data``) or from plain ``.npz`` arrays
+(:func:`load_arrays`, read with ``allow_pickle=False``), each checked the same way:
 
 - images: ``images`` (P, C, H, W) with values in [0, 1] (uint8 is divided by 255) and ``labels`` (P,);
 - point clouds: ``points`` (P, N, d), P clouds of N points in R^d with finite coordinates, and ``labels`` (P,);
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..certify.votes import read_npz_arrays
+from .certify.votes import read_npz_arrays
 
 
 @dataclass
@@ -50,8 +52,10 @@ class PointCloudSet(ImageSet):
         if clouds.dtype.kind not in "biuf":
             raise ValueError(f"point clouds: coordinates must be real numbers, got {clouds.dtype} values")
         if clouds.ndim != 3 or len(clouds) != len(labels) or 0 in clouds.shape[1:]:
-            raise ValueError(f"point clouds: must be (clouds, points, dimensions) with one label per cloud; got "
-                             f"{clouds.shape} and {labels.shape}")
+            raise ValueError(
+                f"point clouds: must be (clouds, points, dimensions) with one label per cloud; got "
+                f"{clouds.shape} and {labels.shape}"
+            )
         clouds = torch.as_tensor(clouds, dtype=torch.float32)
         if not bool(torch.isfinite(clouds).all()):
             raise ValueError("point clouds: coordinates hold NaN or infinite values (or values beyond float32)")
@@ -72,7 +76,7 @@ class Graph:
 
     def __post_init__(self):
         """``nodes`` as int64 indices: integer indices as given, a boolean mask of length N as its True entries."""
-        from ..classifier import node_indices
+        from .classifier import node_indices
 
         self.nodes = node_indices(self.nodes, self.features.shape[0])
 
@@ -90,18 +94,23 @@ MAX_FEATURES = 10**7  # columns of a sparse feature matrix (the model's input wi
 
 
 def _labels(where: str, value) -> np.ndarray:
-    """Integer class labels (-1: unknown) below ``MAX_CLASSES``; fractions, NaN and huge values are refused, never cast."""
+    """Integer class labels (-1: unknown) below ``MAX_CLASSES``; fractions, NaN and huge values are refused, never
+    cast."""
     labels = np.asarray(value)
     if labels.ndim != 1:
         raise ValueError(f"{where}: labels must be a 1-d array (one per point), got shape {labels.shape}")
     if labels.dtype.kind == "f" and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
         labels = labels.astype(np.float64)
     elif labels.dtype.kind not in "iu":
-        raise ValueError(f"{where}: labels must be integer class indices, got {labels.dtype} values"
-                         + (" that are not whole numbers" if labels.dtype.kind == "f" else ""))
+        raise ValueError(
+            f"{where}: labels must be integer class indices, got {labels.dtype} values"
+            + (" that are not whole numbers" if labels.dtype.kind == "f" else "")
+        )
     if labels.size and (labels.min() < -1 or labels.max() >= MAX_CLASSES):
         bad = labels.min() if labels.min() < -1 else labels.max()
-        raise ValueError(f"{where}: labels must be class indices in [0, {MAX_CLASSES - 1}] (or -1: unknown), found {bad:g}")
+        raise ValueError(
+            f"{where}: labels must be class indices in [0, {MAX_CLASSES - 1}] (or -1: unknown), found {bad:g}"
+        )
     return labels.astype(np.int64)
 
 
@@ -109,7 +118,9 @@ def _check_edges(where: str, value, nodes: int) -> None:
     """``edge_index`` must be (2, E) integers naming nodes 0..N-1."""
     edges = np.asarray(value)
     if edges.ndim != 2 or edges.shape[0] != 2 or edges.dtype.kind not in "iu":
-        raise ValueError(f"{where}: edge_index must be a (2, E) integer array, got shape {edges.shape} of {edges.dtype}")
+        raise ValueError(
+            f"{where}: edge_index must be a (2, E) integer array, got shape {edges.shape} of {edges.dtype}"
+        )
     if edges.size and (edges.min() < 0 or edges.max() >= nodes):
         bad = edges.min() if edges.min() < 0 else edges.max()
         raise ValueError(f"{where}: edge_index names node {bad}; the graph has nodes 0..{nodes - 1}")
@@ -148,14 +159,17 @@ def dataset_from_arrays(arrays: dict, where: str) -> ImageSet | Graph:
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
     if "edge_index" not in arrays:
-        raise ValueError(f"{where}: needs 'images' (an image set), 'points' (point clouds) or 'edge_index' and "
-                         "features (a graph)")
+        raise ValueError(
+            f"{where}: needs 'images' (an image set), 'points' (point clouds) or 'edge_index' and features (a graph)"
+        )
     if "features" in arrays:
         features = arrays["features"]
     elif "features_indptr" in arrays:
         shape = np.asarray(arrays.get("features_shape", []))
         if shape.shape != (2,) or shape.dtype.kind not in "iu" or shape.min() < 0 or shape[1] > MAX_FEATURES:
-            raise ValueError(f"{where}: features_shape must be two integers (N, D) with D <= {MAX_FEATURES}, got {shape.tolist()}")
+            raise ValueError(
+                f"{where}: features_shape must be two integers (N, D) with D <= {MAX_FEATURES}, got {shape.tolist()}"
+            )
         try:
             features = torch.sparse_csr_tensor(
                 torch.as_tensor(arrays["features_indptr"], dtype=torch.long),
@@ -165,7 +179,9 @@ def dataset_from_arrays(arrays: dict, where: str) -> ImageSet | Graph:
                 check_invariants=True,
             )
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
-            raise ValueError(f"{where}: the features_* arrays are not a valid CSR matrix ({str(error).splitlines()[0]})") from None
+            raise ValueError(
+                f"{where}: the features_* arrays are not a valid CSR matrix ({str(error).splitlines()[0]})"
+            ) from None
     else:
         raise ValueError(f"{where}: a graph needs 'features' or features_data/indices/indptr/shape")
     return _graph(where, features, arrays["edge_index"], labels, arrays.get("nodes"))
@@ -178,8 +194,10 @@ def _images(where: str, images, labels: np.ndarray) -> torch.Tensor:
         raise ValueError(f"{where}: images must hold real numbers, got {images.dtype} values")
     if images.ndim != 4 or len(images) != len(labels):
         hint = " (point clouds (P, N, d): a PointCloudSet, or 'points' in a --data file)" if images.ndim == 3 else ""
-        raise ValueError(f"{where}: images must be (points, C, H, W) with one label each; got {images.shape} and "
-                         f"{labels.shape}{hint}")
+        raise ValueError(
+            f"{where}: images must be (points, C, H, W) with one label each; got {images.shape} and "
+            f"{labels.shape}{hint}"
+        )
     images = images / 255.0 if images.dtype == np.uint8 else images
     if not np.all(np.isfinite(images)):
         raise ValueError(f"{where}: images hold NaN or infinite values; pixel values must be finite, in [0, 1]")
@@ -200,10 +218,14 @@ def _graph(where: str, features, edge_index, labels: np.ndarray, nodes) -> Graph
     elif features.dtype != torch.float32:
         features = features.to(torch.float32)
     if features.dim() != 2 or features.shape[0] != len(labels):
-        raise ValueError(f"{where}: features must be (N, D) with one label per node; got {tuple(features.shape)} and {labels.shape}")
+        raise ValueError(
+            f"{where}: features must be (N, D) with one label per node; got {tuple(features.shape)} and {labels.shape}"
+        )
     values = features.values() if features.layout == torch.sparse_csr else features
     if not bool(torch.isfinite(values).all()):
-        raise ValueError(f"{where}: features hold NaN or infinite values (or values beyond float32); they must be finite")
+        raise ValueError(
+            f"{where}: features hold NaN or infinite values (or values beyond float32); they must be finite"
+        )
     edges = edge_index.detach().cpu().numpy() if isinstance(edge_index, torch.Tensor) else np.asarray(edge_index)
     _check_edges(where, edges, len(labels))
     edge_index = torch.as_tensor(edges, dtype=torch.long)
@@ -223,11 +245,16 @@ def as_dataset(data, *, labels=None, edge_index=None, nodes=None) -> ImageSet | 
     the default) and ``nodes`` (indices or a boolean mask) complete what ``data`` lacks. Everything is checked
     as a ``--data`` file is (finite values, pixel range, edge ends, label range)."""
     if isinstance(data, (str, bytes, Path)):
-        raise ValueError(f"data: must be images (P, C, H, W), a Dataset, a PyG Data graph or node features, got "
-                         f"{type(data).__name__}; read a --data file with hiersmooth.data.arrays.load_arrays")
+        raise ValueError(
+            f"data: must be images (P, C, H, W), a Dataset, a PyG Data graph or node features, got "
+            f"{type(data).__name__}; read a --data file with hiersmooth.inputs.load_arrays"
+        )
     if isinstance(data, (ImageSet, Graph)):
         if labels is not None or edge_index is not None or (nodes is not None and isinstance(data, ImageSet)):
-            raise ValueError("data: an ImageSet or Graph carries its own labels and edges; give labels/edge_index only with raw arrays")
+            raise ValueError(
+                "data: an ImageSet or Graph carries its own labels and edges; give labels/edge_index only with raw "
+                "arrays"
+            )
         return data if nodes is None else Graph(data.features, data.edge_index, data.labels, nodes)
     if _is_pyg_graph(data):
         if edge_index is not None:
@@ -251,8 +278,10 @@ def as_dataset(data, *, labels=None, edge_index=None, nodes=None) -> ImageSet | 
         return ImageSet(_images("data", data, _labels("labels", _array(labels))), _labels("labels", _array(labels)))
     if isinstance(data, torch.utils.data.Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         return _from_pairs(data, labels)
-    raise ValueError(f"data: must be images (P, C, H, W), a Dataset of (image, label) pairs, a PyG Data graph or node "
-                     f"features with edge_index; got {type(data).__name__}")
+    raise ValueError(
+        f"data: must be images (P, C, H, W), a Dataset of (image, label) pairs, a PyG Data graph or node "
+        f"features with edge_index; got {type(data).__name__}"
+    )
 
 
 def _array(value) -> np.ndarray:
@@ -286,6 +315,8 @@ def _from_pairs(dataset, labels) -> ImageSet:
         labels = found if len(found) == len(images) else np.full(len(images), -1)
     shapes = {image.shape for image in images}
     if len(shapes) != 1:
-        raise ValueError(f"data: the Dataset's images differ in shape ({', '.join(map(str, sorted(shapes)[:3]))}); they must agree")
+        raise ValueError(
+            f"data: the Dataset's images differ in shape ({', '.join(map(str, sorted(shapes)[:3]))}); they must agree"
+        )
     labels = _labels("labels", _array(labels))
     return ImageSet(_images("data", np.stack(images), labels), labels)
