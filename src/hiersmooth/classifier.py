@@ -29,7 +29,7 @@ from .certify.votes import Votes
 from .defaults import DEFAULT_ALPHA
 from .progress import progress_bar
 from .seeds import SeedPlan
-from .smoothing import Ablation, Smoothing, Sparse, from_config
+from .smoothing import Smoothing, from_config
 
 ABSTAIN = -1
 DEFAULT_BLOCK_SIZE = {"image": 100, "graph": 4}
@@ -663,7 +663,7 @@ class SmoothedClassifier:
     def _dense_notice(self, x: torch.Tensor) -> None:
         """Once per process: dense binary features under bit-flip noise run several times slower than sparse CSR."""
         global _dense_notice_given
-        if _dense_notice_given or x.layout != torch.strided or not isinstance(self.smoothing.noise, Sparse):
+        if _dense_notice_given or x.layout != torch.strided or not self.smoothing.noise.binary_input:
             return
         _dense_notice_given = True
         warnings.warn(
@@ -721,7 +721,7 @@ class SmoothedClassifier:
         which can only ablate to zeros (the model would be certified under another distribution than it learned)."""
         noise = self.smoothing.noise
         token = getattr(self.model, "ablation_token", None)
-        if not (isinstance(noise, Ablation) and noise.encoding == "token" and isinstance(token, torch.Tensor)):
+        if not (noise.takes_learned_token and isinstance(token, torch.Tensor)):
             return None
         if sampler.sparse:
             raise ValueError(

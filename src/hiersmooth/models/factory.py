@@ -9,16 +9,14 @@ import sys
 
 import torch
 
-from ..smoothing import Ablation, Smoothing
+from ..smoothing import Smoothing
 
 
 def input_width(smoothing: Smoothing, input_shape: tuple[int, ...], graph: bool) -> int:
     """Channels of an image sample (input (C, H, W)) or values per row of a matrix sample (a graph's features, a
     point cloud's coordinates: input (N, D)): C or D, doubled by the Levine–Feizi encoding, +1 for τ."""
     width = input_shape[-1] if graph or len(input_shape) == 2 else input_shape[0]
-    if isinstance(smoothing.noise, Ablation) and smoothing.noise.encoding == "levine_feizi":
-        width *= 2
-    return width + smoothing.indicator
+    return smoothing.noise.sample_width(width) + smoothing.indicator
 
 
 def build_model(spec: str, width: int, num_classes: int, weights=None) -> torch.nn.Module:
@@ -123,8 +121,8 @@ def named_model(
         raise ValueError(
             f"model: unknown option {', '.join(unknown)} for {name} (allowed: {', '.join(sorted(allowed))}{extra})"
         )
-    ablation = isinstance(smoothing.noise, Ablation)
-    token_encoding = ablation and smoothing.noise.encoding == "token"
+    ablation = smoothing.noise.ablates
+    token_encoding = smoothing.noise.takes_learned_token
     if graph:
         if options.pop("learn_token", False):
             if not token_encoding:
@@ -139,5 +137,5 @@ def named_model(
         options["mask_selected"] = ablation
     else:
         options.setdefault("normalization", channel_stats(data))
-        options["levine_feizi"] = ablation and smoothing.noise.encoding == "levine_feizi"
+        options["levine_feizi"] = smoothing.noise.sample_width(1) == 2  # the Levine–Feizi input: x and 1 − x
     return factories[name](width, num_classes, **options)

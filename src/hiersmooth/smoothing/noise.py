@@ -138,6 +138,11 @@ class Noise(ABC):
         """Whether a model's learnable ``ablation_token`` replaces ablated rows."""
         return False
 
+    @property
+    def ablates(self) -> bool:
+        """Whether selected rows lose their values altogether (so a set model may leave them out)."""
+        return False
+
     @abstractmethod
     def prepare(self, rows, sparse: bool):
         """Check N rows of D values once and return ``draw(mask, indicator, generator, token)`` (module docstring)."""
@@ -590,6 +595,10 @@ class Ablation(Noise):
     @property
     def takes_learned_token(self) -> bool:
         return self.encoding == "token"
+
+    @property
+    def ablates(self) -> bool:
+        return True
 
     def largest_rows(self, certificate) -> np.ndarray:
         """Largest r such that the point is certified against any change to r rows (``Threat(rows=r)``).
