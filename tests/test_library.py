@@ -381,3 +381,28 @@ def test_dependencies_point_one_way():
                 if their > own:
                     upward.append(f"{module} -> {imported}")
     assert not upward, f"imports against the layers {LAYERS}: {sorted(set(upward))}"
+
+
+def test_dense_noise_on_a_sparse_graph_makes_its_features_dense():
+    """Gaussian noise puts noise on every value of a selected row: sparse CSR features are made dense for it (as
+    Cora-ML's are in experiments/cora_ml_gaussian.yaml) instead of being refused."""
+    data = _graph()
+    torch.manual_seed(0)
+    model = GCN(data.num_node_features + 1, 3)
+    smoothing = {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "gaussian", "sigma": 0.5}}
+    sparse = _classifier(model, smoothing).certify_dataset(
+        data.x.to_sparse_csr(),
+        6,
+        12,
+        0.05,
+        4,
+        edge_index=data.edge_index,
+        labels=data.y,
+        nodes=data.test_mask,
+        progress=False,
+    )
+    dense = _classifier(model, smoothing).certify_dataset(
+        data.x, 6, 12, 0.05, 4, edge_index=data.edge_index, labels=data.y, nodes=data.test_mask, progress=False
+    )
+    np.testing.assert_array_equal(sparse.votes, dense.votes)
+    assert sparse.votes.shape == (4, 3) and (sparse.votes.sum(axis=1) == 12).all()

@@ -251,8 +251,9 @@ def certify_dataset(
 
     started = time.perf_counter()
     dataset = as_dataset(data, labels=labels, edge_index=edge_index, nodes=nodes)
-    if isinstance(dataset, Graph) and getattr(classifier.model, "ablation_token", None) is not None:
-        # a learned ablation token is written into dense rows
+    token = getattr(classifier.model, "ablation_token", None) is not None
+    if isinstance(dataset, Graph) and (token or classifier.smoothing.noise.dense_input):
+        # a learned ablation token is written into dense rows; dense noise makes dense samples anyway
         dataset = Graph(dataset.features.to_dense(), dataset.edge_index, dataset.labels, dataset.nodes)
     ranks = init_ranks(classifier.device.type)
     if out is None:

@@ -98,7 +98,8 @@ def train_graph(
     token = _token(model)
     stages = []
     for graph, targets in (split.training_graph(), split.validation_graph()):
-        features = graph.features.to_dense() if token is not None else graph.features  # a token needs dense rows
+        dense = token is not None or smoothing.noise.dense_input  # a token needs dense rows; dense noise gives them
+        features = graph.features.to_dense() if dense else graph.features
         stages.append(
             (
                 smoothing.sampler(features.to(device)),

@@ -134,6 +134,12 @@ class Noise(ABC):
         return False
 
     @property
+    def dense_input(self) -> bool:
+        """Whether the family's samples are dense whatever the input (noise on every value of a selected row), so
+        sparse graph features are made dense before sampling."""
+        return False
+
+    @property
     def takes_learned_token(self) -> bool:
         """Whether a model's learnable ``ablation_token`` replaces ablated rows."""
         return False
@@ -298,6 +304,10 @@ class Gaussian(Noise):
     def upper_from_probit(self, z, eps) -> np.ndarray:
         """Φ(z + ε/σ) rounded up, for z an upper bound on Φ⁻¹(q) and ℓ2 budgets ``eps`` (broadcast against z)."""
         return cdf_up(up(z + up(np.asarray(eps) / self.sigma)))
+
+    @property
+    def dense_input(self) -> bool:
+        return True
 
     def grid_values(self, threat: Threat) -> tuple:
         return (threat.l2,)

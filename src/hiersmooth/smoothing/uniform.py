@@ -76,6 +76,10 @@ class Uniform(Noise):
         most = np.minimum(q, one_minus(complement, "up"))  # q* <= both
         return np.minimum(up(most + self._shift(eps)), 1.0)
 
+    @property
+    def dense_input(self) -> bool:
+        return True
+
     def grid_values(self, threat: Threat) -> tuple:
         return (threat.l1,)
 
