@@ -383,7 +383,8 @@ def test_mnist_points_experiment_lists_its_cells(tmp_path, capsys):
     [
         ({"model": {"name": "lenet"}}, r"model.name='lenet': not a model for mnist_points \(allowed: pointnet\)"),
         ({"data": {"name": "mnist_5k"}}, r"model.name='pointnet': not a model for mnist_5k"),
-        ({"data": {"name": "mnist_points", "points": 64}}, r"data: unknown option points"),
+        ({"data": {"name": "mnist_points", "points": 0}}, r"data.points=0: the points per cloud of mnist_points"),
+        ({"data": {"name": "mnist_5k", "points": 64}}, r"data.points=64: the points per cloud of mnist_points"),
         (
             {"data": {"name": "shapenet"}},
             r"data.name='shapenet': unknown dataset \(allowed: .*mnist_points, modelnet40\)",
@@ -410,3 +411,20 @@ def test_point_cloud_data_takes_pointnet():
         {"data": {"name": "mnist_points"}, "model": {"name": "pointnet"}, "smoothing": HIERARCHICAL}
     )
     assert config.data.models == ("pointnet",) and not config.data.graph and config.training.epochs == 30
+
+
+def test_the_number_of_points_is_a_run_config_option():
+    from hiersmooth.data.datasets import load_dataset
+
+    config = load_run_config(
+        {
+            "data": {"name": "mnist_points", "points": 64},
+            "model": {"name": "pointnet"},
+            "smoothing": {"selection": {"kind": "all"}, "noise": {"kind": "gaussian", "sigma": 0.01}},
+        }
+    )
+    assert config.data.points == 64 and load_run_config(config.to_dict()) == config
+    split = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download, config.data.points)
+    assert split.test.images.shape[1:] == (64, 2) and split.train.images.shape[1:] == (64, 2)
+    plain = load_run_config({**config.to_dict(), "data": {"name": "mnist_points"}})
+    assert "points" not in plain.to_dict()["data"]  # configs without the option keep their form (checkpoint reuse)

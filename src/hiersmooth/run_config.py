@@ -41,6 +41,7 @@ class DataConfig:
     root: str | None = None
     seed: int = 0
     download: bool = True
+    points: int | None = None  # points per cloud of mnist_points (default 128)
 
     @property
     def graph(self) -> bool:
@@ -92,7 +93,11 @@ class RunConfig:
     def to_dict(self) -> dict:
         """The config as plain YAML-able values (what ``load_run_config`` reads back to an equal config)."""
         return {
-            "data": dataclasses.asdict(self.data),
+            "data": {
+                key: value
+                for key, value in dataclasses.asdict(self.data).items()
+                if key != "points" or value is not None
+            },  # configs without points stay as they were
             "model": {"name": self.model.name, **self.model.options},
             "smoothing": self.smoothing.to_config(),
             "training": dataclasses.asdict(self.training),
@@ -115,6 +120,15 @@ def load_run_config(config) -> RunConfig:
     data = build_dataclass("data", DataConfig, config["data"])
     if data.name not in DATASETS:
         raise ValueError(f"data.name={data.name!r}: unknown dataset (allowed: {', '.join(DATASETS)})")
+    if data.points is not None and (
+        data.name != "mnist_points"
+        or isinstance(data.points, bool)
+        or not isinstance(data.points, int)
+        or not 1 <= data.points <= 100_000
+    ):
+        raise ValueError(
+            f"data.points={data.points!r}: the points per cloud of mnist_points, an integer in [1, 100000]"
+        )
     model_options = dict(config["model"])
     model = ModelConfig(model_options.pop("name", None), model_options)
     if model.name not in data.models:

@@ -98,7 +98,9 @@ def train_run(config, out=None, progress: bool = True, force: bool = False) -> P
 def _train_into(config: RunConfig, out: Path, progress: bool) -> Path:
     """Train and write the checkpoint files (the folder is checked and locked)."""
     started = time.perf_counter()
-    dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
+    dataset = load_dataset(
+        config.data.name, config.data.root, config.data.seed, config.data.download, config.data.points
+    )
     torch.manual_seed(config.training.seed)  # the model's initial weights
     model, input_shape, classes = build_for(config, dataset)
     if isinstance(dataset, GraphSplit):
@@ -245,5 +247,7 @@ def certify_checkpoint(
 
 def _test_data(config: RunConfig):
     """The test data of a run config: the image test set, or the whole graph at its test nodes."""
-    dataset = load_dataset(config.data.name, config.data.root, config.data.seed, config.data.download)
+    dataset = load_dataset(
+        config.data.name, config.data.root, config.data.seed, config.data.download, config.data.points
+    )
     return dataset.test_graph() if isinstance(dataset, GraphSplit) else dataset.test

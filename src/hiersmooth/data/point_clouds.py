@@ -116,12 +116,13 @@ def load_modelnet40(root=None, points: int | None = None) -> tuple[PointCloudSet
 
 
 def load_point_clouds(
-    name: str, root=None, seed: int = 0, download: bool = True
+    name: str, root=None, seed: int = 0, download: bool = True, points: int | None = None
 ) -> tuple[PointCloudSet, PointCloudSet]:
-    """(train, test) of point-cloud dataset ``name`` (one of :data:`DATASETS`) with N = 128 points per MNIST cloud
-    and every point of a ModelNet40 cloud; ``seed`` and ``download`` concern ``mnist_points`` only."""
+    """(train, test) of point-cloud dataset ``name`` (one of :data:`DATASETS`) with N = ``points`` (default 128)
+    points per MNIST cloud and every point of a ModelNet40 cloud; ``seed``, ``download`` and ``points`` concern
+    ``mnist_points`` only."""
     if name == "mnist_points":
-        return load_mnist_points(DEFAULT_POINTS, root, seed, download)
+        return load_mnist_points(DEFAULT_POINTS if points is None else points, root, seed, download)
     if name == "modelnet40":
         return load_modelnet40(root)
     raise ValueError(f"dataset {name!r}: not a point-cloud dataset (allowed: {', '.join(DATASETS)})")
