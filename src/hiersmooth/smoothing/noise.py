@@ -33,7 +33,7 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from numbers import Real
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -65,6 +65,14 @@ def _require_threat(noise: str, threat: Threat, kinds: tuple[str, ...], example:
         raise ValueError(f"threat={threat!r}: must be a hiersmooth.Threat")
     if threat.kind not in kinds:
         raise ValueError(f"threat {threat} does not fit {noise} noise: use {example}")
+
+
+class Draw(Protocol):
+    """What ``Noise.prepare`` returns: turns a selection mask (n, N) into n noisy copies of the prepared rows,
+    (n, N, D' [+1]) with τ = mask appended when ``indicator`` (or one sparse CSR (n·N, D' [+1]) for sparse binary
+    input), drawing from ``generator``; ``token`` is a model's learned ablation token, where the family takes one."""
+
+    def __call__(self, mask, indicator: bool, generator=None, token=None): ...
 
 
 class Noise(ABC):
@@ -150,7 +158,7 @@ class Noise(ABC):
         return False
 
     @abstractmethod
-    def prepare(self, rows, sparse: bool):
+    def prepare(self, rows, sparse: bool) -> Draw:
         """Check N rows of D values once and return ``draw(mask, indicator, generator, token)`` (module docstring)."""
 
 
@@ -368,7 +376,7 @@ class Gaussian(Noise):
     def default_axes(self, certificates, selection) -> dict[str, list]:
         return radius_axes(certificates, selection, "eps", self.largest_l2)
 
-    def prepare(self, rows, sparse: bool):
+    def prepare(self, rows, sparse: bool) -> Draw:
         """w_i = x_i + σ·ε_i, ε_i ~ N(0, I), on the selected rows; x stays in its own (e.g. [0, 1] pixel) space."""
         import torch
 
@@ -550,7 +558,7 @@ class Sparse(Noise):
             "deleted": list(range(max(last_deleted, 0) + 2)),
         }
 
-    def prepare(self, rows, sparse: bool):
+    def prepare(self, rows, sparse: bool) -> Draw:
         """Flip the bits of the selected rows, 0→1 with p₊ and 1→0 with p₋, by sparse draws (``bit_flips``)."""
         return _prepare_bit_flips(rows, sparse, self.p_plus, self.p_minus, "sparse noise")
 
@@ -641,7 +649,7 @@ class Ablation(Noise):
         last_row = selection.constant_from if math.isinf(largest) else max(int(largest), 0)
         return {"rows": list(range(0, last_row + 2))}
 
-    def prepare(self, rows, sparse: bool):
+    def prepare(self, rows, sparse: bool) -> Draw:
         """Replace the selected rows by the token (or zero both halves of the Levine–Feizi encoding)."""
         import torch
 

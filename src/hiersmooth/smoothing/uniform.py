@@ -23,6 +23,7 @@ import numpy as np
 from ..rounding import down, one_minus, up
 from ..threat import Threat
 from .noise import (
+    Draw,
     Noise,
     _complement,
     _floating,
@@ -97,7 +98,7 @@ class Uniform(Noise):
     def default_axes(self, certificates, selection) -> dict[str, list]:
         return radius_axes(certificates, selection, "l1", self.largest_l1)
 
-    def prepare(self, rows, sparse: bool):
+    def prepare(self, rows, sparse: bool) -> Draw:
         """w_i = x_i + λ·(2u − 1), u ~ U[0, 1)^D, on the selected rows."""
         import torch
 
