@@ -136,3 +136,20 @@ def test_certify_votes_path_does_not_import_torch_or_matplotlib(reference, tmp_p
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_one_threat_text_for_the_cli_the_report_and_the_csv(tmp_path, reference):
+    from hiersmooth.threat import TEXT_NAMES, parse_threat_text
+
+    assert parse_threat_text("r=2,eps=0.25") == parse_threat_text("rows=2,l2=0.25") == {"rows": 2, "eps": 0.25}
+    assert parse_threat_text("r=1,ra=0,rd=8") == {"rows": 1, "added": 0, "deleted": 8}
+    assert parse_threat_text("r=1,l1=0.5") == {"rows": 1, "l1": 0.5}
+    votes = reference / "cora_ml_gat_hierarchical_sparse_votes.npz"
+    smoothing = CONFIGS / "cora_ml_hierarchical_sparse.yaml"
+    short, long = tmp_path / "short" / "c.csv", tmp_path / "long" / "c.csv"
+    common = ["certify-votes", str(votes), "--smoothing", str(smoothing)]
+    assert main([*common, "--out", str(short), "--r", "1-2", "--ra", "0,1", "--rd", "0-3"]) == 0
+    assert main([*common, "--out", str(long), "--rows", "1-2", "--added", "0,1", "--deleted", "0-3"]) == 0
+    assert short.read_text() == long.read_text()
+    header = short.read_text().splitlines()[0].split(",")
+    assert header[1:4] == [TEXT_NAMES[axis] for axis in ("rows", "added", "deleted")]  # the CSV says r, ra, rd

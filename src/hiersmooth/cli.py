@@ -21,7 +21,7 @@ import math
 import sys
 
 from .defaults import DEFAULT_ALPHA, RUNNER_UP_CHOICES
-from .threat import GRID_AXES
+from .threat import GRID_AXES, TEXT_NAMES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -266,8 +266,12 @@ def _add_certificate_options(command, smoothing_required: bool) -> None:
         help="multi-class class B: sound (largest upper bound, default) or selection (the reference code's "
         "runner-up of pre_votes)",
     )
-    for axis, text in GRID_AXES.items():
-        command.add_argument(f"--{axis}", help=text)
+    for (
+        axis,
+        text,
+    ) in GRID_AXES.items():  # each axis also under its name in threat text and CSV columns (--r, --ra, --rd)
+        aliases = [f"--{TEXT_NAMES[axis]}"] if TEXT_NAMES[axis] != axis else []
+        command.add_argument(f"--{axis}", *aliases, dest=axis, help=text)
     _add_force_option(command)
 
 

@@ -141,6 +141,28 @@ def parse_list(name: str, text: str, integer: bool) -> list:
     return sorted(set(values))
 
 
+TEXT_NAMES = {"rows": "r", "eps": "eps", "added": "ra", "deleted": "rd", "l1": "l1"}
+"""Each threat-grid axis and its name in threat text (``r=1,eps=0.5``, ``r=1,ra=0,rd=8``) and in CSV columns."""
+SPELLINGS = {**{name: axis for axis, name in TEXT_NAMES.items()}, **{axis: axis for axis in TEXT_NAMES}, "l2": "eps"}
+"""Every accepted spelling of an axis in threat text: the text name, the axis name, and ``l2`` for ``eps``."""
+
+
+def parse_threat_text(text: str) -> dict:
+    """A threat as text, ``r=2,eps=0.25`` or ``r=1,ra=0,rd=5`` (or the axis names rows, l2, added, deleted, l1),
+    as a mapping axis → value: {rows: 2, eps: 0.25}; counts are integers, norms floats; one-line ValueError else."""
+    threat: dict = {}
+    for part in text.replace(" ", "").split(","):
+        name, _, value = part.partition("=")
+        if name not in SPELLINGS or not value:
+            raise ValueError(f"threat {text!r}: expected r=R,eps=E or r=R,ra=A,rd=D (got {part!r})")
+        axis = SPELLINGS[name]
+        try:
+            threat[axis] = int(value) if axis in INTEGER_AXES else float(value)
+        except ValueError:
+            raise ValueError(f"threat {text!r}: {name}={value!r} is not a number") from None
+    return threat
+
+
 INTEGER_AXES = ("rows", "added", "deleted")  # the axes of a threat grid holding counts; "eps", "l1" hold norms
 GRID_AXES = {  # every axis of a threat grid (the CLI's threat options), with what it holds
     "rows": "changed rows r, e.g. 1,2,3 or 1-4 (default: all r at which anything is certified)",

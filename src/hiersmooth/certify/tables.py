@@ -11,7 +11,7 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
-from ..threat import GRID_AXES, MAX_THREATS, axis_values
+from ..threat import GRID_AXES, MAX_THREATS, TEXT_NAMES, axis_values
 
 if TYPE_CHECKING:
     from .certification import VoteCertificates
@@ -56,12 +56,9 @@ def grid_axes(result: VoteCertificates, **given) -> dict[str, list]:
     return {name: axes[name] for name in fits}
 
 
-TABLE_COLUMNS = {"rows": "r", "added": "ra", "deleted": "rd"}  # axis → tidy-table column (eps, l1: their own)
-
-
 def column_name(axis: str) -> str:
-    """The tidy-table (CSV) column of a threat-grid axis: r, eps, ra, rd, l1."""
-    return TABLE_COLUMNS.get(axis, axis)
+    """The tidy-table (CSV) column of a threat-grid axis: its name in threat text (r, eps, ra, rd, l1)."""
+    return TEXT_NAMES[axis]
 
 
 def certified_accuracy_table(result: VoteCertificates, axes: dict[str, list]) -> list[dict]:

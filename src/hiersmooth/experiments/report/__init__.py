@@ -15,11 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...results import LOCK, atomic_file, check_output, output_lock, write_csv
+from ...threat import parse_threat_text as parse_threat
 from .curves import _AXIS_SYMBOLS, _curve_axes, _plot_curves
 from .pareto import ParetoPoint, _plot_pareto, default_threats, non_dominated, pareto_points
 from .reading import CERTIFICATES, Results, Setting, load_results
 from .tables import _TABLE_NOTE, _csv_rows, _markdown_table, _overview
-from .threats import _AXIS_NAMES, _threat_slug, _threat_text, parse_threat, threat_key
+from .threats import _AXIS_NAMES, _threat_slug, _threat_text, threat_key
 
 __all__ = [
     "CERTIFICATES",

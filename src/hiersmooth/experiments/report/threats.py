@@ -1,4 +1,5 @@
-"""Threats in a report: parsing command-line text, the results key of a threat, and its text and file slug.
+"""Threats in a report: the results key of a threat (parsed from text by :func:`hiersmooth.threat.parse_threat_text`,
+the one threat text of the CLI, the report and the CSV columns), and its printed text and file slug.
 
 A threat is the attacker's budget a certified accuracy holds against: r changed rows and an ℓ2 budget ε
 (gaussian-type results, ``kind == "eps"``), r changed rows with ra bits added and rd bits deleted
@@ -10,45 +11,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ...threat import SPELLINGS
+
 if TYPE_CHECKING:
     from .reading import Results
 
-_THREAT_ALIASES = {
-    "r": "rows",
-    "rows": "rows",
-    "eps": "eps",
-    "l2": "eps",
-    "ra": "added",
-    "added": "added",
-    "rd": "deleted",
-    "deleted": "deleted",
-}
 _AXIS_NAMES = {"eps": ("r", "eps"), "bits": ("r", "ra", "rd"), "rows": ("r",)}
-
-
-def parse_threat(text: str) -> dict:
-    """A threat dict from command-line text: ``r=2,eps=0.25`` → {rows: 2, eps: 0.25}; ``r=1,ra=0,rd=5`` →
-    {rows: 1, added: 0, deleted: 5} (also accepted: rows, l2, added, deleted)."""
-    threat: dict = {}
-    for part in text.replace(" ", "").split(","):
-        name, _, value = part.partition("=")
-        if name not in _THREAT_ALIASES or not value:
-            raise ValueError(f"threat {text!r}: expected r=R,eps=E or r=R,ra=A,rd=D (got {part!r})")
-        key = _THREAT_ALIASES[name]
-        try:
-            threat[key] = float(value) if key == "eps" else int(value)
-        except ValueError:
-            raise ValueError(f"threat {text!r}: {name}={value!r} is not a number") from None
-    return threat
 
 
 def threat_key(threat: dict, kind: str) -> tuple:
     """The results key of a threat dict: (rows, eps) for ``kind == "eps"``, (rows, added, deleted) for
     ``kind == "bits"`` (a missing one of added/deleted counts as 0, as in ``Threat``), (rows,) for
     ``kind == "rows"``. The short names r, l2, ra, rd are accepted too."""
-    if not isinstance(threat, dict) or not set(threat) <= set(_THREAT_ALIASES):
+    if not isinstance(threat, dict) or not set(threat) <= set(SPELLINGS):
         raise ValueError(f"threat {threat!r}: give rows and eps, or rows, added and deleted")
-    threat = {_THREAT_ALIASES[name]: value for name, value in threat.items()}
+    threat = {SPELLINGS[name]: value for name, value in threat.items()}
     axes = {"eps": {"eps"}, "bits": {"added", "deleted"}, "rows": set()}[kind]
     given = set(threat) - {"rows"}
     if "rows" not in threat or not given <= axes or (axes and not given):
