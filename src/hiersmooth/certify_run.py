@@ -256,8 +256,9 @@ def certify_dataset(
         # a learned ablation token is written into dense rows; dense noise makes dense samples anyway
         dataset = Graph(dataset.features.to_dense(), dataset.edge_index, dataset.labels, dataset.nodes)
     ranks = init_ranks(classifier.device.type)
-    if out is None:
-        checkpoint = _checkpoint(classifier, dataset, n0, n, None, ranks)
+    graph = isinstance(dataset, Graph)
+    if out is None:  # nothing to resume: the counts are kept in memory only
+        checkpoint = Checkpoint(None, {}, dataset.points, 1 if graph else dataset.points, classifier.num_classes)
         votes = count_dataset_votes(classifier, dataset, n0, n, batch_size, checkpoint, progress=progress, ranks=ranks)
         return certify_votes(votes, classifier.smoothing, alpha, runner_up)
     out = Path(out)
@@ -265,7 +266,8 @@ def certify_dataset(
     with output_lock(out / LOCK) if ranks.writer else contextlib.nullcontext():  # rank 0 holds the folder
         _check_class_count(classifier, dataset)
         out.mkdir(parents=True, exist_ok=True)
-        checkpoint = _checkpoint(classifier, dataset, n0, n, checkpoint_path(out, ranks), ranks)
+        contents = {"data_sha256": _data_sha256(dataset), "weights_sha256": _weights_sha256(classifier.model)}
+        checkpoint = _checkpoint(classifier, dataset, n0, n, checkpoint_path(out, ranks), ranks, contents)
         counting = time.perf_counter()
         votes = count_dataset_votes(
             classifier, dataset, n0, n, batch_size, checkpoint, checkpoint_seconds, progress and ranks.writer, ranks
@@ -275,7 +277,6 @@ def certify_dataset(
         grid = result.grid(rows, **budget)  # a bad threat grid is refused before anything is written
         if ranks.writer:  # rank 0 writes the outputs of the whole run
             save_votes(out / "votes.npz", votes)
-            graph = isinstance(dataset, Graph)
             extra = {
                 "seed_plan": classifier.seed_plan(graph).to_record(),
                 "device": str(classifier.device),
@@ -286,19 +287,9 @@ def certify_dataset(
                 "communication_seconds_rank0": round(ranks.communication_seconds, 3),
                 **({"nodes": dataset.nodes.tolist()} if graph else {}),
             }
-            grid.write(out / "certified_accuracy.csv", inputs or _in_memory(classifier, dataset), extra, started)
+            in_memory = {"data": "in memory", "model": type(classifier.model).__qualname__, "smoothing": "in memory"}
+            grid.write(out / "certified_accuracy.csv", inputs or {**in_memory, **contents}, extra, started)
     return result
-
-
-def _in_memory(classifier: SmoothedClassifier, dataset: ImageSet | Graph) -> dict:
-    """The sidecar's record of inputs that came from Python objects rather than files."""
-    return {
-        "data": "in memory",
-        "data_sha256": _data_sha256(dataset),
-        "model": type(classifier.model).__qualname__,
-        "weights_sha256": _weights_sha256(classifier.model),
-        "smoothing": "in memory",
-    }
 
 
 def _data_sha256(dataset: ImageSet | Graph) -> str:
@@ -316,14 +307,14 @@ def _weights_sha256(model: torch.nn.Module) -> str:
 
 
 def _checkpoint(
-    classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, path: Path | None, ranks: Ranks
+    classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, path: Path, ranks: Ranks, contents: dict
 ) -> Checkpoint:
-    """The progress of a run, identified by the contents its votes depend on (data, weights, smoothing, counts, seeds):
-    another spelling of the same input paths, or a copied folder, resumes; anything else is refused."""
+    """The progress of a run, identified by the contents its votes depend on (``contents``: the data's and the
+    weights' hashes; the smoothing, counts, seeds): another spelling of the same input paths, or a copied folder,
+    resumes; anything else is refused."""
     graph = isinstance(dataset, Graph)
     fingerprint = {
-        "data_sha256": _data_sha256(dataset),
-        "weights_sha256": _weights_sha256(classifier.model),
+        **contents,
         "config": classifier.smoothing.to_config(),
         "n0": n0,
         "n": n,
