@@ -125,8 +125,8 @@ def test_a_killed_run_resumes_with_identical_votes(image_run, monkeypatch):
     args = list(args)
     args[args.index("--model") + 1] = "killswitch17:make"
     killed = tmp_path / "killed"
-    # forward passes: 2 class-count checks of one sample, then per image 40 selection samples (one pass) and 3
-    # estimation blocks of 100 (two passes of 50 each); pass 21 is the 2nd half of image 2's estimation block 1
+    # forward passes: 1 class-count check of one sample, then per image 40 selection samples (one pass) and 3
+    # estimation blocks of 100 (two passes of 50 each); pass 20 is the 2nd half of image 2's estimation block 1
     command = [
         sys.executable,
         "-m",
@@ -145,7 +145,7 @@ def test_a_killed_run_resumes_with_identical_votes(image_run, monkeypatch):
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "HIERSMOOTH_TEST_KILL_AT": "21"},
+        env={**os.environ, "HIERSMOOTH_TEST_KILL_AT": "20"},
     )
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert not (killed / "votes.npz").exists()

@@ -338,8 +338,8 @@ def _check_class_count(classifier: SmoothedClassifier, dataset: ImageSet | Graph
     )
     if width != classifier.num_classes:
         raise ValueError(
-            f"class count: the classifier has num_classes {classifier.num_classes}, the model outputs {width}; "
-            "they must agree"
+            f"class count: --num-classes {classifier.num_classes} (the classifier's num_classes, or a checkpoint's), "
+            f"model output {width}; they must agree"
         )
     labels = dataset.labels[dataset.nodes] if graph else dataset.labels
     if labels.size and int(labels.max()) >= classifier.num_classes:

@@ -106,9 +106,9 @@ def _certify(args) -> None:
         **_grid_options(args),
     )
     if args.checkpoint:
-        _check_checkpoint_classes(args)
         result = certify_checkpoint(
             args.checkpoint,
+            num_classes=args.num_classes,
             data=args.data,
             smoothing=args.smoothing,
             seed=args.seed,
@@ -125,24 +125,6 @@ def _certify(args) -> None:
 
     if init_ranks(args.device).writer:  # rank 0 writes and prints for the whole run
         _print_certificates(result, args, Path(args.out) / "certified_accuracy.csv")
-
-
-def _check_checkpoint_classes(args) -> None:
-    """``--num-classes`` is not needed with ``--checkpoint``; given, it must be the checkpoint's."""
-    import json
-    from pathlib import Path
-
-    if args.num_classes is None:
-        return
-    try:
-        classes = int(json.loads((Path(args.checkpoint) / "model.json").read_text())["num_classes"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # the library names what is wrong with the folder
-    if args.num_classes != classes:
-        raise ValueError(
-            f"class count: checkpoint {classes}, --num-classes {args.num_classes}; they must agree "
-            "(leave out --num-classes: a checkpoint knows its class count)"
-        )
 
 
 def _model_run(args):
@@ -190,15 +172,6 @@ def _model_run(args):
         device=ranks.device(args.device),
         autocast=args.autocast,
     )
-    width = (
-        classifier.output_width(dataset.features, edge_index=dataset.edge_index)
-        if graph
-        else classifier.output_width(dataset.images[0])
-    )
-    if width != classes:
-        raise ValueError(
-            f"class count: checkpoint none, --num-classes {classes}, model output {width}; they must agree"
-        )
     inputs = {
         "data": str(Path(args.data).resolve()),
         "data_sha256": sha256(args.data),

@@ -164,6 +164,7 @@ def certify_checkpoint(
     block_size: int | None = None,
     device: str = "cpu",
     autocast: bool = False,
+    num_classes: int | None = None,
     runner_up: str = "sound",
     rows=None,
     force: bool = False,
@@ -176,7 +177,8 @@ def certify_checkpoint(
     By default on its run config's test data (the image test set, or the graph at its test nodes) under the
     smoothing it was trained with; ``data`` (a ``--data`` ``.npz`` path or anything :func:`certify_dataset`
     takes) and ``smoothing`` (a config path, mapping or :class:`~hiersmooth.Smoothing`) override them. The data
-    must have the shape the model was trained on and labels among its classes. Every other argument is
+    must have the shape the model was trained on and labels among its classes; ``num_classes``, when given, must be
+    the checkpoint's (which it knows). Every other argument is
     :func:`~hiersmooth.certify_run.certify_dataset`'s (``seed`` and ``block_size`` choose the random streams,
     ``device`` the torch device)."""
     from .certify_run import certify_dataset
@@ -188,6 +190,11 @@ def certify_checkpoint(
 
     ranks = init_ranks(device)
     trained = load_trained(checkpoint)
+    if num_classes is not None and num_classes != trained.num_classes:
+        raise ValueError(
+            f"class count: checkpoint {trained.num_classes}, --num-classes {num_classes}; they must agree "
+            "(leave out --num-classes: a checkpoint knows its class count)"
+        )
     chosen = from_config(smoothing) if smoothing is not None else trained.config.smoothing
     paths = {
         name: value for name, value in (("data", data), ("smoothing", smoothing)) if isinstance(value, (str, Path))
