@@ -254,27 +254,31 @@ def radius_axes(certificates, selection, axis: str, radius) -> dict[str, list]:
     return {"rows": rows, axis: [round(step * k, 12) for k in range(int(largest / step) + 2)]}
 
 
-def radius_by_bisection(certificate, rows, scale: float, lower, upper) -> np.ndarray:
-    """Largest certified budget per point and r in ``rows`` by bisection on the sound decision (Theorem 1 with
-    the family's bounds ``lower(q, complement, eps)`` / ``upper(q, complement, eps)``), (points, rows); for r = 0
-    ∞ unless the point abstains."""
-    rows = np.atleast_1d(np.asarray(rows))
-    selected = np.asarray(certificate.smoothing.selection.selected_all(rows), dtype=float)[None, :]
-    p_a = np.broadcast_to(certificate.p_lower[:, None], (len(certificate.p_lower), len(rows)))
-    s = np.broadcast_to(selected, p_a.shape)
+def radius_by_bisection(certificate, selected: np.ndarray, scale: float, lower, upper) -> np.ndarray:
+    """Largest certified budget per point and r by bisection on the sound decision itself (Theorem 1 with the
+    family's bounds), (points, len(selected)) for ``selected`` the lower bounds on s = P(C ⊆ S) of each r.
+
+    ``lower(q, complement, eps, where)`` and ``upper(...)`` bound L and U at budgets ``eps`` for the (point, r)
+    elements the bool mask ``where`` selects (a family may read values it precomputed for them there)."""
+    p_a = np.broadcast_to(certificate.p_lower[:, None], (len(certificate.p_lower), len(selected)))
+    s = np.broadcast_to(np.asarray(selected, dtype=float)[None, :], p_a.shape)
     p_b = None if certificate.p_upper is None else np.broadcast_to(certificate.p_upper[:, None], p_a.shape)
 
     def certified(eps, where):
         out = np.zeros(p_a.shape, dtype=bool)
         if where.any():
             budget = eps[where]
-            least = theorem1_lower(p_a[where], s[where], lambda q, c: lower(q, c, budget))
-            bar = 0.5 if p_b is None else theorem1_upper(p_b[where], s[where], lambda q, c: upper(q, c, budget))
+            least = theorem1_lower(p_a[where], s[where], lambda q, c: lower(q, c, budget, where))
+            bar = 0.5 if p_b is None else theorem1_upper(p_b[where], s[where], lambda q, c: upper(q, c, budget, where))
             out[where] = least > bar
         return out
 
-    radius = largest_budget(certified, p_a.shape, scale)
-    return np.where(rows[None, :] == 0, np.where(certificate.abstain[:, None], 0.0, np.inf), radius)
+    return largest_budget(certified, p_a.shape, scale)
+
+
+def unbounded_at_no_rows(certificate, rows, radius: np.ndarray) -> np.ndarray:
+    """``radius`` (points, rows) with r = 0 set to what it is: nothing can change, so ∞ unless the point abstains."""
+    return np.where(np.asarray(rows)[None, :] == 0, np.where(certificate.abstain[:, None], 0.0, np.inf), radius)
 
 
 @dataclass(frozen=True)
@@ -342,8 +346,7 @@ class Gaussian(Noise):
             radius = down(self.sigma * np.maximum(t, 0.0))
         else:
             radius = self._multiclass_radius(certificate, selected)
-        radius = np.where(np.isnan(radius), 0.0, np.maximum(radius, 0.0))
-        return np.where(rows[None, :] == 0, np.where(certificate.abstain[:, None], 0.0, np.inf), radius)
+        return unbounded_at_no_rows(certificate, rows, np.where(np.isnan(radius), 0.0, np.maximum(radius, 0.0)))
 
     def _multiclass_radius(self, certificate, selected: np.ndarray) -> np.ndarray:
         """Largest ε (to adjacent doubles) at which the sound multi-class decision still certifies; 0 where none.
@@ -352,20 +355,13 @@ class Gaussian(Noise):
         # Φ⁻¹ of Theorem 1's arguments does not depend on ε: computed once, only Φ is evaluated per step.
         z_a = probit_down(*theorem1_argument(p_a, s)[1:])
         z_b = probit_up(*theorem1_upper_argument(p_b, s))
-
-        def certified(eps, where):
-            out = np.zeros(p_a.shape, dtype=bool)
-            if where.any():
-                lower = theorem1_lower(
-                    p_a[where], s[where], lambda q, c: self.lower_from_probit(z_a[where], eps[where])
-                )
-                upper = theorem1_upper(
-                    p_b[where], s[where], lambda q, c: self.upper_from_probit(z_b[where], eps[where])
-                )
-                out[where] = lower > upper
-            return out
-
-        return largest_budget(certified, p_a.shape, self.sigma)
+        return radius_by_bisection(
+            certificate,
+            selected[0],
+            self.sigma,
+            lambda q, c, eps, where: self.lower_from_probit(z_a[where], eps),
+            lambda q, c, eps, where: self.upper_from_probit(z_b[where], eps),
+        )
 
     def certified_on_axes(self, certificate, axes: dict[str, list]) -> np.ndarray:
         return radius_on_axes(certificate, axes, "eps", self.largest_l2)

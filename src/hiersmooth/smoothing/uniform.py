@@ -32,6 +32,7 @@ from .noise import (
     radius_axes,
     radius_by_bisection,
     radius_on_axes,
+    unbounded_at_no_rows,
 )
 
 
@@ -87,7 +88,16 @@ class Uniform(Noise):
     def largest_l1(self, certificate, rows) -> np.ndarray:
         """Largest certified ℓ1 radius per point and r in ``rows``, (points, rows): certified for (r, ε > 0) iff
         ε < it; ∞ for r = 0 unless the point abstains, 0 where nothing is certified."""
-        return radius_by_bisection(certificate, rows, self.lam, self._lower, self._upper)
+        rows = np.atleast_1d(np.asarray(rows))
+        selected = np.asarray(certificate.smoothing.selection.selected_all(rows), dtype=float)
+        radius = radius_by_bisection(
+            certificate,
+            selected,
+            self.lam,
+            lambda q, c, eps, where: self._lower(q, c, eps),
+            lambda q, c, eps, where: self._upper(q, c, eps),
+        )
+        return unbounded_at_no_rows(certificate, rows, radius)
 
     def certified_on_axes(self, certificate, axes: dict[str, list]) -> np.ndarray:
         return radius_on_axes(certificate, axes, "l1", self.largest_l1)
