@@ -27,6 +27,7 @@ import torch
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.votes import Votes
 from .defaults import DEFAULT_ALPHA
+from .inputs import node_indices
 from .progress import progress_bar
 from .seeds import SeedPlan
 from .smoothing import Smoothing, from_config
@@ -37,43 +38,6 @@ CPU_WORKERS = 2  # forward passes run side by side on a CPU (``in_order``)
 # dense / sparse CSR seconds of the same samples, Cora-ML GCN on a CPU (benchmarks/dense_vs_sparse_graph.py)
 DENSE_SLOWDOWN = 4
 _dense_notice_given = False
-
-
-def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
-    """The target nodes as int64 indices: integer indices as given, or the ``True`` entries of a boolean mask.
-
-    Parameters
-    ----------
-    nodes : array-like or torch.Tensor
-        Integer node indices in [0, entities), or a boolean mask of length ``entities`` (PyG's ``data.test_mask``).
-    entities : int
-        The number of nodes N of the graph.
-    name : str, default "nodes"
-        The parameter named in errors.
-
-    Returns
-    -------
-    numpy.ndarray
-        (M,) int64 node indices (M ≥ 1). Any other dtype, a mask of another length or an index out of range is
-        refused with a one-line ``ValueError``.
-    """
-    array = nodes.detach().cpu().numpy() if isinstance(nodes, torch.Tensor) else np.asarray(nodes)
-    if array.dtype == np.bool_:
-        if array.ndim != 1 or len(array) != entities:
-            raise ValueError(
-                f"{name}: a boolean mask must have one entry per node, length {entities}; got length "
-                f"{array.shape[0] if array.ndim == 1 else tuple(array.shape)}"
-            )
-        array = np.flatnonzero(array)
-    elif array.dtype.kind in "iu":
-        array = array.astype(np.int64).reshape(-1)
-    else:
-        raise ValueError(
-            f"{name}: must be integer node indices or a boolean mask of length {entities}, got dtype {array.dtype}"
-        )
-    if array.size == 0 or array.min() < 0 or array.max() >= entities:
-        raise ValueError(f"{name}: must be a non-empty list of node indices in [0, {entities - 1}] (or a boolean mask)")
-    return array
 
 
 def _positive(name: str, value) -> int:

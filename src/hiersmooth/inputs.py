@@ -22,6 +22,43 @@ import torch
 from .certify.votes import read_npz_arrays
 
 
+def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
+    """The target nodes as int64 indices: integer indices as given, or the ``True`` entries of a boolean mask.
+
+    Parameters
+    ----------
+    nodes : array-like or torch.Tensor
+        Integer node indices in [0, entities), or a boolean mask of length ``entities`` (PyG's ``data.test_mask``).
+    entities : int
+        The number of nodes N of the graph.
+    name : str, default "nodes"
+        The parameter named in errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        (M,) int64 node indices (M ≥ 1). Any other dtype, a mask of another length or an index out of range is
+        refused with a one-line ``ValueError``.
+    """
+    array = nodes.detach().cpu().numpy() if isinstance(nodes, torch.Tensor) else np.asarray(nodes)
+    if array.dtype == np.bool_:
+        if array.ndim != 1 or len(array) != entities:
+            raise ValueError(
+                f"{name}: a boolean mask must have one entry per node, length {entities}; got length "
+                f"{array.shape[0] if array.ndim == 1 else tuple(array.shape)}"
+            )
+        array = np.flatnonzero(array)
+    elif array.dtype.kind in "iu":
+        array = array.astype(np.int64).reshape(-1)
+    else:
+        raise ValueError(
+            f"{name}: must be integer node indices or a boolean mask of length {entities}, got dtype {array.dtype}"
+        )
+    if array.size == 0 or array.min() < 0 or array.max() >= entities:
+        raise ValueError(f"{name}: must be a non-empty list of node indices in [0, {entities - 1}] (or a boolean mask)")
+    return array
+
+
 @dataclass
 class ImageSet:
     """Inputs certified one at a time, each one point of the seed plan: ``images`` (P, C, H, W) and ``labels``."""
@@ -76,8 +113,6 @@ class Graph:
 
     def __post_init__(self):
         """``nodes`` as int64 indices: integer indices as given, a boolean mask of length N as its True entries."""
-        from .classifier import node_indices
-
         self.nodes = node_indices(self.nodes, self.features.shape[0])
 
     @property
@@ -275,7 +310,8 @@ def as_dataset(data, *, labels=None, edge_index=None, nodes=None) -> ImageSet | 
     if isinstance(data, (torch.Tensor, np.ndarray)):
         count = data.shape[0] if data.ndim else 0
         labels = np.full(count, -1) if labels is None else labels
-        return ImageSet(_images("data", data, _labels("labels", _array(labels))), _labels("labels", _array(labels)))
+        labels = _labels("labels", _array(labels))
+        return ImageSet(_images("data", data, labels), labels)
     if isinstance(data, torch.utils.data.Dataset) or (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         return _from_pairs(data, labels)
     raise ValueError(
