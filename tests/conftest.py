@@ -1,4 +1,5 @@
-"""Suite-wide guard: no test may leave files in the checkout (a relative ``--out`` once wrote ``,`` into it)."""
+"""Suite-wide fixtures: no test may leave files in the checkout (a relative ``--out`` once wrote ``,`` into it);
+``one_thread`` for modules of small models."""
 
 from pathlib import Path
 
@@ -29,3 +30,15 @@ def checkout_stays_clean():
     yield
     new = sorted(_entries() - before)
     assert not new, f"tests wrote {new} into the checkout {REPOSITORY}; write under tmp_path instead"
+
+
+@pytest.fixture
+def one_thread():
+    """Small models: one intra-op thread is fastest, and avoids stalls when other processes share the CPU (a module
+    opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

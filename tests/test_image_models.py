@@ -14,13 +14,7 @@ from hiersmooth.models.images import Normalization, ResNet18, ResNet50, SmallCNN
 STATS3 = ((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are small: one intra-op thread is fastest, and avoids stalls when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one intra-op thread (conftest.py)
 
 
 def first_conv_input(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -29,13 +29,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 GAUSSIAN = {"selection": {"kind": "all"}, "noise": {"kind": "gaussian", "sigma": 0.25}, "indicator": False}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models: one intra-op thread is fastest, and avoids stalls when other processes share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # small models: one intra-op thread (conftest.py)
 
 
 @pytest.fixture(scope="module")
