@@ -82,6 +82,18 @@ class Threat:
         empty = {"l2": {"l2": 0.0}, "l1": {"l1": 0.0}, "bits": {"added": 0, "deleted": 0}}.get(self.kind, {})
         return replace(self, rows=0, **empty)
 
+    @classmethod
+    def parse(cls, text: str) -> Threat:
+        """The threat written as text: ``r=1,eps=0.5``, ``r=1,ra=0,rd=8``, ``r=1,l1=0.5``, ``r=2`` (the threat text of
+        the CLI, the report and the CSV columns; :func:`parse_threat_text`)."""
+        if not isinstance(text, str):
+            raise ValueError(f"threat {text!r}: must be text such as r=1,eps=0.5 or r=1,ra=0,rd=8")
+        axes = parse_threat_text(text)
+        if "rows" not in axes:
+            raise ValueError(f"threat {text!r}: give the changed rows r=R (e.g. r=1,eps=0.5)")
+        fields = {"rows": "rows", "eps": "l2", "added": "added", "deleted": "deleted", "l1": "l1"}
+        return cls(**{fields[axis]: value for axis, value in axes.items()})
+
     def __str__(self) -> str:
         if self.kind == "l2":
             return f"(r={self.rows}, eps={self.l2:g})"
