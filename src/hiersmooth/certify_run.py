@@ -28,12 +28,14 @@ import numpy as np
 import torch
 
 from .certify.certification import VoteCertificates, certify_votes
+from .certify.sequential import SequentialCertificates, SequentialTest
 from .certify.votes import Votes, save_votes
-from .defaults import DEFAULT_ALPHA
+from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .distributed import Ranks
 from .inputs import Graph, ImageSet
 from .progress import progress_bar
 from .results import atomic_file
+from .sequential_run import count_sequential, sequential_state
 
 if TYPE_CHECKING:
     from .classifier import SmoothedClassifier
@@ -49,13 +51,23 @@ def checkpoint_path(out: Path, ranks: Ranks) -> Path:
 
 
 class Checkpoint:
-    """The progress file: ``pre_votes``, ``votes`` (points × K), ``cursor`` (units × 2) and the fingerprint."""
+    """The progress file: ``pre_votes``, ``votes`` (points × K), ``cursor`` (units × 2), the fingerprint, and the
+    arrays of ``state`` (a sequential run's decisions so far; saved as ``state_<name>``)."""
 
-    def __init__(self, path: Path | None, fingerprint: dict, points: int, units: int, classes: int):
+    def __init__(
+        self,
+        path: Path | None,
+        fingerprint: dict,
+        points: int,
+        units: int,
+        classes: int,
+        state: dict[str, np.ndarray] | None = None,
+    ):
         self.path = None if path is None else Path(path)
         self.fingerprint = json.dumps(fingerprint, sort_keys=True)
         self.counts = {stage: np.zeros((points, classes), dtype=np.int64) for stage in STAGE_ORDER}
         self.cursor = np.zeros((units, len(STAGE_ORDER)), dtype=np.int64)
+        self.state = dict(state or {})
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -74,6 +86,11 @@ class Checkpoint:
             )
         self.counts = {"selection": stored["pre_votes"], "estimation": stored["votes"]}
         self.cursor = stored["cursor"]
+        for name, initial in self.state.items():
+            value = stored.get(f"state_{name}")
+            if value is None or value.shape != initial.shape:
+                raise ValueError(f"checkpoint {self.path}: its state {name!r} is missing or mis-shaped; delete it")
+            self.state[name] = value
 
     def save(self) -> None:
         """Write atomically: a kill during the write leaves the previous checkpoint intact (the temporary name is
@@ -87,6 +104,7 @@ class Checkpoint:
                 votes=self.counts["estimation"],
                 cursor=self.cursor,
                 fingerprint=np.array(self.fingerprint),
+                **{f"state_{name}": value for name, value in self.state.items()},
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -102,8 +120,11 @@ def count_dataset_votes(
     checkpoint_seconds: float = 10.0,
     progress: bool = True,
     ranks: Ranks | None = None,
-) -> Votes:
-    """Count n₀ selection and n estimation votes for every point, resuming from and saving to ``checkpoint``.
+    stages: tuple[str, ...] = STAGE_ORDER,
+) -> Votes | None:
+    """Count n₀ selection and n estimation votes for every point, resuming from and saving to ``checkpoint``;
+    with ``stages=("selection",)`` only the selection votes (a sequential run counts its estimation votes itself)
+    and return None.
 
     Under torchrun (``ranks``) each process counts its share — images k with k mod K = rank, or a graph's blocks b
     with b mod K = rank — into its own checkpoint, and the returned votes are the sum over all ranks.
@@ -116,19 +137,20 @@ def count_dataset_votes(
     # samples in this rank's first k blocks of each stage, k = 0 .. its number of blocks
     before = {
         stage: np.cumsum([0] + [plan.blocks(totals[stage])[b] for b in plan.share(totals[stage], *share)])
-        for stage in STAGE_ORDER
+        for stage in stages
     }
     units = [0] if graph else [unit for unit in range(dataset.points) if ranks.mine(unit)]
 
     def samples_before(block: int, stage: str) -> int:
         return int(before[stage][block])
 
-    bar = progress_bar(progress, len(units) * sum(int(before[stage][-1]) for stage in STAGE_ORDER), "certify")
+    bar = progress_bar(progress, len(units) * sum(int(before[stage][-1]) for stage in stages), "certify")
     bar.update(
         sum(
             samples_before(int(block), stage)
             for unit in units
             for block, stage in zip(checkpoint.cursor[unit], STAGE_ORDER)
+            if stage in stages
         )
     )
     last_save = time.monotonic()
@@ -136,7 +158,7 @@ def count_dataset_votes(
     try:
         for unit in units:
             for s, stage in enumerate(STAGE_ORDER):
-                if checkpoint.cursor[unit, s] >= len(before[stage]) - 1:
+                if stage not in stages or checkpoint.cursor[unit, s] >= len(before[stage]) - 1:
                     continue
                 if graph:
                     passes = classifier.block_votes(
@@ -174,6 +196,8 @@ def count_dataset_votes(
         if consistent:  # also on Ctrl-C or an error: nothing counted is lost
             checkpoint.save()
         bar.close()
+    if "estimation" not in stages:
+        return None
     labels = dataset.labels[dataset.nodes] if graph else dataset.labels
     return Votes(ranks.sum(checkpoint.counts["selection"]), ranks.sum(checkpoint.counts["estimation"]), labels)
 
@@ -227,8 +251,10 @@ def certify_dataset(
     progress: bool = True,
     inputs: dict | None = None,
     protect=(),
+    targets=None,
+    procedure=DEFAULT_PROCEDURE,
     **budget,
-) -> VoteCertificates:
+) -> VoteCertificates | SequentialCertificates:
     """Count n₀ selection and n estimation votes for every point of ``data`` and certify them (SPEC.md §3–§4).
 
     ``data``: anything :func:`hiersmooth.inputs.as_dataset` takes — images (P, C, H, W), a ``Dataset`` of
@@ -244,6 +270,12 @@ def certify_dataset(
     default: wherever something is certified);
     ``inputs`` is recorded in the sidecar (default: content hashes). Under torchrun each rank counts its share.
     Returns the certificates (``.pre_votes``, ``.votes``, ``.selected``, ``.binary``, ``.multiclass``, ...).
+
+    With ``targets`` (threats, or their text such as ``"r=1,eps=0.5"``) the run is sequential (SPEC.md §7): each
+    point draws estimation samples only until its targets are decided, at most n, by ``procedure``
+    (``"scheduled-clopper-pearson"``, the default, or ``"beta-binomial"``; :mod:`hiersmooth.certify.sequential`),
+    and the result is a :class:`~hiersmooth.certify.sequential.SequentialCertificates` (the table at the targets,
+    ``.samples`` per point); the files are the same, with a ``samples`` column and the decision per target.
     """
     from .distributed import init_ranks
     from .inputs import as_dataset
@@ -257,26 +289,69 @@ def certify_dataset(
         dataset = Graph(dataset.features.to_dense(), dataset.edge_index, dataset.labels, dataset.nodes)
     ranks = init_ranks(classifier.device.type)
     graph = isinstance(dataset, Graph)
+    test = None
+    if targets is not None:
+        given = [name for name, value in {"rows": rows, **budget}.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join('--' + name for name in given)}: a sequential run (--target) certifies at its targets, "
+                "not on a threat grid; give the threats as targets"
+            )
+        test = SequentialTest.of(
+            classifier.smoothing,
+            targets,
+            procedure,
+            alpha,
+            n_max=_positive_count("n", n),
+            block_size=classifier.seed_plan(graph).block_size,
+            classes=classifier.num_classes,
+            runner_up=runner_up,
+        )
     if out is None:  # nothing to resume: the counts are kept in memory only
-        checkpoint = Checkpoint(None, {}, dataset.points, 1 if graph else dataset.points, classifier.num_classes)
-        votes = count_dataset_votes(classifier, dataset, n0, n, batch_size, checkpoint, progress=progress, ranks=ranks)
-        return certify_votes(votes, classifier.smoothing, alpha, runner_up)
+        checkpoint = _checkpoint(classifier, dataset, n0, n, None, ranks, {}, test)
+        return _count_and_certify(
+            classifier,
+            dataset,
+            n0,
+            n,
+            alpha,
+            batch_size,
+            runner_up,
+            checkpoint,
+            test,
+            checkpoint_seconds,
+            progress,
+            ranks,
+        )
     out = Path(out)
     check_output(out, protect, force, files=[*CERTIFY_FILES, checkpoint_path(out, ranks).name])
     with output_lock(out / LOCK) if ranks.writer else contextlib.nullcontext():  # rank 0 holds the folder
         _check_class_count(classifier, dataset)
         out.mkdir(parents=True, exist_ok=True)
         contents = {"data_sha256": _data_sha256(dataset), "weights_sha256": _weights_sha256(classifier.model)}
-        checkpoint = _checkpoint(classifier, dataset, n0, n, checkpoint_path(out, ranks), ranks, contents)
+        checkpoint = _checkpoint(classifier, dataset, n0, n, checkpoint_path(out, ranks), ranks, contents, test)
         counting = time.perf_counter()
-        votes = count_dataset_votes(
-            classifier, dataset, n0, n, batch_size, checkpoint, checkpoint_seconds, progress and ranks.writer, ranks
+        result = _count_and_certify(
+            classifier,
+            dataset,
+            n0,
+            n,
+            alpha,
+            batch_size,
+            runner_up,
+            checkpoint,
+            test,
+            checkpoint_seconds,
+            progress and ranks.writer,
+            ranks,
         )
         counted = time.perf_counter() - counting
-        result = certify_votes(votes, classifier.smoothing, alpha, runner_up)
-        grid = result.grid(rows, **budget)  # a bad threat grid is refused before anything is written
+        written = result if test is not None else result.grid(rows, **budget)
         if ranks.writer:  # rank 0 writes the outputs of the whole run
-            save_votes(out / "votes.npz", votes)
+            if test is None:
+                save_votes(out / "votes.npz", result.counts)
+            else:
+                result.save_votes(out / "votes.npz")
             extra = {
                 "seed_plan": classifier.seed_plan(graph).to_record(),
                 "device": str(classifier.device),
@@ -288,8 +363,41 @@ def certify_dataset(
                 **({"nodes": dataset.nodes.tolist()} if graph else {}),
             }
             in_memory = {"data": "in memory", "model": type(classifier.model).__qualname__, "smoothing": "in memory"}
-            grid.write(out / "certified_accuracy.csv", inputs or {**in_memory, **contents}, extra, started)
+            written.write(out / "certified_accuracy.csv", inputs or {**in_memory, **contents}, extra, started)
     return result
+
+
+def _positive_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+    return int(value)
+
+
+def _count_and_certify(
+    classifier: SmoothedClassifier,
+    dataset: ImageSet | Graph,
+    n0: int,
+    n: int,
+    alpha: float,
+    batch_size: int,
+    runner_up: str,
+    checkpoint: Checkpoint,
+    test: SequentialTest | None,
+    checkpoint_seconds: float,
+    progress: bool,
+    ranks: Ranks,
+) -> VoteCertificates | SequentialCertificates:
+    """Fixed n: count both stages and certify (:func:`certify_votes`). Sequential (``test``): count the selection
+    votes, then the estimation votes until each point's targets are decided (:func:`count_sequential`)."""
+    if test is None:
+        votes = count_dataset_votes(
+            classifier, dataset, n0, n, batch_size, checkpoint, checkpoint_seconds, progress, ranks
+        )
+        return certify_votes(votes, classifier.smoothing, alpha, runner_up)
+    count_dataset_votes(
+        classifier, dataset, n0, n, batch_size, checkpoint, checkpoint_seconds, progress, ranks, stages=("selection",)
+    )
+    return count_sequential(classifier, dataset, test, batch_size, checkpoint, checkpoint_seconds, progress, ranks)
 
 
 def _data_sha256(dataset: ImageSet | Graph) -> str:
@@ -307,7 +415,14 @@ def _weights_sha256(model: torch.nn.Module) -> str:
 
 
 def _checkpoint(
-    classifier: SmoothedClassifier, dataset: ImageSet | Graph, n0: int, n: int, path: Path, ranks: Ranks, contents: dict
+    classifier: SmoothedClassifier,
+    dataset: ImageSet | Graph,
+    n0: int,
+    n: int,
+    path: Path | None,
+    ranks: Ranks,
+    contents: dict,
+    test: SequentialTest | None = None,
 ) -> Checkpoint:
     """The progress of a run, identified by the contents its votes depend on (``contents``: the data's and the
     weights' hashes; the smoothing, counts, seeds): another spelling of the same input paths, or a copied folder,
@@ -323,8 +438,10 @@ def _checkpoint(
         "points": dataset.points,
         "rank": ranks.rank,
         "world_size": ranks.world_size,
+        **({} if test is None else {"sequential": test.to_record()}),
     }
-    return Checkpoint(path, fingerprint, dataset.points, 1 if graph else dataset.points, classifier.num_classes)
+    state = None if test is None else sequential_state(dataset.points, test, classifier.num_classes)
+    return Checkpoint(path, fingerprint, dataset.points, 1 if graph else dataset.points, classifier.num_classes, state)
 
 
 def _check_class_count(classifier: SmoothedClassifier, dataset: ImageSet | Graph) -> None:

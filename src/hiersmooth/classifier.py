@@ -19,7 +19,7 @@ import inspect
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -385,6 +385,61 @@ class SmoothedClassifier:
         bar.close()
         return total.numpy()
 
+    def image_sampler(self, x):
+        """The sampler of Ψ_x for an image (C, H, W) or a point cloud (N, d), and the model's ablation token (or
+        None): what :meth:`count_blocks` draws from."""
+        x, _, _ = self._inputs(x, None, None)
+        sampler = self.smoothing.sampler(x)
+        return sampler, self._token(sampler)
+
+    def count_blocks(self, blocks, stage: str, batch_size: int) -> np.ndarray:
+        """Votes of each of several seed-plan blocks, of one or many images, from forward passes of at most
+        ``batch_size`` samples: how a sequential run fills its batches with the points still running.
+
+        Parameters
+        ----------
+        blocks : list of (sampler, token, point, block, size)
+            A block b of ``size`` samples of point p, drawn by ``sampler`` (:meth:`image_sampler`) from the
+            generator of (seed, p, ``stage``, b) — the same samples as in :meth:`count`.
+        stage : str
+            The seed stream, e.g. ``"estimation"``.
+        batch_size : int
+            Samples per forward pass.
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 votes (len(blocks), K), one row per block.
+        """
+        batch_size = _positive("batch_size", batch_size)
+        plan = self.seed_plan(False)
+        sizes = [size for *_, size in blocks]
+        samples = concat_samples(
+            [
+                sampler.draw(size, plan.generator(point, stage, block, self.device), token)
+                for sampler, token, point, block, size in blocks
+            ]
+        )
+        owner = torch.repeat_interleave(
+            torch.arange(len(blocks), device=self.device), torch.tensor(sizes, device=self.device)
+        )
+        where = f"{stage} blocks of points {sorted({point for _, _, point, _, _ in blocks})}"
+        with self._evaluating():
+            chunks = split_samples(samples, batch_size)
+            predicted = torch.cat([self._predicted_images(chunk, where) for chunk in chunks])
+        slots = owner * self.num_classes + predicted
+        return torch.bincount(slots, minlength=len(blocks) * self.num_classes).view(len(blocks), -1).cpu().numpy()
+
+    @contextmanager
+    def _evaluating(self):
+        """The model in eval mode for the block, in its former mode after."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
+
     def certify(
         self,
         x,
@@ -710,6 +765,13 @@ class SmoothedClassifier:
                 f"model: {model} returned non-finite logits (NaN or inf) for the batch of {what} ({where})"
             )
         return logits
+
+    def _predicted_images(self, batch: torch.Tensor, where: str = "") -> torch.Tensor:
+        """The model's class (b,) for each sample of a batch (b, C' [+1], H, W) or (b, N, d [+1])."""
+        inference, autocast = self._context()
+        with inference, autocast:
+            logits = self.model(batch)
+        return self._checked_logits(logits, batch.shape[0], where, f"{batch.shape[0]} samples").argmax(dim=1)
 
     def _classify_images(self, batch: torch.Tensor, where: str = "") -> torch.Tensor:
         inference, autocast = self._context()

@@ -20,7 +20,7 @@ import json
 import math
 import sys
 
-from .defaults import DEFAULT_ALPHA, RUNNER_UP_CHOICES
+from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE, RUNNER_UP_CHOICES, SEQUENTIAL_PROCEDURES
 from .threat import GRID_AXES, TEXT_NAMES
 
 
@@ -71,13 +71,6 @@ def _grid_options(args) -> dict:
     return {name: getattr(args, name) for name in GRID_AXES if getattr(args, name) is not None}
 
 
-def _print_certificates(result, args, out_csv) -> None:
-    from .certify.outputs import output_paths
-
-    print(result.grid(**_grid_options(args)).format())
-    print("wrote " + ", ".join(str(path) for path in output_paths(out_csv).values()))
-
-
 def _certify_votes(args) -> None:
     from .certify.certification import certify_votes
 
@@ -105,6 +98,8 @@ def _certify(args) -> None:
         progress=not args.no_progress,
         **_grid_options(args),
     )
+    if args.targets:
+        options.update(targets=args.targets, procedure=args.procedure)
     if args.checkpoint:
         result = certify_checkpoint(
             args.checkpoint,
@@ -125,6 +120,13 @@ def _certify(args) -> None:
 
     if init_ranks(args.device).writer:  # rank 0 writes and prints for the whole run
         _print_certificates(result, args, Path(args.out) / "certified_accuracy.csv")
+
+
+def _print_certificates(result, args, out_csv) -> None:
+    from .certify.outputs import output_paths
+
+    print(result.format() if getattr(args, "targets", None) else result.grid(**_grid_options(args)).format())
+    print("wrote " + ", ".join(str(path) for path in output_paths(out_csv).values()))
 
 
 def _model_run(args):
@@ -334,6 +336,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-seconds", type=_finite_float, default=10.0, help="save progress at least this often (default 10)"
     )
     dataset.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dataset.add_argument(
+        "--target",
+        action="append",
+        dest="targets",
+        metavar="THREAT",
+        help="certify sequentially at this threat, e.g. r=1,eps=0.5 or r=1,ra=0,rd=8 or r=2 (repeat for more): each "
+        "point stops once its targets are decided, --n is the most estimation samples it may use",
+    )
+    dataset.add_argument(
+        "--procedure",
+        choices=SEQUENTIAL_PROCEDURES,
+        default=DEFAULT_PROCEDURE,
+        help=f"anytime-valid bounds of a --target run (default {DEFAULT_PROCEDURE}: Clopper-Pearson at alpha/L on "
+        "L doubling looks; beta-binomial: a confidence sequence looked at after every block)",
+    )
     _add_certificate_options(dataset, smoothing_required=False)
     dataset.set_defaults(run=_certify)
 

@@ -9,3 +9,8 @@ CERTIFICATES = ("binary", "multiclass")
 RUNNER_UP_CHOICES = ("sound", "selection")
 """Class B of the multi-class certificate: the largest upper bound (sound), or the runner-up of the n₀ selection
 votes (the reference code's choice, for reproducing published figures only)."""
+
+SEQUENTIAL_PROCEDURES = ("scheduled-clopper-pearson", "beta-binomial")
+"""The anytime-valid bounds of a sequential run (SPEC.md §7; :mod:`hiersmooth.certify.confidence_sequences`)."""
+DEFAULT_PROCEDURE = "scheduled-clopper-pearson"
+"""The default: Clopper–Pearson at α/L on a doubling schedule of L looks (fewest samples in the benchmark)."""

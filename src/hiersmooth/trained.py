@@ -26,7 +26,7 @@ import yaml
 
 from .data.datasets import ImageSplit, load_dataset
 from .data.graphs import GraphSplit
-from .defaults import DEFAULT_ALPHA
+from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .models.factory import input_width, named_model
 from .results import atomic_file, library_versions, write_csv, write_json
 from .run_config import RunConfig, load_run_config
@@ -34,6 +34,7 @@ from .train import train_graph, train_images
 
 if TYPE_CHECKING:
     from .certify.certification import VoteCertificates
+    from .certify.sequential import SequentialCertificates
 
 
 @dataclass
@@ -170,8 +171,10 @@ def certify_checkpoint(
     force: bool = False,
     checkpoint_seconds: float = 10.0,
     progress: bool = True,
+    targets=None,
+    procedure=DEFAULT_PROCEDURE,
     **budget,
-) -> VoteCertificates:
+) -> VoteCertificates | SequentialCertificates:
     """``hiersmooth certify --checkpoint``: certify the model of a folder written by ``hiersmooth train``.
 
     By default on its run config's test data (the image test set, or the graph at its test nodes) under the
@@ -180,7 +183,7 @@ def certify_checkpoint(
     must have the shape the model was trained on and labels among its classes; ``num_classes``, when given, must be
     the checkpoint's (which it knows). Every other argument is
     :func:`~hiersmooth.certify_run.certify_dataset`'s (``seed`` and ``block_size`` choose the random streams,
-    ``device`` the torch device)."""
+    ``device`` the torch device; ``targets`` makes the run sequential)."""
     from .certify_run import certify_dataset
     from .classifier import SmoothedClassifier
     from .distributed import init_ranks
@@ -248,6 +251,8 @@ def certify_checkpoint(
         progress=progress,
         inputs=inputs,
         protect=protect,
+        targets=targets,
+        procedure=procedure,
         **budget,
     )
 

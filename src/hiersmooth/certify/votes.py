@@ -169,6 +169,12 @@ def load_votes(path) -> Votes:
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError(f"{path}: holds a single array, not an .npz archive of {', '.join(_KEYS)}")
         with data:
+            if "sequential" in data.files:
+                raise ValueError(
+                    f"{path}: votes gathered sequentially (hiersmooth certify --target stops each point early); "
+                    "fixed-n bounds on them would be invalid (optional stopping) — their certificates are in the "
+                    "certify run's files, or re-run certify without --target"
+                )
             missing = [key for key in _KEYS if key not in data.files]
             if missing:
                 raise ValueError(

@@ -1,0 +1,193 @@
+"""Count a sequential certification's votes (SPEC.md §7): each point stops once its targets are decided.
+
+The samples are the seed plan's blocks, as in a fixed-n run (``hiersmooth.seeds``): block b of the estimation
+stage of point p is the same block whether a run is sequential or not, so a sequential run that never stops early
+counts exactly the fixed-n votes. A point is looked at only when its count reaches one of the procedure's looks
+(whole blocks), and only its own blocks enter its decisions, so the results do not depend on the batch size, on
+how blocks of several points share a forward pass, or on the number of processes.
+
+- Images (and point clouds): every forward pass is filled with the next blocks of the points still running, up to
+  each point's next look (nothing is drawn that a decision might make unnecessary); a point leaves when decided.
+- Graphs: one forward pass classifies every node, so sampling goes on while any target node is open; a decided
+  node stops counting (its votes and samples stay those of its last look). Under torchrun each rank counts its
+  share of the blocks of each interval between looks, and the counts are summed at the look, so every rank takes
+  the same decisions.
+
+The checkpoint holds the counts, the cursor and the decisions so far (``state``): a killed run resumes to the same
+result.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .certify.sequential import OPEN, SequentialCertificates, SequentialTest
+from .defaults import CERTIFICATES
+from .distributed import Ranks
+from .inputs import Graph, ImageSet
+from .progress import progress_bar
+
+if TYPE_CHECKING:
+    from .certify_run import Checkpoint
+    from .classifier import SmoothedClassifier
+
+
+def sequential_state(points: int, test: SequentialTest, classes: int) -> dict[str, np.ndarray]:
+    """The arrays a sequential run checkpoints beside the counts: decisions (points, certificates, targets),
+    estimation samples used and whether each point stopped; for a graph also the counts since the last look
+    (this rank's) and the index of the next look."""
+    return {
+        "states": np.zeros((points, len(CERTIFICATES), len(test.targets)), dtype=np.int8),
+        "samples": np.zeros(points, dtype=np.int64),
+        "stopped": np.zeros(points, dtype=bool),
+        "interval": np.zeros((points, classes), dtype=np.int64),
+        "next_look": np.zeros(1, dtype=np.int64),
+    }
+
+
+def count_sequential(
+    classifier: SmoothedClassifier,
+    dataset: ImageSet | Graph,
+    test: SequentialTest,
+    batch_size: int,
+    checkpoint: Checkpoint,
+    checkpoint_seconds: float = 10.0,
+    progress: bool = True,
+    ranks: Ranks | None = None,
+    seed_points=None,
+) -> SequentialCertificates:
+    """The estimation votes of a sequential run, once the selection votes are in ``checkpoint`` (all ranks'
+    selection counts are summed here, so every rank knows class A); ``seed_points[i]`` is the seed-plan point
+    of image i (default i)."""
+    ranks = ranks or Ranks()
+    pre_votes = ranks.sum(checkpoint.counts["selection"])
+    graph = isinstance(dataset, Graph)
+    count = _count_graph if graph else _count_images
+    saver = _Saver(checkpoint, checkpoint_seconds)
+    try:
+        count(classifier, dataset, test, batch_size, checkpoint, pre_votes, saver, progress, ranks, seed_points)
+    finally:
+        saver.final()
+    state = checkpoint.state
+    votes, samples, states = checkpoint.counts["estimation"], state["samples"], state["states"]
+    if not graph:  # each rank holds its own images; a graph's counts are summed at every look already
+        votes, samples, states = ranks.sum(votes), ranks.sum(samples), ranks.sum(states.astype(np.int64))
+    labels = dataset.labels[dataset.nodes] if graph else dataset.labels
+    return SequentialCertificates(pre_votes, votes, np.asarray(labels), samples, states.astype(np.int8), test)
+
+
+class _Saver:
+    """Checkpoint at least every ``seconds``, only at consistent moments (between passes), and once at the end
+    unless interrupted mid-update (the previous checkpoint then stands)."""
+
+    def __init__(self, checkpoint: Checkpoint, seconds: float):
+        self.checkpoint, self.seconds, self.last, self.consistent = checkpoint, seconds, time.monotonic(), True
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last >= self.seconds:
+            self.checkpoint.save()
+            self.last = time.monotonic()
+
+    def final(self) -> None:
+        if self.consistent:
+            self.checkpoint.save()
+
+
+def _stop_where_decided(test: SequentialTest, state: dict, units, at_end: bool) -> np.ndarray:
+    """Mark ``units`` stopped where every target of both certificates is decided (or at n_max); the ones marked."""
+    units = np.asarray(units, dtype=np.int64)
+    done = at_end | ~(state["states"][units] == OPEN).any(axis=(1, 2))
+    state["stopped"][units[done]] = True
+    return units[done]
+
+
+def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, saver, progress, ranks, seed_points):
+    plan = classifier.seed_plan(False)
+    sizes = plan.blocks(test.n_max)
+    ends = np.cumsum(sizes)
+    look_blocks = [int(np.searchsorted(ends, look)) + 1 for look in test.looks]  # blocks counted at each look
+    state, votes, cursor = checkpoint.state, checkpoint.counts["estimation"], checkpoint.cursor[:, 1]
+    selected = pre_votes.argmax(axis=1)
+    units = [unit for unit in range(dataset.points) if ranks.mine(unit)]
+    seed_points = list(range(dataset.points)) if seed_points is None else list(seed_points)
+    running = [unit for unit in units if not state["stopped"][unit]]
+    group = max(1, batch_size // plan.block_size)
+    samplers: dict[int, tuple] = {}
+    bar = progress_bar(progress, len(units) * test.n_max, "certify (sequential)")
+    bar.update(sum(test.n_max if state["stopped"][unit] else int(state["samples"][unit]) for unit in units))
+    try:
+        while running:
+            work, owners = [], []
+            for unit in running:
+                if len(work) >= group:
+                    break
+                start = int(cursor[unit])
+                boundary = next(blocks for blocks in look_blocks if blocks > start)
+                if unit not in samplers:
+                    samplers[unit] = classifier.image_sampler(dataset.images[unit])
+                for block in range(start, min(boundary, start + group - len(work))):
+                    work.append((*samplers[unit], seed_points[unit], block, sizes[block]))
+                    owners.append(unit)
+            counts = classifier.count_blocks(work, "estimation", batch_size)
+            saver.consistent = False
+            for unit, (*_, block, size), row in zip(owners, work, counts):
+                votes[unit] += row
+                cursor[unit] = block + 1
+                state["samples"][unit] += size
+            reached = sorted({unit for unit in owners if int(cursor[unit]) in look_blocks})
+            for n in sorted({int(state["samples"][unit]) for unit in reached}):
+                at = [unit for unit in reached if state["samples"][unit] == n]
+                state["states"][at] = test.decide(votes[at], n, selected[at], state["states"][at], pre_votes[at])
+                for unit in _stop_where_decided(test, state, at, n == test.n_max):
+                    samplers.pop(int(unit), None)
+                    bar.update(test.n_max - n)
+            saver.consistent = True
+            bar.update(sum(size for *_, size in work))
+            running = [unit for unit in running if not state["stopped"][unit]]
+            saver.maybe()
+    finally:
+        bar.close()
+
+
+def _count_graph(classifier, dataset, test, batch_size, checkpoint, pre_votes, saver, progress, ranks, seed_points):
+    state, votes = checkpoint.state, checkpoint.counts["estimation"]
+    share = (ranks.rank, ranks.world_size)
+    selected = pre_votes.argmax(axis=1)
+    bar = progress_bar(progress, test.n_max, "certify (sequential)")
+    bar.update(test.looks[int(state["next_look"][0]) - 1] if state["next_look"][0] else 0)
+    try:
+        while state["next_look"][0] < len(test.looks) and not state["stopped"].all():
+            look = int(state["next_look"][0])
+            n = test.looks[look]
+            running = ~state["stopped"]
+            for stop, counts in classifier.block_votes(
+                dataset.features,
+                "estimation",
+                n,
+                batch_size,
+                edge_index=dataset.edge_index,
+                nodes=dataset.nodes,
+                first_block=int(checkpoint.cursor[0, 1]),
+                share=share,
+            ):
+                saver.consistent = False
+                state["interval"] += counts.numpy() * running[:, None]
+                checkpoint.cursor[0, 1] = stop
+                saver.consistent = True
+                saver.maybe()
+            saver.consistent = False
+            votes += ranks.sum(state["interval"])
+            state["interval"][:] = 0
+            state["samples"][running] = n
+            at = np.flatnonzero(running)
+            state["states"][at] = test.decide(votes[at], n, selected[at], state["states"][at], pre_votes[at])
+            _stop_where_decided(test, state, at, look == len(test.looks) - 1)
+            state["next_look"][0] = look + 1
+            saver.consistent = True
+            saver.maybe()
+            bar.update((test.n_max if state["stopped"].all() else n) - (test.looks[look - 1] if look else 0))
+    finally:
+        bar.close()
