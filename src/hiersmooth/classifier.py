@@ -26,7 +26,8 @@ import torch
 
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.votes import Votes
-from .defaults import DEFAULT_ALPHA
+from .checks import check_integer
+from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .inputs import node_indices
 from .progress import progress_bar
 from .seeds import SeedPlan
@@ -41,9 +42,7 @@ _dense_notice_given = False
 
 
 def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r}: must be an integer >= 1")
-    return int(value)
+    return check_integer(name, value, 1)
 
 
 def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
@@ -454,7 +453,9 @@ class SmoothedClassifier:
         nodes=None,
         runner_up: str = "sound",
         edge_weight=None,
-    ) -> VoteCertificates:
+        targets=None,
+        procedure=DEFAULT_PROCEDURE,
+    ):
         """Certify x (an image, or the target ``nodes`` of a graph): votes of n₀ + n samples → certificates.
 
         n₀ samples (stage ``"selection"``) pick class A, the most frequent; n fresh samples (``"estimation"``)
@@ -494,14 +495,40 @@ class SmoothedClassifier:
             selection votes (the reference code's choice).
         edge_weight : torch.Tensor, optional
             (E,) edge weights, passed as ``model(x, edge_index, edge_weight)`` (repeated for each copy).
+        targets : list of Threat or str, optional
+            Certify sequentially at these threats (SPEC.md §7): estimation samples are drawn only until every target
+            is decided, at most n (:mod:`hiersmooth.certify.sequential`).
+        procedure : str, default "scheduled-clopper-pearson"
+            The anytime-valid bounds of a sequential run: ``"scheduled-clopper-pearson"`` or ``"beta-binomial"``.
 
         Returns
         -------
-        VoteCertificates
+        VoteCertificates or SequentialCertificates
             ``.pre_votes`` and ``.votes`` (points × K; one point for an image, len(nodes) for a
             graph), ``.selected`` (class A), and ``.binary`` / ``.multiclass`` with ``abstain``,
-            ``largest_l2(rows)``, ``certified_bits(rows, added, deleted)``, ``largest_rows()``.
+            ``largest_l2(rows)``, ``certified_bits(rows, added, deleted)``, ``largest_rows()``. With ``targets``:
+            a :class:`~hiersmooth.certify.sequential.SequentialCertificates` (``.certified[name]`` per target,
+            ``.samples`` used).
         """
+        if targets is not None:
+            from .certify.sequential import SequentialTest
+            from .sequential_run import certify_one
+
+            if edge_weight is not None:
+                raise ValueError("edge_weight: not supported with targets yet; certify with a fixed n instead")
+            test = SequentialTest.of(
+                self.smoothing,
+                targets,
+                procedure,
+                alpha,
+                n_max=_positive("n", n),
+                block_size=self.seed_plan(edge_index is not None).block_size,
+                classes=self.num_classes,
+                runner_up=runner_up,
+            )
+            return certify_one(
+                self, x, n0, test, batch_size, label=label, point=point, edge_index=edge_index, nodes=nodes
+            )
         common = dict(point=point, edge_index=edge_index, nodes=nodes, edge_weight=edge_weight)
         pre_votes = self.count(x, "selection", n0, batch_size, **common)
         votes = self.count(x, "estimation", n, batch_size, **common)

@@ -154,6 +154,7 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
 
 def _count_graph(classifier, dataset, test, batch_size, checkpoint, pre_votes, saver, progress, ranks, seed_points):
     state, votes = checkpoint.state, checkpoint.counts["estimation"]
+    point = 0 if seed_points is None else int(seed_points[0])
     share = (ranks.rank, ranks.world_size)
     selected = pre_votes.argmax(axis=1)
     bar = progress_bar(progress, test.n_max, "certify (sequential)")
@@ -170,6 +171,7 @@ def _count_graph(classifier, dataset, test, batch_size, checkpoint, pre_votes, s
                 batch_size,
                 edge_index=dataset.edge_index,
                 nodes=dataset.nodes,
+                point=point,
                 first_block=int(checkpoint.cursor[0, 1]),
                 share=share,
             ):
@@ -191,3 +193,41 @@ def _count_graph(classifier, dataset, test, batch_size, checkpoint, pre_votes, s
             bar.update((test.n_max if state["stopped"].all() else n) - (test.looks[look - 1] if look else 0))
     finally:
         bar.close()
+
+
+def certify_one(
+    classifier: SmoothedClassifier,
+    x,
+    n0: int,
+    test: SequentialTest,
+    batch_size: int,
+    *,
+    label=None,
+    point: int = 0,
+    edge_index=None,
+    nodes=None,
+) -> SequentialCertificates:
+    """:meth:`SmoothedClassifier.certify` with targets: one image (seed point ``point``) or a graph's ``nodes``,
+    n₀ selection votes then the sequential estimation votes, in memory."""
+    from .certify_run import Checkpoint
+    from .classifier import ABSTAIN
+    from .inputs import node_indices
+
+    graph = edge_index is not None
+    pre_votes = np.atleast_2d(
+        classifier.count(x, "selection", n0, batch_size, point=point, edge_index=edge_index, nodes=nodes)
+    )
+    points, classes = pre_votes.shape
+    labels = np.full(points, ABSTAIN) if label is None else np.atleast_1d(np.asarray(label))
+    if graph:
+        nodes = np.arange(x.shape[0]) if nodes is None else node_indices(nodes, x.shape[0])
+        full = np.full(x.shape[0], ABSTAIN)
+        full[nodes] = labels
+        dataset = Graph(x, edge_index, full, nodes)
+    else:
+        dataset = ImageSet(x.unsqueeze(0), labels)
+    checkpoint = Checkpoint(None, {}, points, 1, classes, sequential_state(points, test, classes))
+    checkpoint.counts["selection"][:] = pre_votes
+    return count_sequential(
+        classifier, dataset, test, batch_size, checkpoint, progress=classifier.progress, seed_points=[point]
+    )

@@ -47,10 +47,11 @@ def as_procedure(procedure) -> Procedure:
     """A :class:`Procedure` from itself, its name, or a mapping ``{"procedure": name, **parameters}``."""
     if isinstance(procedure, Procedure):
         return procedure
+    given = procedure
     if isinstance(procedure, str):
         procedure = {"procedure": procedure}
     if not isinstance(procedure, dict) or procedure.get("procedure") not in PROCEDURES:
-        raise ValueError(f"procedure={procedure!r}: must be one of {', '.join(PROCEDURES)} (or a Procedure)")
+        raise ValueError(f"procedure={given!r}: must be one of {', '.join(PROCEDURES)} (or a Procedure)")
     parameters = {key: value for key, value in procedure.items() if key != "procedure"}
     try:
         return PROCEDURES[procedure["procedure"]](**parameters)
@@ -161,8 +162,8 @@ class SequentialTest:
         counts, selected = np.asarray(counts), np.asarray(selected)
         states = np.array(states, dtype=np.int8, copy=True)
         for c, (name, (certify, hope)) in enumerate(self.bounds(counts, n, selected, pre_votes).items()):
-            certified = Certificate(name, self.smoothing, *certify).certified_many(list(self.targets))
-            possible = Certificate(name, self.smoothing, *hope).certified_many(list(self.targets))
+            certified = _certified(Certificate(name, self.smoothing, *certify), self.targets)
+            possible = _certified(Certificate(name, self.smoothing, *hope), self.targets)
             open_ = states[:, c] == OPEN
             states[:, c] = np.where(open_ & certified, CERTIFIED, np.where(open_ & ~possible, GIVEN_UP, states[:, c]))
         return states
@@ -177,6 +178,11 @@ class SequentialTest:
             "looks": len(self.looks),
             "runner_up": self.runner_up,
         }
+
+
+def _certified(certificate: Certificate, targets) -> np.ndarray:
+    """(points, targets): the certificate's exact yes/no at each target (:meth:`Certificate.certified`)."""
+    return np.stack([certificate.certified(threat) for threat in targets], axis=1)
 
 
 @dataclass(frozen=True)
