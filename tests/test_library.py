@@ -351,10 +351,11 @@ def test_the_quickstart_notebook_is_committed_without_outputs():
 
 
 LAYERS = [  # each layer imports only itself and the layers before it (README, "Layout")
-    ["rounding", "threat", "defaults", "config_files", "shared_data", "results", "seeds", "distributed", "progress"],
+    ["checks", "rounding", "threat", "defaults", "config_files", "shared_data", "results", "seeds", "distributed"]
+    + ["progress"],
     ["smoothing"],
     ["certify"],
-    ["classifier", "certify_run", "inputs"],
+    ["classifier", "certify_run", "sequential_run", "inputs"],
     ["data", "models", "run_config"],
     ["train", "trained"],
     ["experiments", "demo"],

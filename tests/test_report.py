@@ -11,9 +11,14 @@ import pytest
 import yaml
 from matplotlib.image import imread
 
+from hiersmooth import Threat
+from hiersmooth.cli import main
+from hiersmooth.experiments.grid import load_experiment
 from hiersmooth.experiments.report import load_results, make_report, parse_threat
+from hiersmooth.experiments.runner import aggregate, cell_folder
 
 FIXTURE = Path(__file__).parent / "data" / "report_fixture"
+REPOSITORY = Path(__file__).parent.parent
 GAUSSIAN_FILES = {
     "pareto_r1_eps0.5.png",
     "pareto_r1_eps0.5.md",
@@ -35,7 +40,10 @@ def _key(row):
     """(method, parameter values) of a row of results.csv or of a report table."""
     return (
         row["method"],
-        tuple(float(row[name]) if row.get(name) else None for name in ("selection.p", "noise.sigma", "noise.p_minus")),
+        tuple(
+            float(row[name]) if row.get(name) else None
+            for name in ("selection.p", "noise.sigma", "noise.p_minus", "noise.lam")
+        ),
     )
 
 
@@ -262,6 +270,94 @@ def test_rows_only_report(tmp_path):
     _check_png(tmp_path / "out" / "curves_r.png")
     with pytest.raises(ValueError, match="threat columns r; give rows"):
         make_report(folder, threats=[{"rows": 1, "eps": 0.5}], out=tmp_path / "out")
+
+
+def _l1_folder(folder):
+    """The results folder of experiments/digits_l1.yaml (uniform noise, threat columns r, l1) on a smaller threat
+    grid, each cell certified by the real ``hiersmooth certify-votes`` from synthetic votes with the cell's own
+    smoothing config, and results.csv written by the runner's own ``aggregate``."""
+    raw = yaml.safe_load((REPOSITORY / "experiments" / "digits_l1.yaml").read_text())
+    raw["threats"] = {"rows": [0, 1, 2], "l1": [0.0, 0.1, 0.25, 0.5, 1.0]}
+    raw["pareto"] = [{"rows": 1, "l1": 0.5}]
+    experiment = load_experiment(raw)
+    folder.mkdir()
+    (folder / "experiment.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    rng = np.random.default_rng(5)
+    for number, cell in enumerate(experiment.cells):
+        certify = cell_folder(folder, cell) / "certify"
+        certify.mkdir(parents=True)
+        labels = rng.integers(0, 10, size=40)
+        top = np.where(rng.random(40) < 0.6 + 0.05 * number, labels, (labels + 1) % 10)  # the class voted for
+        share = rng.uniform(0.5, 1.0, size=40)  # of the votes the top class gets
+        counts = {}
+        for name, samples in (("pre_votes", 100), ("votes", 1000)):
+            counts[name] = np.zeros((40, 10), dtype=int)
+            counts[name][np.arange(40), top] = np.round(share * samples).astype(int)
+            counts[name][np.arange(40), (top + 3) % 10] += samples - counts[name][np.arange(40), top]
+        np.savez(certify / "votes.npz", labels=labels, **counts)
+        (certify / "smoothing.yaml").write_text(yaml.safe_dump(cell.run.smoothing.to_config()))
+        command = ["certify-votes", str(certify / "votes.npz"), "--smoothing", str(certify / "smoothing.yaml")]
+        command += ["--out", str(certify / "certified_accuracy.csv"), "--rows", "0-2", "--l1", "0,0.1,0.25,0.5,1"]
+        assert main(command) == 0
+    aggregate(experiment, folder)
+    return folder
+
+
+def test_l1_report(tmp_path, capsys):
+    """A uniform-noise (ℓ1) experiment is reported like the others: threat columns r, l1 in results.csv, the
+    Pareto tables at ℓ1 threats, the curves against l1, by make_report and by ``hiersmooth report --threat``."""
+    folder = _l1_folder(tmp_path / "digits_l1")
+    results_csv = folder / "results.csv"
+    assert results_csv.read_text().splitlines()[0] == (
+        "cell,method,seed,selection.p,noise.lam,certificate,r,l1,certified_accuracy,clean_accuracy"
+    )
+    results = load_results(folder)
+    assert results.axes == ("rows", "l1") and results.columns == ("r", "l1")
+    written = make_report(folder, out=tmp_path / "out")  # the config's pareto threat: r=1, l1=0.5
+    assert {path.name for path in written} == {
+        "pareto_r1_l1_0.5.png",
+        "pareto_r1_l1_0.5.md",
+        "pareto_r1_l1_0.5.csv",
+        "curves_l1.png",
+        "summary.md",
+    }
+    table = _check_table(
+        tmp_path / "out",
+        "pareto_r1_l1_0.5",
+        results_csv,
+        "multiclass",
+        lambda row: row["r"] == "1" and float(row["l1"]) == 0.5,
+    )
+    assert {row["method"] for row in table} == {"hierarchical_uniform", "uniform"} and len(table) == 6
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "## Pareto front at r=1, l1=0.5\n" in summary and "## Certified accuracy against l1\n" in summary
+    assert (
+        (tmp_path / "out" / "pareto_r1_l1_0.5.md")
+        .read_text()
+        .startswith("# digits_l1: Pareto table at r=1, l1=0.5, multiclass certificate")
+    )
+    for name in ("pareto_r1_l1_0.5.png", "curves_l1.png"):
+        _check_png(tmp_path / "out" / name)
+    # The command line, with threats as text and as Threat objects in the library call.
+    assert main(["report", str(folder), "--threat", "r=2,l1=1", "--out", str(tmp_path / "cli")]) == 0
+    assert "pareto_r2_l1_1.csv" in capsys.readouterr().out
+    _check_table(
+        tmp_path / "cli",
+        "pareto_r2_l1_1",
+        results_csv,
+        "multiclass",
+        lambda row: row["r"] == "2" and float(row["l1"]) == 1.0,
+    )
+    again = make_report(folder, threats=[Threat(r=2, l1=1.0)], out=tmp_path / "again", force=True)
+    assert (tmp_path / "again" / "pareto_r2_l1_1.csv").read_bytes() == (
+        tmp_path / "cli" / "pareto_r2_l1_1.csv"
+    ).read_bytes()
+    assert {path.name for path in again} >= {"pareto_r2_l1_1.csv", "curves_l1.png"}
+    with pytest.raises(ValueError, match="these results have threat columns r, l1; give rows and l1"):
+        make_report(folder, threats=["r=1,eps=0.5"], out=tmp_path / "nothing")
+    with pytest.raises(ValueError, match=r"threat r=1, l1=0\.3 is not in .*l1 in \{0, 0\.1, 0\.25, 0\.5, 1\}"):
+        make_report(folder, threats=[{"r": 1, "l1": 0.3}], out=tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()
 
 
 def test_parse_threat():

@@ -30,6 +30,7 @@ import torch
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.sequential import SequentialCertificates, SequentialTest
 from .certify.votes import Votes, save_votes
+from .checks import check_integer
 from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .distributed import Ranks
 from .inputs import Graph, ImageSet
@@ -302,7 +303,7 @@ def certify_dataset(
             targets,
             procedure,
             alpha,
-            n_max=_positive_count("n", n),
+            n_max=check_integer("n", n, 1),
             block_size=classifier.seed_plan(graph).block_size,
             classes=classifier.num_classes,
             runner_up=runner_up,
@@ -365,12 +366,6 @@ def certify_dataset(
             in_memory = {"data": "in memory", "model": type(classifier.model).__qualname__, "smoothing": "in memory"}
             written.write(out / "certified_accuracy.csv", inputs or {**in_memory, **contents}, extra, started)
     return result
-
-
-def _positive_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}={value!r}: must be an integer >= 1")
-    return int(value)
 
 
 def _count_and_certify(

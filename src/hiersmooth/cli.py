@@ -20,6 +20,7 @@ import json
 import math
 import sys
 
+from .checks import check_integer
 from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE, RUNNER_UP_CHOICES, SEQUENTIAL_PROCEDURES
 from .threat import GRID_AXES, TEXT_NAMES
 
@@ -48,9 +49,10 @@ def _int_in(low: int, high: int):
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} must be an integer in [{low}, {high}]")
-        return value
+        try:
+            return check_integer("value", value, low, high)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} must be an integer in [{low}, {high}]") from None
 
     return parse
 

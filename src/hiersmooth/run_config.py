@@ -22,6 +22,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import check_integer
 from .config_files import build_dataclass, read_yaml
 from .data.datasets import DATASETS, POINT_CLOUD_DATASETS
 from .data.graphs import GRAPH_DATASETS
@@ -148,11 +149,9 @@ def load_run_config(config) -> RunConfig:
 
 def _check_training(training: TrainingConfig) -> None:
     for name in ("epochs", "batch_size"):
-        value = getattr(training, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"training.{name}={value!r}: must be an integer >= 1")
-    if training.patience is not None and (not isinstance(training.patience, int) or training.patience < 1):
-        raise ValueError(f"training.patience={training.patience!r}: must be an integer >= 1 or null")
+        check_integer(f"training.{name}", getattr(training, name), 1)
+    if training.patience is not None:
+        check_integer("training.patience", training.patience, 1, rule="must be an integer >= 1 or null")
     for name in ("lr", "weight_decay", "momentum"):
         value = getattr(training, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):

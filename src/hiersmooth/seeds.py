@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .checks import check_integer
+
 STAGES = {"selection": 0, "estimation": 1, "prediction": 2}
 """n₀ samples that pick class A, n samples that bound its probability, and ``predict``'s samples."""
 
@@ -23,14 +25,8 @@ class SeedPlan:
     block_size: int = 100
 
     def __post_init__(self):
-        for name in ("seed", "block_size"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, np.integer))
-                or value < (1 if name == "block_size" else 0)
-            ):
-                raise ValueError(f"{name}={value!r}: must be an integer >= {1 if name == 'block_size' else 0}")
+        check_integer("seed", self.seed, 0)
+        check_integer("block_size", self.block_size, 1)
 
     def blocks(self, n: int) -> list[int]:
         """Sizes of the blocks of n samples: full blocks, then the remainder."""

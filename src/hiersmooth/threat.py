@@ -12,21 +12,39 @@ import math
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
 
+from .checks import check_integer
+
 _INT64_MAX = (1 << 63) - 1
 
 
 def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise ValueError(f"{name}={value!r}: must be a non-negative integer")
-    return int(value)
+    return check_integer(name, value, rule="must be a non-negative integer")
 
 
-@dataclass(frozen=True)
+TEXT_NAMES = {"rows": "r", "eps": "eps", "added": "ra", "deleted": "rd", "l1": "l1"}
+"""Each threat-grid axis and its name in threat text (``r=1,eps=0.5``, ``r=1,ra=0,rd=8``) and in CSV columns."""
+SPELLINGS = {**{name: axis for axis, name in TEXT_NAMES.items()}, **{axis: axis for axis in TEXT_NAMES}, "l2": "eps"}
+"""Every accepted spelling of an axis in threat text: the text name, the axis name, and ``l2`` for ``eps``."""
+
+
+BUDGETS = {"rows": (), "l2": ("eps",), "bits": ("added", "deleted"), "l1": ("l1",)}
+"""Each kind of threat (:attr:`Threat.kind`) and the threat-grid axes of its budget beside ``rows``: a threat's
+:attr:`Threat.axes` are ``rows`` and those of its kind (the threat columns of a results table: r, then eps | ra,
+rd | l1 | nothing)."""
+_FIELDS = {axis: "l2" if axis == "eps" else axis for axis in TEXT_NAMES}
+"""Each threat-grid axis and the field of :class:`Threat` holding it (``eps`` is held by ``l2``)."""
+
+
+@dataclass(frozen=True, init=False)
 class Threat:
-    """At most ``rows`` changed rows; optionally ‖vec(X − X̃)‖₂ ≤ ``l2``, or ``added``/``deleted`` bits.
+    """At most ``rows`` changed rows; optionally ‖vec(X − X̃)‖₂ ≤ ``l2``, ‖vec(X − X̃)‖₁ ≤ ``l1``, or ``added`` /
+    ``deleted`` bits.
 
-    ``Threat(rows=r, l2=ε)`` is the continuous threat (r, ε); ``Threat(rows=r, added=ra, deleted=rd)`` the
-    binary threat (r, ra, rd); ``Threat(rows=r)`` leaves the values of the changed rows free.
+    Each budget has the name it has in threat text (:meth:`parse`, the CLI, the CSV columns and the report) and
+    a field name; either is a keyword: ``Threat(r=1, eps=0.5)`` = ``Threat(rows=1, l2=0.5)`` is the continuous
+    threat (r, ε); ``Threat(r=1, ra=0, rd=8)`` = ``Threat(rows=1, added=0, deleted=8)`` the binary threat
+    (r, ra, rd) (a missing one of ra, rd counts as 0); ``Threat(r=1, l1=0.5)`` the ℓ1 threat; ``Threat(r=2)``
+    leaves the values of the changed rows free. ``str(threat)`` is its threat text: ``Threat.parse(str(t)) == t``.
     """
 
     rows: int
@@ -35,7 +53,35 @@ class Threat:
     deleted: int | None = None
     l1: float | None = None
 
-    def __post_init__(self):
+    def __init__(
+        self,
+        rows: int | None = None,
+        l2: float | None = None,
+        added: int | None = None,
+        deleted: int | None = None,
+        l1: float | None = None,
+        *,
+        r: int | None = None,
+        eps: float | None = None,
+        ra: int | None = None,
+        rd: int | None = None,
+    ):
+        given = {"rows": rows, "l2": l2, "added": added, "deleted": deleted, "l1": l1}
+        for text, value in {"r": r, "eps": eps, "ra": ra, "rd": rd}.items():
+            field = _FIELDS[SPELLINGS[text]]
+            if value is not None:
+                if given[field] is not None:
+                    raise ValueError(
+                        f"Threat: give {text} or {field}, not both ({text}={value!r}, {field}={given[field]!r})"
+                    )
+                given[field] = value
+        if given["rows"] is None:
+            raise TypeError("Threat: give the changed rows, r=R (or rows=R)")
+        for field, value in given.items():
+            object.__setattr__(self, field, value)
+        self._check()
+
+    def _check(self):
         object.__setattr__(self, "rows", _check_count("rows", self.rows))
         norms = [name for name in ("l2", "l1") if getattr(self, name) is not None]
         if norms:
@@ -44,7 +90,7 @@ class Threat:
             value = getattr(self, norms[0])
             if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0 or value == float("inf"):
                 raise ValueError(f"{norms[0]}={value!r}: must be a finite number >= 0")
-            object.__setattr__(self, norms[0], float(value))
+            object.__setattr__(self, norms[0], float(value) + 0.0)  # + 0.0: no -0.0
         elif self.added is not None or self.deleted is not None:
             object.__setattr__(self, "added", _check_count("added", 0 if self.added is None else self.added))
             object.__setattr__(self, "deleted", _check_count("deleted", 0 if self.deleted is None else self.deleted))
@@ -59,6 +105,22 @@ class Threat:
         if self.added is not None:
             return "bits"
         return "rows"
+
+    @property
+    def axes(self) -> dict:
+        """The threat as a mapping threat-grid axis → value, ``rows`` and the axes of its kind (:data:`BUDGETS`):
+        ``{"rows": 1, "eps": 0.5}``, ``{"rows": 1, "added": 0, "deleted": 8}``, ``{"rows": 1, "l1": 0.5}``,
+        ``{"rows": 2}`` — what :func:`parse_threat_text` reads from the threat text."""
+        return {axis: getattr(self, _FIELDS[axis]) for axis in ("rows", *BUDGETS[self.kind])}
+
+    @property
+    def text(self) -> str:
+        """The threat text, ``r=1,eps=0.5``, ``r=1,ra=0,rd=8``, ``r=1,l1=0.5`` or ``r=2``: what :meth:`parse`
+        reads back to this threat (``str(threat)`` is the same)."""
+        return ",".join(f"{TEXT_NAMES[axis]}={_number_text(value)}" for axis, value in self.axes.items())
+
+    def __str__(self) -> str:
+        return self.text
 
     @property
     def changeable_rows(self) -> int:
@@ -85,23 +147,21 @@ class Threat:
     @classmethod
     def parse(cls, text: str) -> Threat:
         """The threat written as text: ``r=1,eps=0.5``, ``r=1,ra=0,rd=8``, ``r=1,l1=0.5``, ``r=2`` (the threat text of
-        the CLI, the report and the CSV columns; :func:`parse_threat_text`)."""
+        the CLI, the report and the CSV columns; :func:`parse_threat_text`); ``str(threat)`` writes it."""
         if not isinstance(text, str):
             raise ValueError(f"threat {text!r}: must be text such as r=1,eps=0.5 or r=1,ra=0,rd=8")
         axes = parse_threat_text(text)
         if "rows" not in axes:
             raise ValueError(f"threat {text!r}: give the changed rows r=R (e.g. r=1,eps=0.5)")
-        fields = {"rows": "rows", "eps": "l2", "added": "added", "deleted": "deleted", "l1": "l1"}
-        return cls(**{fields[axis]: value for axis, value in axes.items()})
+        return cls(**{TEXT_NAMES[axis]: value for axis, value in axes.items()})
 
-    def __str__(self) -> str:
-        if self.kind == "l2":
-            return f"(r={self.rows}, eps={self.l2:g})"
-        if self.kind == "l1":
-            return f"(r={self.rows}, l1={self.l1:g})"
-        if self.kind == "bits":
-            return f"(r={self.rows}, ra={self.added}, rd={self.deleted})"
-        return f"(r={self.rows})"
+
+def _number_text(value) -> str:
+    """A count as an integer; a norm in the shortest of ``:g`` and ``repr`` that reads back to the same float."""
+    if isinstance(value, int):
+        return str(value)
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
 
 
 MAX_THREATS = 1_000_000  # threats in one grid (the product of its axes), and values on one axis
@@ -151,12 +211,6 @@ def parse_list(name: str, text: str, integer: bool) -> list:
     if not integer and not all(math.isfinite(v) for v in values):
         raise ValueError(f"--{name}={text!r}: values must be finite numbers")
     return sorted(set(values))
-
-
-TEXT_NAMES = {"rows": "r", "eps": "eps", "added": "ra", "deleted": "rd", "l1": "l1"}
-"""Each threat-grid axis and its name in threat text (``r=1,eps=0.5``, ``r=1,ra=0,rd=8``) and in CSV columns."""
-SPELLINGS = {**{name: axis for axis, name in TEXT_NAMES.items()}, **{axis: axis for axis in TEXT_NAMES}, "l2": "eps"}
-"""Every accepted spelling of an axis in threat text: the text name, the axis name, and ``l2`` for ``eps``."""
 
 
 def parse_threat_text(text: str) -> dict:

@@ -249,6 +249,16 @@ class SequentialCertificates:
             "fixed_n_total": int(self.test.n_max) * self.points,
         }
 
+    def summary(self) -> dict:
+        """Accuracy of the selected class; per certificate the clean certified accuracy where a target changes
+        nothing (r = 0 or an empty budget: certified iff not abstaining), as a fixed-n run's summary has it."""
+        record = {"accuracy_of_selected_class": float(self.correct.mean())}
+        clean = [t for t, threat in enumerate(self.targets) if threat.effective.rows == 0]
+        for name, certified in self.certified.items():
+            if clean:
+                record[name] = {"clean_certified_accuracy": float((certified[:, clean[0]] & self.correct).mean())}
+        return record
+
     def format(self) -> str:
         """Certified accuracy per target and certificate, and the samples spent, as text."""
         record = self.samples_record()
@@ -323,7 +333,7 @@ class SequentialCertificates:
                 "samples": self.samples_record(),
                 "decisions": decided,
                 **(extra or {}),
-                "summary": {"accuracy_of_selected_class": float(self.correct.mean())},
+                "summary": self.summary(),
                 "outputs": {name: str(path) for name, path in paths.items()},
                 "seconds": round(time.perf_counter() - (started or time.perf_counter()), 4),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import check_integer
 from ..inputs import ImageSet
 
 DATASETS = ("digits", "mnist", "cifar10")
@@ -70,8 +71,7 @@ def load_digits(seed: int = 0, test_fraction: float = 0.25) -> tuple[ImageSet, I
 
 def check_split(seed, test_fraction) -> None:
     """Refuse a split seed that is not an integer >= 0 or a test fraction outside (0, 1), naming the value."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r}: must be an integer >= 0")
+    check_integer("seed", seed, 0)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction={test_fraction!r}: must be a number strictly between 0 and 1")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_integer
 from ..inputs import PointCloudSet
 
 DATASETS = ("mnist_points", "modelnet40")
@@ -36,8 +37,7 @@ def image_points(images, points: int, generator: np.random.Generator) -> np.ndar
     N distinct ones drawn uniformly without replacement when it has at least N, else N drawn uniformly with
     replacement. An image without a lit pixel uses its brightest pixels instead. ``generator`` draws everything,
     so the same generator state gives the same points."""
-    if isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1:
-        raise ValueError(f"points={points!r}: the number of points per cloud must be an integer >= 1")
+    check_integer("points", points, 1, rule="the number of points per cloud must be an integer >= 1")
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]
@@ -71,8 +71,7 @@ def load_mnist_points(
     from .images import load_mnist
     from .mnist_5k import load_mnist_5k
 
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r}: must be an integer >= 0")
+    check_integer("seed", seed, 0)
     train, test = load_mnist_5k(seed) if root is None else load_mnist(root, download)
     streams = np.random.SeedSequence(int(seed)).spawn(2)
     return tuple(
@@ -87,8 +86,9 @@ def load_modelnet40(root=None, points: int | None = None) -> tuple[PointCloudSet
     ``points`` keeps the first N points of every cloud, as PointNet's reference code does (default: all)."""
     from .images import DEFAULT_ROOT
 
-    if points is not None and (isinstance(points, bool) or not isinstance(points, (int, np.integer)) or points < 1):
-        raise ValueError(f"points={points!r}: the number of points per cloud must be an integer >= 1 (or None: all)")
+    if points is not None:
+        rule = "the number of points per cloud must be an integer >= 1 (or None: all)"
+        points = check_integer("points", points, 1, rule=rule)
     root = Path(DEFAULT_ROOT / "modelnet40" if root is None else root).expanduser()
     folder = root / MODELNET40_FOLDER if (root / MODELNET40_FOLDER).is_dir() else root
     splits = {split: sorted(folder.glob(f"ply_data_{split}*.h5"), key=_numbered) for split in ("train", "test")}

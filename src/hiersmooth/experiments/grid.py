@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config_files import read_yaml
-from ..defaults import CERTIFICATES
+from ..defaults import CERTIFICATES, DEFAULT_PROCEDURE, SEQUENTIAL_PROCEDURES
 from ..run_config import RunConfig, load_run_config
 from ..smoothing.hierarchical import NOISES
 from ..threat import INTEGER_AXES
@@ -59,12 +59,34 @@ class Experiment:
     pareto: list[dict]
 
     @property
+    def targets(self) -> list[dict] | None:
+        """The threats a sequential experiment certifies at (``certify.targets``: the Pareto threats, or a list),
+        with the empty threat first (its clean certified accuracy); None for a fixed-n grid."""
+        return self.certify.get("targets")
+
+    @property
+    def result_threats(self) -> list[dict]:
+        """Every threat of the results table: the targets of a sequential experiment, else the grid's product."""
+        if self.targets is not None:
+            return self.targets
+        axes = list(self.threats)
+        return [dict(zip(axes, values)) for values in itertools.product(*self.threats.values())]
+
+    @property
     def parameters(self) -> list[str]:
         """Every grid parameter of every method, in first-seen order (the results' parameter columns)."""
         return list(dict.fromkeys(key for cell in self.cells for key in cell.params))
 
 
-CERTIFY_DEFAULTS = {"n0": 100, "n": 1000, "alpha": 0.01, "batch_size": 500, "certificate": "multiclass"}
+CERTIFY_DEFAULTS = {
+    "n0": 100,
+    "n": 1000,
+    "alpha": 0.01,
+    "batch_size": 500,
+    "certificate": "multiclass",
+    "targets": None,  # sequential certification at these threats: "pareto" or a list like experiment.pareto
+    "procedure": DEFAULT_PROCEDURE,
+}
 _KEYS = {"name", "data", "model", "training", "certify", "seeds", "threats", "pareto", "methods"}
 
 
@@ -113,7 +135,34 @@ def load_experiment(source) -> Experiment:
         outside = [f"{key}={value}" for key, value in threat.items() if value not in threats[key]]
         if outside:
             raise ValueError(f"experiment.pareto: {threat!r} has {', '.join(outside)}, not in experiment.threats")
+    certify["targets"] = _targets(certify["targets"], pareto, threats)
+    if certify["procedure"] not in SEQUENTIAL_PROCEDURES:
+        raise ValueError(
+            f"experiment.certify.procedure={certify['procedure']!r}: must be one of {', '.join(SEQUENTIAL_PROCEDURES)}"
+        )
     return Experiment(_slug(raw.get("name", "experiment")), raw, cells, threats, certify, pareto)
+
+
+def _targets(targets, pareto: list[dict], threats: dict) -> list[dict] | None:
+    """``certify.targets``: None (fixed n), ``"pareto"`` (the Pareto threats) or a list of threats as in
+    ``experiment.pareto``, each with one value per threat axis; the empty threat is put first."""
+    if targets is None:
+        return None
+    if targets == "pareto":
+        targets = pareto
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, dict) for t in targets):
+        raise ValueError(
+            f"experiment.certify.targets={targets!r}: must be 'pareto' or a non-empty list of threats such as "
+            f"{ {axis: values[-1] for axis, values in threats.items()} }"
+        )
+    for target in targets:
+        if set(target) != set(threats):
+            raise ValueError(
+                f"experiment.certify.targets: {target!r} must give one value for each threat axis "
+                f"({', '.join(threats)})"
+            )
+    empty = {axis: 0 for axis in threats}
+    return [empty, *(target for target in targets if target != empty)]
 
 
 def _slug(name) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import itertools
 import json
 from pathlib import Path
 
@@ -128,6 +127,10 @@ def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -
     options = experiment.certify
     own = ("rows", *cell.run.smoothing.noise.axes)  # ablation has none: it certifies any change to r rows
     grid = {axis: values for axis, values in experiment.threats.items() if axis in own}
+    sequential = {}
+    if experiment.targets is not None:  # the targets on the cell's own axes, in threat text
+        texts = [",".join(f"{column_name(a)}={t[a]}" for a in own) for t in experiment.targets]
+        sequential, grid = {"targets": list(dict.fromkeys(texts)), "procedure": options["procedure"]}, {}
     result = certify_checkpoint(
         folder / "model",
         folder / "certify",
@@ -139,10 +142,11 @@ def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -
         device=cell.run.training.device,
         progress=progress,
         **grid,
+        **sequential,
     )
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "certify.log", "a") as handle:
-        print(result.grid(**grid).format(), file=handle)
+        print(result.format() if sequential else result.grid(**grid).format(), file=handle)
 
 
 def _summary(folder: Path) -> dict:
@@ -189,23 +193,22 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
                     if row["certificate"] == certificate:
                         key = (int(row["r"]),) + tuple(float(row[column_name(a)]) for a in own)
                         certified[key] = float(row["certified_accuracy"])
-                for r in experiment.threats["rows"]:
-                    for threat in itertools.product(*(experiment.threats[a] for a in axes)):
-                        at = dict(zip(axes, threat))
-                        if len(own) < len(axes) and (r == 0 or (threat and not any(threat))):
-                            value = clean  # the empty threat: nothing changes (a table without that axis lacks it)
-                        else:  # a table without some axis (ablation: rows only) holds for any value of it
-                            value = certified[(r, *(float(at[a]) for a in own))]
-                        rows.append(
-                            {
-                                **identity,
-                                "certificate": certificate,
-                                "r": r,
-                                **{column_name(a): v for a, v in at.items()},
-                                "certified_accuracy": value,
-                                "clean_accuracy": clean,
-                            }
-                        )
+                for target in experiment.result_threats:
+                    r, at = target["rows"], {a: target[a] for a in axes}
+                    if len(own) < len(axes) and (r == 0 or (at and not any(at.values()))):
+                        value = clean  # the empty threat: nothing changes (a table without that axis lacks it)
+                    else:  # a table without some axis (ablation: rows only) holds for any value of it
+                        value = certified[(r, *(float(at[a]) for a in own))]
+                    rows.append(
+                        {
+                            **identity,
+                            "certificate": certificate,
+                            "r": r,
+                            **{column_name(a): v for a, v in at.items()},
+                            "certified_accuracy": value,
+                            "clean_accuracy": clean,
+                        }
+                    )
         except (OSError, ValueError, KeyError, TypeError) as error:  # a damaged cell: name the file, no traceback
             what = f"missing column or threat {error}" if isinstance(error, KeyError) else str(error)
             raise ValueError(

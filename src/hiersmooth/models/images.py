@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..checks import check_integer
+
 
 class Normalization(nn.Module):
     """(z_c − mean_c) / std_c on the first ``len(mean)`` channels of z (N, C_in, H, W); later channels (τ) pass
@@ -129,9 +131,7 @@ class LeNet(nn.Module):
 
 def layer_width(name: str, value) -> int:
     """The width of one layer from model option ``name``: an integer >= 1, else a one-line ValueError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"model.{name}={value!r}: must be an integer >= 1")
-    return value
+    return check_integer(f"model.{name}", value, 1)
 
 
 def layer_widths(name: str, values, count: int | None = None) -> list[int]:

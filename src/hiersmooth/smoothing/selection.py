@@ -20,6 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from ..checks import check_integer
 from ..rounding import ULP, down, integers_as_floats, one_minus
 
 _DIRECT_PRODUCT = 2**20  # subset: r up to this many factors multiplied directly, larger r through log-gamma
@@ -61,12 +62,6 @@ def _probability(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not 0 < value <= 1:
         raise ValueError(f"{name}={value!r}: a selection probability must be in (0, 1]")
     return float(value)
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name}={value!r}: must be an integer >= 1")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -134,9 +129,9 @@ class Subset:
     entities: int | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "size", _positive_int("selection.size", self.size))
+        object.__setattr__(self, "size", check_integer("selection.size", self.size, 1))
         if self.entities is not None:
-            object.__setattr__(self, "entities", _positive_int("selection.entities", self.entities))
+            object.__setattr__(self, "entities", check_integer("selection.entities", self.entities, 1))
             if self.entities > _MAX_ENTITIES:
                 raise ValueError(f"selection.entities={self.entities}: must be at most 2**53")
             if self.size > self.entities:

@@ -1,8 +1,10 @@
 """Certified-accuracy curves: certified accuracy against one threat coordinate, for every setting.
 
-The curve axes are: ε for gaussian-type results (``curves_eps.png``); rd at the smallest ra
-(``curves_rd.png``) and ra at the smallest rd (``curves_ra.png``) for sparse/graph results; r itself for
-rows-only results (``curves_r.png``). An axis with fewer than two values is skipped.
+The curve axes are the budget axes of the results, each with the other budget axes at their smallest value,
+the last axis first: ε for gaussian-type results (``curves_eps.png``); ℓ1 for uniform-type results
+(``curves_l1.png``); rd at the smallest ra (``curves_rd.png``) and ra at the smallest rd (``curves_ra.png``)
+for sparse/graph results; r itself for rows-only results (``curves_r.png``). The file is named by the axis's
+name in threat text. An axis with fewer than two values is skipped.
 
 The figure: one panel per r > 0 (a single panel when the axis is r itself; the r = 0 panel alone if there is
 no r > 0), all with the same y-axis from 0 to 1.02. x is the threat coordinate, y the certified accuracy, the
@@ -17,27 +19,34 @@ from pathlib import Path
 
 import numpy as np
 
+from ...threat import INTEGER_AXES, SPELLINGS
 from .plotting import _figure, _save, _style
 from .reading import Results, Setting
-from .threats import _AXIS_NAMES
+from .threats import symbol
 
-_AXIS_SYMBOLS = {"eps": "ε", "ra": "ra", "rd": "rd", "r": "r"}
-_AXIS_LABELS = {"eps": "ε (ℓ2 budget)", "ra": "ra (bits added)", "rd": "rd (bits deleted)", "r": "r (changed rows)"}
+_AXIS_LABELS = {  # the x label of a curve against each threat axis
+    "eps": "ε (ℓ2 budget)",
+    "added": "ra (bits added)",
+    "deleted": "rd (bits deleted)",
+    "rows": "r (changed rows)",
+    "l1": "l1 (ℓ1 budget)",
+}
 
 
 def _curve_axes(results: Results) -> list[tuple[str, int, dict[int, float]]]:
-    """The curve figures: (axis name, index in the threat key, fixed key entries) with ≥ 2 values on the axis.
+    """The curve figures: (axis name in threat text, index in the threat key, fixed key entries) with ≥ 2 values
+    on the axis.
 
-    Gaussian-type: against ε. Sparse/graph: against rd at the smallest ra, and against ra at the smallest rd.
-    Rows-only: against r.
+    Against each budget axis, the last first, with the other budget axes at their smallest value: gaussian-type
+    against ε, uniform-type against ℓ1, sparse/graph against rd at the smallest ra and against ra at the
+    smallest rd. Rows-only: against r.
     """
     keys = results.threat_keys()
-    if results.kind == "rows":
-        candidates = [("r", 0, {})]
-    elif results.kind == "eps":
-        candidates = [("eps", 1, {})]
-    else:
-        candidates = [("rd", 2, {1: min(key[1] for key in keys)}), ("ra", 1, {2: min(key[2] for key in keys)})]
+    budget = range(len(results.axes) - 1, 0, -1)
+    candidates = [
+        (results.columns[index], index, {i: min(key[i] for key in keys) for i in budget if i != index})
+        for index in budget
+    ] or [(results.columns[0], 0, {})]
     return [(axis, index, fixed) for axis, index, fixed in candidates if len(_axis_values(keys, index, fixed)) >= 2]
 
 
@@ -94,16 +103,16 @@ def _plot_curves(results: Results, axis: str, index: int, fixed: dict[int, float
             )
         if panels[number] is not None:
             ax.set_title(f"r = {panels[number]}", fontsize=11)
-        ax.set_xlabel(_AXIS_LABELS[axis], fontsize=10)
+        ax.set_xlabel(_AXIS_LABELS.get(SPELLINGS[axis], axis), fontsize=10)
         ax.set_ylim(0, 1.02)
-        if axis != "eps":
+        if SPELLINGS[axis] in INTEGER_AXES:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if number % columns == 0:
             ax.set_ylabel("certified accuracy", fontsize=10)
-    where = "".join(f", {_AXIS_NAMES[results.kind][i]} = {value:g}" for i, value in fixed.items())
+    where = "".join(f", {results.columns[i]} = {value:g}" for i, value in fixed.items())
     figure.suptitle(
-        f"{results.name}: certified accuracy against {_AXIS_SYMBOLS[axis]}{where} "
+        f"{results.name}: certified accuracy against {symbol(SPELLINGS[axis])}{where} "
         f"({results.certificate} certificate, mean over seeds)",
         fontsize=12,
     )
@@ -114,7 +123,7 @@ def _plot_curves(results: Results, axis: str, index: int, fixed: dict[int, float
             color=style[method][0],
             marker=style[method][1],
             linewidth=2.2,
-            label=f"{method}: best setting at each {_AXIS_SYMBOLS[axis]}",
+            label=f"{method}: best setting at each {symbol(SPELLINGS[axis])}",
         )
         for method in results.methods
     ]

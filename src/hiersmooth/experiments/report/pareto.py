@@ -24,9 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ...threat import Threat
 from .plotting import _figure, _place_labels, _save, _style
 from .reading import Results, Setting
-from .threats import _available, _threat_text, threat_key
+from .threats import _available, _threat_text, axis_value, threat_key
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ def non_dominated(clean: np.ndarray, certified: np.ndarray) -> np.ndarray:
     return ~np.any(geq & greater, axis=1)
 
 
-def pareto_points(results: Results, threat: dict) -> list[ParetoPoint]:
+def pareto_points(results: Results, threat: dict | Threat) -> list[ParetoPoint]:
     """Every setting at ``threat``, seed-averaged, with its non-dominated flags within its method and overall.
 
     Sorted by method (config order) and then by decreasing clean accuracy. Raises ValueError if no setting
     has the threat.
     """
-    key = threat_key(threat, results.kind)
+    key = threat_key(threat, results.axes)
     summaries = []
     for setting, by_threat in results.certified.items():
         by_seed = by_threat.get(key)
@@ -66,7 +67,8 @@ def pareto_points(results: Results, threat: dict) -> list[ParetoPoint]:
             summaries.append((setting, len(by_seed), *_mean_std(clean), *_mean_std(list(by_seed.values()))))
     if not summaries:
         raise ValueError(
-            f"threat {_threat_text(key)} is not in {results.directory / 'results.csv'} ({_available(results)})"
+            f"threat {_threat_text(key, results.axes)} is not in {results.directory / 'results.csv'} "
+            f"({_available(results)})"
         )
     summaries.sort(key=lambda item: (results.methods.index(item[0].method), -item[2]))
     clean_means = np.array([item[2] for item in summaries])
@@ -82,8 +84,9 @@ def pareto_points(results: Results, threat: dict) -> list[ParetoPoint]:
 def default_threats(results: Results) -> list[dict]:
     """The threats to report: ``pareto`` of experiment.yaml, else one mid-grid threat at the smallest r > 0.
 
-    The pick is the smallest positive r with the lower-middle positive ε (gaussian-type), or with the smallest
-    ra and the lower-middle positive rd (sparse/graph), or alone (rows-only results).
+    The pick is the smallest positive r; on each budget axis but the last its smallest value there, and on the
+    last the lower-middle positive value there (0 if none): the lower-middle positive ε (gaussian-type) or ℓ1
+    (uniform-type), the smallest ra and the lower-middle positive rd (sparse/graph), r alone (rows-only results).
     """
     configured = results.config.get("pareto")
     if configured:
@@ -93,15 +96,15 @@ def default_threats(results: Results) -> list[dict]:
             )
         return configured
     keys = results.threat_keys()
-    rows = min((key[0] for key in keys if key[0] > 0), default=keys[0][0])
-    if results.kind == "rows":
-        return [{"rows": rows}]
-    if results.kind == "eps":
-        eps = sorted({key[1] for key in keys if key[0] == rows and key[1] > 0}) or [0.0]
-        return [{"rows": rows, "eps": eps[(len(eps) - 1) // 2]}]
-    added = min(key[1] for key in keys if key[0] == rows)
-    deleted = sorted({key[2] for key in keys if key[0] == rows and key[1] == added and key[2] > 0}) or [0]
-    return [{"rows": rows, "added": added, "deleted": deleted[(len(deleted) - 1) // 2]}]
+    threat = {"rows": min((key[0] for key in keys if key[0] > 0), default=keys[0][0])}
+    for index, axis in enumerate(results.axes[1:], start=1):
+        keys = [key for key in keys if key[index - 1] == threat[results.axes[index - 1]]]
+        if index < len(results.axes) - 1:
+            threat[axis] = min(key[index] for key in keys)
+        else:
+            positive = sorted({key[index] for key in keys if key[index] > 0}) or [axis_value(axis, 0)]
+            threat[axis] = positive[(len(positive) - 1) // 2]
+    return [threat]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -158,9 +161,10 @@ def _plot_pareto(results: Results, key: tuple, points: list[ParetoPoint], path: 
         Line2D([], [], color="grey", marker="o", linestyle="none", alpha=0.3, label="dominated within its method")
     )
     axes.set_xlabel("clean accuracy (smoothed, no attack)", fontsize=11)
-    axes.set_ylabel(f"certified accuracy at {_threat_text(key)}", fontsize=11)
+    text = _threat_text(key, results.axes)
+    axes.set_ylabel(f"certified accuracy at {text}", fontsize=11)
     axes.set_title(
-        f"{results.name}: Pareto front at {_threat_text(key)}\n({results.certificate} certificate, mean over seeds)",
+        f"{results.name}: Pareto front at {text}\n({results.certificate} certificate, mean over seeds)",
         fontsize=12,
     )
     axes.grid(alpha=0.3)

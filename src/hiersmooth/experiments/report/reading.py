@@ -18,13 +18,10 @@ from pathlib import Path
 
 from ...config_files import read_yaml
 from ...defaults import CERTIFICATES
-from .threats import _threat_text
+from ...threat import BUDGETS, INTEGER_AXES, TEXT_NAMES
+from .threats import _threat_text, axis_value
 
-_TAILS = {
-    "eps": ["r", "eps", "certified_accuracy", "clean_accuracy"],
-    "bits": ["r", "ra", "rd", "certified_accuracy", "clean_accuracy"],
-    "rows": ["r", "certified_accuracy", "clean_accuracy"],
-}
+_ACCURACIES = ["certified_accuracy", "clean_accuracy"]
 _SHORT_NAMES = {
     "selection.p": "$p$",
     "selection.size": "$k$",
@@ -57,16 +54,18 @@ class Setting:
 class Results:
     """The seed-level results of one experiment folder, for one certificate.
 
-    ``clean[setting][seed]`` is a cell's smoothed (clean) accuracy; ``certified[setting][key][seed]`` its
-    certified accuracy at the threat ``key`` = (r, ε) for gaussian-type results (``kind == "eps"``),
-    (r, ra, rd) for sparse/graph results (``kind == "bits"``) or (r,) where every method is an ablation and
-    the threat is the number of changed rows alone (``kind == "rows"``).
+    ``axes`` are the threat axes of results.csv (threat-grid axis names, ``rows`` first; the columns
+    :attr:`columns`): ``("rows", "eps")`` for gaussian-type results, ``("rows", "added", "deleted")`` for
+    sparse/graph results, ``("rows", "l1")`` for uniform-type results, ``("rows",)`` where every method is an
+    ablation and the threat is the number of changed rows alone. ``clean[setting][seed]`` is a cell's smoothed
+    (clean) accuracy; ``certified[setting][key][seed]`` its certified accuracy at the threat ``key``, the values
+    on those axes: (r, ε), (r, ra, rd), (r, ℓ1) or (r,).
     """
 
     directory: Path
     config: dict
     certificate: str
-    kind: str
+    axes: tuple[str, ...]
     param_columns: tuple[str, ...]
     methods: list[str]
     clean: dict[Setting, dict[str, float]]
@@ -76,6 +75,11 @@ class Results:
     @property
     def name(self) -> str:
         return str(self.config.get("name", self.directory.name))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The threat columns of results.csv: r, then eps | ra, rd | l1 | nothing."""
+        return tuple(TEXT_NAMES[axis] for axis in self.axes)
 
     def threat_keys(self) -> list[tuple]:
         """Every threat key present in the results, sorted."""
@@ -100,7 +104,7 @@ def load_results(results_dir) -> Results:
         )
     path = directory / "results.csv"
     header, rows = _read_csv(path)
-    kind, params = _parse_header(path, header)
+    axes, params = _parse_header(path, header)
     clean: dict[Setting, dict[str, float]] = {}
     certified: dict[Setting, dict[tuple, dict[str, float]]] = {}
     cells: dict[str, tuple[Setting, str, float]] = {}
@@ -129,10 +133,10 @@ def load_results(results_dir) -> Results:
                 f"{path} line {line}: cell {row['cell']} changes its method, parameters, seed or clean_accuracy "
                 "between rows"
             )
-        key = _row_key(path, line, row, kind)
+        key = _row_key(path, line, row, axes)
         by_seed = certified.setdefault(setting, {}).setdefault(key, {})
         if seed in by_seed:
-            raise ValueError(f"{path} line {line}: cell {row['cell']} has threat {_threat_text(key)} twice")
+            raise ValueError(f"{path} line {line}: cell {row['cell']} has threat {_threat_text(key, axes)} twice")
         by_seed[seed] = _accuracy(path, line, row, "certified_accuracy")
     if not cells:
         raise ValueError(f"{path}: no rows for the {certificate} certificate (certify.certificate in experiment.yaml)")
@@ -140,7 +144,7 @@ def load_results(results_dir) -> Results:
     methods = [method for method in configured if method in order]
     methods += [method for method in order if method not in configured]
     statuses = _read_statuses(directory / "cells.csv")
-    return Results(directory, config, certificate, kind, tuple(params), methods, clean, certified, statuses)
+    return Results(directory, config, certificate, axes, tuple(params), methods, clean, certified, statuses)
 
 
 def _read_config(path: Path) -> dict:
@@ -170,19 +174,21 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
     return header, rows
 
 
-def _parse_header(path: Path, header: list[str]) -> tuple[str, list[str]]:
-    """The result kind ("eps" or "bits") and the parameter columns, checking the column order."""
+def _parse_header(path: Path, header: list[str]) -> tuple[tuple[str, ...], list[str]]:
+    """The threat axes (rows and the budget of one kind of threat, :data:`hiersmooth.threat.BUDGETS`) and the
+    parameter columns, checking the column order."""
     if header[:3] != ["cell", "method", "seed"] or "certificate" not in header:
         raise ValueError(
             f"{path}: columns must be cell, method, seed, <parameters>, certificate, r, ...; found {', '.join(header)}"
         )
     split = header.index("certificate")
-    for kind, tail in _TAILS.items():
-        if header[split + 1 :] == tail:
-            return kind, header[3:split]
+    families = [("rows", *budget) for budget in BUDGETS.values()]
+    for axes in families:
+        if header[split + 1 :] == [TEXT_NAMES[axis] for axis in axes] + _ACCURACIES:
+            return axes, header[3:split]
+    tails = (", ".join([TEXT_NAMES[axis] for axis in axes] + _ACCURACIES) for axes in families)
     raise ValueError(
-        f"{path}: columns after certificate must be {' | '.join(', '.join(tail) for tail in _TAILS.values())}; "
-        f"found {', '.join(header[split + 1 :])}"
+        f"{path}: columns after certificate must be {' | '.join(tails)}; found {', '.join(header[split + 1 :])}"
     )
 
 
@@ -210,13 +216,9 @@ def _count(path: Path, line: int, row: dict, column: str) -> int:
     return int(value)
 
 
-def _row_key(path: Path, line: int, row: dict, kind: str) -> tuple:
-    rows = _count(path, line, row, "r")
-    if kind == "eps":
-        return rows, round(_number(path, line, row, "eps"), 9)
-    if kind == "bits":
-        return rows, _count(path, line, row, "ra"), _count(path, line, row, "rd")
-    return (rows,)
+def _row_key(path: Path, line: int, row: dict, axes: tuple[str, ...]) -> tuple:
+    read = {axis: _count if axis in INTEGER_AXES else _number for axis in axes}
+    return tuple(axis_value(axis, read[axis](path, line, row, TEXT_NAMES[axis])) for axis in axes)
 
 
 def _param_value(text: str) -> float | str:
