@@ -90,6 +90,25 @@ def test_tiny_experiment_writes_every_cell_and_threat(tiny_results):
         )
 
 
+def test_a_sequential_experiment_certifies_at_its_pareto_threats(tmp_path):
+    """``certify: {targets: pareto}``: each cell is certified sequentially at the Pareto threats (and the empty
+    threat, for the clean accuracy); results.csv holds exactly those threats, and the report reads them."""
+    experiment = {**TINY, "certify": {**TINY["certify"], "n": 400, "targets": "pareto"}}
+    results = tmp_path / "results"
+    assert main(["run", _write(tmp_path, experiment), "--out", str(results), "--no-progress"]) == 0
+    rows = _rows(results / "results.csv")
+    assert {(row["r"], row["eps"]) for row in rows} == {("0", "0"), ("1", "0.25")}
+    for cell in _rows(results / "cells.csv"):
+        sidecar = json.loads((results / "cells" / cell["cell"] / "certify" / "certified_accuracy.json").read_text())
+        assert sidecar["sequential"] is True and sidecar["samples"]["max"] <= 400
+        targets = sidecar["procedure"]["targets"]
+        assert targets == (["r=0,eps=0", "r=1,eps=0.25"] if cell["method"] == "hierarchical" else ["r=0", "r=1"])
+        mine = [row for row in rows if row["cell"] == cell["cell"]]
+        clean = [row for row in mine if row["r"] == "0"]
+        assert all(row["certified_accuracy"] == row["clean_accuracy"] for row in clean)
+    assert main(["report", str(results), "--threat", "r=1,eps=0.25", "--out", str(tmp_path / "report")]) == 0
+
+
 def test_rerun_skips_finished_cells_and_resumes_a_missing_one(tiny_results, capsys):
     before = (tiny_results / "results.csv").read_text()
     experiment = str(tiny_results / "experiment.yaml")
