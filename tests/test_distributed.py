@@ -147,6 +147,37 @@ def test_two_processes_certify_a_graph_exactly_like_one(tmp_path):
             assert int(progress["votes"].sum()) == len(range(0, nodes, 3)) * 4 * blocks
 
 
+def test_two_processes_certify_sequentially_exactly_like_one(images, tmp_path):
+    """--target: images stop on their own in each rank; a graph's ranks sum each interval's counts at every look
+    and so take the same decisions — the files are those of one process."""
+    folder, args, _ = images
+    sequential = [a for a in args if a not in ("--rows", "1,2", "--eps", "0,0.1")]
+    sequential += ["--target", "r=1,eps=0.1", "--target", "r=2,eps=0.3", "--num-samples", "800"]
+    model = ["--model", "hiersmooth.models.images:SmallCNN"]
+    assert main(sequential + model + ["--out", str(tmp_path / "one"), "--batch-size", "300"]) == 0
+    done = torchrun(sequential + model + ["--out", str(tmp_path / "two"), "--batch-size", "100"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_same_outputs(tmp_path / "one", tmp_path / "two")
+
+    rng = np.random.default_rng(3)
+    nodes = 30
+    np.savez(
+        tmp_path / "graph.npz",
+        features=(rng.random((nodes, 16)) < 0.2).astype(np.float32),
+        edge_index=rng.integers(0, nodes, (2, 90)),
+        labels=rng.integers(0, 3, nodes),
+    )
+    torch.manual_seed(3)
+    torch.save(GCN(17, 3).state_dict(), tmp_path / "gcn.pt")
+    graph = ["certify", "--smoothing", str(SPARSE), "--model", "hiersmooth.models.graphs:GCN", "--weights"]
+    graph += [str(tmp_path / "gcn.pt"), "--data", str(tmp_path / "graph.npz"), "--n0", "12", "--num-samples"]
+    graph += ["200", "--num-classes", "3", "--no-progress", "--target", "r=1,ra=0,rd=1", "--target", "r=1,ra=1,rd=0"]
+    assert main(graph + ["--out", str(tmp_path / "graph_one"), "--batch-size", "8"]) == 0
+    done = torchrun(graph + ["--out", str(tmp_path / "graph_two"), "--batch-size", "4"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_same_outputs(tmp_path / "graph_one", tmp_path / "graph_two")
+
+
 def test_a_dying_rank_fails_the_run_and_the_rerun_resumes(images):
     folder, args, single = images
     out = folder / "faulty"
