@@ -107,13 +107,31 @@ def test_clopper_pearson_after_every_round_is_not_valid():
     assert share > TOLERANCE, share
 
 
-def test_points_far_above_or_below_the_threshold_stop_early_and_decide_like_fixed_n():
-    smoothing = from_config(SMOOTHING)
-    test = SequentialTest(smoothing, (TARGET,), ScheduledClopperPearson(), 0.01, 10_000, 100, 2)
-    p = threshold(smoothing, "binary", TARGET)
-    high = simulate(test, [0.995, 0.005], 200, seed=2)
-    low = simulate(test, [p - 0.1, 1.1 - p], 200, seed=3)
-    assert (high == CERTIFIED).all() and (low == 2).all()
+def test_points_far_from_the_threshold_stop_early_and_decide_like_fixed_n():
+    """Far above a target's threshold both fixed n and the sequential run certify it, far below neither does; the
+    sequential run needs a fraction of the samples for that (end to end, both procedures, both runner-up rules)."""
+    p = threshold(from_config(SMOOTHING), "binary", TARGET)
+    images = images_at([0.999, 0.998, 0.997, p - 0.15, p - 0.2])
+    fixed = _classifier().certify_dataset(images, 100, 10_000, 0.01, 2000, progress=False)
+    expected = np.array([True, True, True, False, False])
+    for name in ("binary", "multiclass"):
+        np.testing.assert_array_equal(getattr(fixed, name).certified(TARGET), expected)
+    for procedure in ("scheduled-clopper-pearson", "beta-binomial"):
+        for runner_up in ("sound", "selection"):
+            run = _classifier().certify_dataset(
+                images,
+                100,
+                10_000,
+                0.01,
+                2000,
+                targets=[TARGET],
+                procedure=procedure,
+                runner_up=runner_up,
+                progress=False,
+            )
+            for name in ("binary", "multiclass"):
+                np.testing.assert_array_equal(run.certified[name][:, 0], expected, err_msg=f"{procedure} {name}")
+            assert run.samples.max() <= 2000, (procedure, run.samples)
 
 
 def _mixture_lower_end_mpmath(k: int, n: int, alpha: float, a: float, b: float) -> mpmath.mpf:
