@@ -42,3 +42,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _fail_after(model, passes: int):
+    """Make ``model`` raise KeyboardInterrupt after ``passes`` forward passes (a kill at a known point, no timing);
+    the weights, and so a run's fingerprint, stay the model's own. Returns the hook's handle (``.remove()``)."""
+    left = [passes]
+
+    def count(module, inputs):
+        if left[0] == 0:
+            raise KeyboardInterrupt("killed")
+        left[0] -= 1
+
+    return model.register_forward_pre_hook(count)
+
+
+@pytest.fixture
+def fail_after():
+    """``fail_after(model, passes)``: kill a run at a counted forward pass (see ``_fail_after``)."""
+    return _fail_after

@@ -146,27 +146,14 @@ def test_a_pyg_graph_is_certified_at_its_test_mask(tmp_path):
     np.testing.assert_array_equal(load_votes(tmp_path / "graph" / "votes.npz").votes, result.votes)
 
 
-def _fail_after(model: torch.nn.Module, passes: int):
-    """Make ``model`` raise after a counted number of forward passes (a kill at a known point, no timing); the
-    weights, and so the run's fingerprint, stay the model's own. Returns the hook's handle."""
-    left = [passes]
-
-    def count(module, inputs):
-        if left[0] == 0:
-            raise KeyboardInterrupt("killed")
-        left[0] -= 1
-
-    return model.register_forward_pre_hook(count)
-
-
-def test_a_killed_certify_dataset_resumes_to_identical_votes(images, monkeypatch):
+def test_a_killed_certify_dataset_resumes_to_identical_votes(images, monkeypatch, fail_after):
     from hiersmooth import classifier as classifier_module
 
     folder, pixels, labels, model = images
     reference = _classifier(model).certify_dataset(pixels, 20, 300, labels=labels, batch_size=50, progress=False)
     # one pass checks the class count, then each image needs 1 selection + 6 estimation passes: die in image 2,
     # at its third estimation pass (one worker thread, so the passes run in order and the point is exact)
-    hook = _fail_after(model, 1 + 7 + 3)
+    hook = fail_after(model, 1 + 7 + 3)
     with monkeypatch.context() as patch, pytest.raises(KeyboardInterrupt):
         patch.setattr(classifier_module, "CPU_WORKERS", 1)
         _classifier(model).certify_dataset(

@@ -17,6 +17,7 @@ Under torchrun every rank keeps its own checkpoint of its share of the work (``c
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,6 @@ import torch
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.sequential import SequentialCertificates, SequentialTest
 from .certify.votes import Votes, save_votes
-from .checks import check_integer
 from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .distributed import Ranks
 from .inputs import Graph, ImageSet
@@ -298,32 +298,12 @@ def certify_dataset(
                 f"{', '.join('--' + name for name in given)}: a sequential run (--target) certifies at its targets, "
                 "not on a threat grid; give the threats as targets"
             )
-        test = SequentialTest.of(
-            classifier.smoothing,
-            targets,
-            procedure,
-            alpha,
-            n_max=check_integer("n", n, 1),
-            block_size=classifier.seed_plan(graph).block_size,
-            classes=classifier.num_classes,
-            runner_up=runner_up,
-        )
+        test = classifier.sequential_test(targets, procedure, alpha, n, runner_up, graph)
+    count = functools.partial(
+        _count_and_certify, classifier, dataset, n0, n, alpha, batch_size, runner_up, test=test, ranks=ranks
+    )
     if out is None:  # nothing to resume: the counts are kept in memory only
-        checkpoint = _checkpoint(classifier, dataset, n0, n, None, ranks, {}, test)
-        return _count_and_certify(
-            classifier,
-            dataset,
-            n0,
-            n,
-            alpha,
-            batch_size,
-            runner_up,
-            checkpoint,
-            test,
-            checkpoint_seconds,
-            progress,
-            ranks,
-        )
+        return count(_checkpoint(classifier, dataset, n0, n, None, ranks, {}, test), checkpoint_seconds, progress)
     out = Path(out)
     check_output(out, protect, force, files=[*CERTIFY_FILES, checkpoint_path(out, ranks).name])
     with output_lock(out / LOCK) if ranks.writer else contextlib.nullcontext():  # rank 0 holds the folder
@@ -332,20 +312,7 @@ def certify_dataset(
         contents = {"data_sha256": _data_sha256(dataset), "weights_sha256": _weights_sha256(classifier.model)}
         checkpoint = _checkpoint(classifier, dataset, n0, n, checkpoint_path(out, ranks), ranks, contents, test)
         counting = time.perf_counter()
-        result = _count_and_certify(
-            classifier,
-            dataset,
-            n0,
-            n,
-            alpha,
-            batch_size,
-            runner_up,
-            checkpoint,
-            test,
-            checkpoint_seconds,
-            progress and ranks.writer,
-            ranks,
-        )
+        result = count(checkpoint, checkpoint_seconds, progress and ranks.writer)
         counted = time.perf_counter() - counting
         written = result if test is not None else result.grid(rows, **budget)
         if ranks.writer:  # rank 0 writes the outputs of the whole run
@@ -377,9 +344,10 @@ def _count_and_certify(
     batch_size: int,
     runner_up: str,
     checkpoint: Checkpoint,
-    test: SequentialTest | None,
     checkpoint_seconds: float,
     progress: bool,
+    *,
+    test: SequentialTest | None,
     ranks: Ranks,
 ) -> VoteCertificates | SequentialCertificates:
     """Fixed n: count both stages and certify (:func:`certify_votes`). Sequential (``test``): count the selection

@@ -384,6 +384,22 @@ class SmoothedClassifier:
         bar.close()
         return total.numpy()
 
+    def sequential_test(self, targets, procedure, alpha: float, n: int, runner_up: str, graph: bool):
+        """The :class:`~hiersmooth.certify.sequential.SequentialTest` of a run of this classifier at ``targets``
+        (threats or their text) with at most n estimation samples per point, looked at in its seed-plan blocks."""
+        from .certify.sequential import SequentialTest
+
+        return SequentialTest.of(
+            self.smoothing,
+            targets,
+            procedure,
+            alpha,
+            n_max=_positive("n", n),
+            block_size=self.seed_plan(graph).block_size,
+            classes=self.num_classes,
+            runner_up=runner_up,
+        )
+
     def image_sampler(self, x):
         """The sampler of Ψ_x for an image (C, H, W) or a point cloud (N, d), and the model's ablation token (or
         None): what :meth:`count_blocks` draws from."""
@@ -511,21 +527,11 @@ class SmoothedClassifier:
             ``.samples`` used).
         """
         if targets is not None:
-            from .certify.sequential import SequentialTest
             from .sequential_run import certify_one
 
             if edge_weight is not None:
                 raise ValueError("edge_weight: not supported with targets yet; certify with a fixed n instead")
-            test = SequentialTest.of(
-                self.smoothing,
-                targets,
-                procedure,
-                alpha,
-                n_max=_positive("n", n),
-                block_size=self.seed_plan(edge_index is not None).block_size,
-                classes=self.num_classes,
-                runner_up=runner_up,
-            )
+            test = self.sequential_test(targets, procedure, alpha, n, runner_up, graph=edge_index is not None)
             return certify_one(
                 self, x, n0, test, batch_size, label=label, point=point, edge_index=edge_index, nodes=nodes
             )
