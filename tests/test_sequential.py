@@ -365,6 +365,7 @@ def test_the_command_writes_samples_and_decisions_and_certify_votes_refuses_them
         (dict(targets=["r=1,ra=0,rd=1"]), "does not fit gaussian noise"),
         (dict(targets=[]), "at least one target"),
         (dict(targets=["r=1,eps=x"]), "is not a number"),
+        (dict(targets=[{"r": 1, "budget": 2}]), "give r and eps"),
         (dict(targets=["r=1,eps=0.1"], eps="0,0.1"), "sequential run"),
         (dict(targets=["r=1,eps=0.1"], procedure="fast"), "procedure='fast'"),
     ],

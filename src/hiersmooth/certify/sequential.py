@@ -23,6 +23,7 @@ certificate and target, the certified-accuracy table at the targets and its file
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,8 @@ def as_procedure(procedure) -> Procedure:
 
 
 def as_targets(targets, smoothing: Smoothing) -> tuple[Threat, ...]:
-    """The target threats, each a :class:`Threat` or its text (``r=1,eps=0.5``), checked against the noise."""
+    """The target threats, each a :class:`Threat`, its text (``r=1,eps=0.5``) or a mapping (``{"r": 1, "eps": 0.5}``),
+    checked against the noise."""
     if isinstance(targets, (str, Threat)):
         targets = [targets]
     try:
@@ -73,7 +75,17 @@ def as_targets(targets, smoothing: Smoothing) -> tuple[Threat, ...]:
         raise ValueError(f"targets: {len(targets)} given, at most {MAX_TARGETS}")
     parsed = []
     for target in targets:
-        threat = Threat.parse(target) if isinstance(target, str) else target
+        if isinstance(target, str):
+            threat = Threat.parse(target)
+        elif isinstance(target, Mapping):
+            try:
+                threat = Threat(**target)
+            except TypeError:
+                raise ValueError(
+                    f"target {dict(target)!r}: give r and eps (or ra, rd; l1), e.g. {{'r': 1, 'eps': 0.5}}"
+                ) from None
+        else:
+            threat = target
         smoothing.noise.check_threat(threat)
         if threat not in parsed:
             parsed.append(threat)
