@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--threat",
         action="append",
-        help="a Pareto threat, e.g. r=2,eps=0.25 or r=1,ra=0,rd=5 (repeatable; default: the experiment's pareto list)",
+        help="a Pareto threat, e.g. r=2,eps=0.25, r=1,ra=0,rd=5 or r=1,l1=0.5 (repeatable; default: the "
+        "experiment's pareto list)",
     )
     report.add_argument("--out", help="output folder (default RESULTS/report)")
     _add_force_option(report)

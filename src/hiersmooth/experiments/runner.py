@@ -6,7 +6,8 @@ The results folder holds
 - ``cells/<cell>/model/`` — the cell's checkpoint (reused when its config matches), ``cells/<cell>/certify/`` —
   votes, per-point results and the certified-accuracy table (``hiersmooth certify``), ``cells/<cell>/certify.log``;
 - ``cells.csv`` — one row per cell with its status; ``results.csv`` — one row per cell × certificate × threat:
-  cell, method, seed, the grid parameters, certificate, r, eps (or ra, rd), certified_accuracy, clean_accuracy.
+  cell, method, seed, the grid parameters, certificate, r, eps (or ra, rd; l1), certified_accuracy, clean_accuracy
+  (a sequential experiment, ``certify.targets``: one row per target threat, the empty threat first).
 
 A cell is finished when its certificate sidecar exists; finished cells are skipped, and a cell killed part-way
 resumes its certification from the checkpointed vote counts.
