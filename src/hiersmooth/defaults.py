@@ -13,4 +13,4 @@ votes (the reference code's choice, for reproducing published figures only)."""
 SEQUENTIAL_PROCEDURES = ("scheduled-clopper-pearson", "beta-binomial")
 """The anytime-valid bounds of a sequential run (SPEC.md §7; :mod:`hiersmooth.certify.confidence_sequences`)."""
 DEFAULT_PROCEDURE = "scheduled-clopper-pearson"
-"""The default: Clopper–Pearson at α/L on a doubling schedule of L looks (fewest samples in the benchmark)."""
+"""The default: Clopper–Pearson on a doubling schedule of looks, α split over them (fewest samples in the benchmark)."""

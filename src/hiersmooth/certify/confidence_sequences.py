@@ -7,9 +7,10 @@ n_1 < n_2 < … samples. A bound that is valid at each look separately is not va
 P(∃j: lower_j > p) ≤ α and P(∃j: upper_j < p) ≤ α.
 
 - :class:`ScheduledClopperPearson`: a fixed schedule of L looks (geometric, ``first`` samples times
-  ``growth``^j, ending at n_max), one-sided Clopper–Pearson at α/L at each (the union bound; Horváth et al.,
-  ICLR 2022). Tight at its L looks, blind in between. **The default**: for the certified accuracy at fixed
-  targets it needs fewer samples than the mixture below (benchmarks/sequential_certification.py).
+  ``growth``^j, ending at n_max), one-sided Clopper–Pearson at α_j at look j with Σ α_j = α (the union bound;
+  Horváth et al., ICLR 2022; by default half of α at the last look, the rest split over the others). Tight at
+  its L looks, blind in between. **The default**: for the certified accuracy at fixed targets it needs fewer
+  samples than the mixture below (benchmarks/sequential_certification.py).
 - :class:`BetaBinomialSequence`: the confidence sequence of a beta-binomial mixture martingale (Robbins, 1970;
   Waudby-Smith & Ramdas, 2023): M_n(p) = B(a + k, b + n − k) / (B(a, b) p^k (1 − p)^(n − k)) is, for the true p,
   a non-negative martingale with mean 1, so P(∃n: M_n(p) ≥ 1/α) ≤ α (Ville's inequality) and
@@ -17,7 +18,7 @@ P(∃j: lower_j > p) ≤ α and P(∃j: upper_j < p) ≤ α.
   is an interval (log M_n is convex in p) holding p at every n at once; lower and upper are its ends. Valid at
   every block, whatever the schedule; wider than Clopper–Pearson at a fixed n by a log factor.
 
-Both are sound in float64 (SPEC.md §8): Clopper–Pearson is :mod:`.bounds` at α/L rounded down; the mixture's
+Both are sound in float64 (SPEC.md §8): Clopper–Pearson is :mod:`.bounds` at α_j rounded down; the mixture's
 ends come from a bisection that keeps only points p at which log M_n(p) − log(1/α) exceeds a margin covering
 its rounding error (2⁻⁴⁰ of the magnitudes added, thousands of times the error of ``gammaln`` measured against
 50-digit mpmath), so a returned lower bound is at or below the exact end of C_n and an upper bound at or above it.
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
-from ..rounding import down, one_minus
+from ..rounding import ULP, down, one_minus
 from .bounds import _counts, check_alpha, clopper_pearson_lower, clopper_pearson_upper
 
 _MARGIN_REL = 2.0**-40
@@ -50,12 +51,12 @@ class Procedure(ABC):
         or n_max (the last)."""
 
     @abstractmethod
-    def lower(self, k, n, alpha: float, looks: int) -> np.ndarray:
-        """Lower bounds on p from k successes in n trials, valid at level ``alpha`` over all ``looks`` looks
-        together; broadcasts."""
+    def lower(self, k, n: int, alpha: float, looks: tuple[int, ...]) -> np.ndarray:
+        """Lower bounds on p from k successes in n trials at the look n of the schedule ``looks``, valid at level
+        ``alpha`` over all the looks together; broadcasts over k."""
 
     @abstractmethod
-    def upper(self, k, n, alpha: float, looks: int) -> np.ndarray:
+    def upper(self, k, n: int, alpha: float, looks: tuple[int, ...]) -> np.ndarray:
         """Upper bounds on p, likewise."""
 
     @abstractmethod
@@ -73,16 +74,24 @@ def _check_float(name: str, value, least: float, strictly: bool = True) -> float
 
 @dataclass(frozen=True)
 class ScheduledClopperPearson(Procedure):
-    """Looks at ``first``·``growth``^j samples (rounded up to whole blocks) and at n_max; Clopper–Pearson at α/L."""
+    """Looks at ``first``·``growth``^j samples (rounded up to whole blocks) and at n_max; Clopper–Pearson at level
+    α_j at look j, Σ α_j = α (the union bound): ``final_share``·α at the last look, where the points close to
+    their thresholds are decided, and the rest split evenly over the earlier looks, which decide the clear cases
+    (with a single look, α)."""
 
     first: int = 100
     growth: float = 2.0
+    final_share: float = 0.5
     name = "scheduled-clopper-pearson"
 
     def __post_init__(self):
         if isinstance(self.first, bool) or not isinstance(self.first, (int, np.integer)) or self.first < 1:
             raise ValueError(f"first={self.first!r}: the first look must be an integer >= 1 samples")
         object.__setattr__(self, "growth", _check_float("growth", self.growth, 1.0))
+        share = _check_float("final_share", self.final_share, 0.0)
+        if share >= 1:
+            raise ValueError(f"final_share={self.final_share!r}: must be in (0, 1)")
+        object.__setattr__(self, "final_share", share)
 
     def looks(self, n_max: int, block_size: int) -> list[int]:
         looks, size = [], float(self.first)
@@ -94,14 +103,24 @@ class ScheduledClopperPearson(Procedure):
                 looks.append(look)
             size *= self.growth
 
-    def lower(self, k, n, alpha: float, looks: int) -> np.ndarray:
-        return clopper_pearson_lower(k, n, _per_look(alpha, looks))
+    def level(self, n: int, alpha: float, looks: tuple[int, ...]) -> float:
+        """α_j of the look at n samples, rounded down (toward wider intervals)."""
+        alpha = check_alpha(alpha)
+        if len(looks) == 1:
+            return alpha
+        if n not in looks:
+            raise ValueError(f"n={n}: not a look of the schedule {list(looks)}")
+        share = self.final_share if n == looks[-1] else (1 - self.final_share) / (len(looks) - 1)
+        return float(down(alpha * share, 4 * ULP))
 
-    def upper(self, k, n, alpha: float, looks: int) -> np.ndarray:
-        return clopper_pearson_upper(k, n, _per_look(alpha, looks))
+    def lower(self, k, n: int, alpha: float, looks: tuple[int, ...]) -> np.ndarray:
+        return clopper_pearson_lower(k, n, self.level(n, alpha, looks))
+
+    def upper(self, k, n: int, alpha: float, looks: tuple[int, ...]) -> np.ndarray:
+        return clopper_pearson_upper(k, n, self.level(n, alpha, looks))
 
     def to_record(self) -> dict:
-        return {"procedure": self.name, "first": self.first, "growth": self.growth}
+        return {"procedure": self.name, "first": self.first, "growth": self.growth, "final_share": self.final_share}
 
 
 @dataclass(frozen=True)
@@ -119,22 +138,17 @@ class BetaBinomialSequence(Procedure):
     def looks(self, n_max: int, block_size: int) -> list[int]:
         return [*range(block_size, n_max, block_size), n_max]
 
-    def lower(self, k, n, alpha: float, looks: int) -> np.ndarray:
+    def lower(self, k, n: int, alpha: float, looks: tuple[int, ...]) -> np.ndarray:
         k, n = _counts(k, n)
         return _mixture_lower_end(k, n, check_alpha(alpha), self.a, self.b)
 
-    def upper(self, k, n, alpha: float, looks: int) -> np.ndarray:
+    def upper(self, k, n: int, alpha: float, looks: tuple[int, ...]) -> np.ndarray:
         k, n = _counts(k, n)
         # the upper end for k successes is 1 − the lower end for n − k successes (the prior's roles swapped)
         return one_minus(_mixture_lower_end(n - k, n, check_alpha(alpha), self.b, self.a), "up")
 
     def to_record(self) -> dict:
         return {"procedure": self.name, "a": self.a, "b": self.b}
-
-
-def _per_look(alpha: float, looks: int) -> float:
-    """α/L rounded down (toward wider intervals)."""
-    return float(down(check_alpha(alpha) / looks))
 
 
 def _log_beta(a, b) -> tuple[np.ndarray, np.ndarray]:

@@ -6,11 +6,14 @@ answers — the smoothing, the targets, the procedure (:mod:`.confidence_sequenc
 at each look, from the estimation counts so far and the class A picked by the n₀ separate selection samples:
 
 - binary certificate: target T certified once p̲(ℓ, T) > 1/2, ℓ the procedure's lower bound on p_A at α
-  (valid over all looks at once); given up once p̲(u, T) ≤ 1/2, u its upper bound (giving up needs no error
-  control: not certifying is always sound);
+  (valid over all looks at once);
 - multi-class certificate: certified once p̲(ℓ_A, T) > p̄(u_B, T) with ℓ_A for A and u_B for every other class
-  B, each at α/K (the largest of those is the top other count's: the bounds grow with the count); given up once
-  p̲(u_A, T) ≤ p̄(ℓ_B, T).
+  B, each at α/K (the largest of those is the top other count's: the bounds grow with the count).
+
+A target is given up once even the most favourable outcome of the remaining samples could not certify it at
+n_max: the n_max − n samples still to come voting A at the rate u_A (the upper bound on p_A) and B at the rate
+ℓ_B, bounded as at the last look (giving up needs no error control: not certifying is always sound). So a target
+out of reach of n_max samples — even if every sample voted A — is given up at the first look.
 
 p̲ and p̄ are the engine's sound bounds (:class:`.certificates.Certificate`), so a target decided certified is
 certified in exact arithmetic for the bounds given. A point stops when every target of both certificates is
@@ -144,8 +147,11 @@ class SequentialTest:
         )
 
     def bounds(self, counts: np.ndarray, n: int, selected: np.ndarray, pre_votes: np.ndarray | None = None) -> dict:
-        """The procedure's bounds at a look of n samples: per certificate (lower, upper) on p_A for certifying and
-        (upper on p_A, lower on p_B) for giving up; ``pre_votes`` is needed for ``runner_up="selection"``."""
+        """Per certificate, the bounds that certify at this look of n samples — (ℓ_A, u_B) — and the most
+        favourable bounds that n_max samples could still give — from the counts so far plus the remaining
+        n_max − n samples voting A at the rate u_A and B at the rate ℓ_B. A target those cannot certify is given up
+        (giving up needs no error control; at n_max both are the same). ``pre_votes`` serves
+        ``runner_up="selection"``."""
         points, classes = counts.shape
         index = np.arange(points)
         k_a = counts[index, selected]
@@ -155,18 +161,20 @@ class SequentialTest:
             order = np.argsort(pre_votes, axis=1)
             second = np.where(order[:, -2] == selected, order[:, -1], order[:, -2])
         k_b = counts[index, second]
-        looks, procedure = len(self.looks), self.procedure
-        per_class = float(down(self.alpha / classes))
-        return {
-            "binary": (
-                (procedure.lower(k_a, n, self.alpha, looks), None),
-                (procedure.upper(k_a, n, self.alpha, looks), None),
-            ),
-            "multiclass": (
-                (procedure.lower(k_a, n, per_class, looks), procedure.upper(k_b, n, per_class, looks)),
-                (procedure.upper(k_a, n, per_class, looks), procedure.lower(k_b, n, per_class, looks)),
-            ),
-        }
+        looks, procedure, n_max = self.looks, self.procedure, self.n_max
+        remaining = n_max - n
+        bounds = {}
+        for name, alpha in (("binary", self.alpha), ("multiclass", float(down(self.alpha / classes)))):
+            lower_a = procedure.lower(k_a, n, alpha, looks)
+            upper_b = procedure.upper(k_b, n, alpha, looks)
+            best_a = np.minimum(k_a + np.ceil(remaining * procedure.upper(k_a, n, alpha, looks)), n_max)
+            best_b = k_b + np.floor(remaining * procedure.lower(k_b, n, alpha, looks))
+            hope = (
+                procedure.lower(best_a.astype(np.int64), n_max, alpha, looks),
+                procedure.upper(np.minimum(best_b, n_max - best_a).astype(np.int64), n_max, alpha, looks),
+            )
+            bounds[name] = ((lower_a, upper_b), hope) if name == "multiclass" else ((lower_a, None), (hope[0], None))
+        return bounds
 
     def decide(self, counts, n: int, selected, states, pre_votes=None) -> np.ndarray:
         """The states (points, certificates, targets) after a look at ``counts`` (points × K, n samples each):
