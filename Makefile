@@ -7,7 +7,7 @@ SHARED ?= $(if $(HIERSMOOTH_SHARED),$(HIERSMOOTH_SHARED),../shared)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench docs clean
+.PHONY: setup test demo bench gpu-check docs clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ bench: setup
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/smoothing_overhead.py
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/cora_end_to_end.py
 	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/distributed_speedup.py
+
+# what only a GPU run can check, in under 4 minutes (benchmarks/gpu_check.py; DEVICE=cpu: the small CPU checks)
+DEVICE ?= cuda
+gpu-check: setup
+	HIERSMOOTH_SHARED=$(SHARED) $(BIN)/python benchmarks/gpu_check.py --device $(DEVICE)
 
 # the documentation site (mkdocs.yml, docs/) into site/; --strict: any warning (a broken link, a docstring griffe
 # cannot parse, a module that does not exist) fails it

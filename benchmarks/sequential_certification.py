@@ -7,9 +7,9 @@ share of all points that are certified at the threat and whose class A is the la
    p = 0.8, gaussian σ = 0.25, indicator, 15 epochs, seed 0; a temporary folder), every test image (450),
    n₀ = 1,000 (``--n0``), at the digits Pareto threats r=1,eps=0.3; r=1,eps=1.0; r=2,eps=0.5:
    (a) fixed n = 10,000; (b) sequential, at most 10,000, default procedure (scheduled Clopper–Pearson, looks
-   100, 200, 400, … and n_max at α/L); (c) sequential, at most 10,000, beta-binomial confidence sequence (a look
-   after every block of 100); (d) sequential, at most 100,000, default procedure; then (e) other schedules
-   ``ScheduledClopperPearson(first, growth)`` at most 10,000 (``--schedules``; not with ``--quick``).
+   100, 200, 400, … and n_max, α split over the looks); (c) sequential, at most 10,000, beta-binomial
+   confidence sequence (a look after every block of 100); (d) sequential, at most 100,000, default procedure;
+   then (e) other schedules ``ScheduledClopperPearson(first, growth)`` at most 10,000 (not with ``--quick``).
    Per run: certified accuracy at each threat (multi-class, the experiments' certificate; binary too), mean
    estimation samples per point, fixed n's samples ÷ the run's, wall time (selection + estimation + decisions).
 2. **CIFAR-10, published votes, a SIMULATION.** Fixed n = 10,000: the published votes certified as they are.
@@ -104,18 +104,7 @@ def fixed_certified(certificates, targets) -> dict[str, np.ndarray]:
     return {name: np.stack([getattr(certificates, name).certified(t) for t in threats], axis=1) for name in CERTS}
 
 
-def reachable(smoothing, targets, procedure, cap, block_size, classes) -> dict[str, np.ndarray]:
-    """Per certificate, whether each target can be certified at all within ``cap``: certified at the last look
-    if every one of the cap samples voted class A. A target that is not can never be certified (nor given up,
-    since its upper bound stays 1), so a point with p̂_A ≈ 1 keeps sampling to the cap."""
-    test = SequentialTest.of(smoothing, targets, procedure, ALPHA, n_max=cap, block_size=block_size, classes=classes)
-    counts = np.zeros((1, classes), dtype=np.int64)
-    counts[0, 0] = cap
-    states = test.decide(counts, cap, np.zeros(1, dtype=np.int64), np.zeros((1, 2, len(test.targets)), np.int8))
-    return {name: states[0, c] == 1 for c, name in enumerate(("binary", "multiclass"))}
-
-
-def row(label, acc, samples, cap, seconds=None, extra="", others=None, diagnostic=False) -> dict:
+def row(label, acc, samples, cap, seconds=None, extra="", others=None) -> dict:
     return {
         "run": label,
         "acc": acc,
@@ -124,7 +113,6 @@ def row(label, acc, samples, cap, seconds=None, extra="", others=None, diagnosti
         "seconds": seconds,
         "extra": extra,
         "others": others,
-        "diagnostic": diagnostic,
     }
 
 
@@ -183,18 +171,6 @@ def image_runs(config, targets, n0, points, schedules, title, quick, batch_size=
             others=others,
         )
     )
-    smoothing, classes = trained.config.smoothing, trained.num_classes
-    caps = (FIXED_N, 10 * FIXED_N)
-    unreachable = {
-        cap: [
-            t
-            for t, ok in zip(
-                targets, reachable(smoothing, targets, ScheduledClopperPearson(), cap, 100, classes)["multiclass"]
-            )
-            if not ok
-        ]
-        for cap in caps
-    }
     plan = [
         ("(b)", FIXED_N, ScheduledClopperPearson(), targets),
         ("(c)", FIXED_N, BetaBinomialSequence(), targets),
@@ -202,20 +178,12 @@ def image_runs(config, targets, n0, points, schedules, title, quick, batch_size=
     ]
     if not quick:
         plan += [("(e)", FIXED_N, ScheduledClopperPearson(first=f, growth=g), targets) for f, g in schedules]
-    for cap in caps:  # diagnostic: the unreachable targets dropped (as if given up at the first look)
-        if unreachable[cap] and not quick:
-            plan.append(("(f)", cap, ScheduledClopperPearson(), [t for t in targets if t not in unreachable[cap]]))
     for tag, cap, procedure, chosen in plan:
         result, seconds, others = run(cap, chosen, procedure)
         results[(tag, cap, schedule_name(procedure))] = result
         at_cap = int((result.samples >= cap).sum())
         accuracy = accuracies(result.certified, result.correct)
-        if len(chosen) < len(targets):  # a dropped target is certified nowhere: accuracy 0 there
-            accuracy = {
-                name: np.array([a[chosen.index(t)] if t in chosen else 0.0 for t in targets])
-                for name, a in accuracy.items()
-            }
-        label = f"{tag} seq ≤{cap:,} {schedule_name(procedure)}" + (" *diag*" if tag == "(f)" else "")
+        label = f"{tag} seq ≤{cap:,} {schedule_name(procedure)}"
         rows.append(
             row(
                 label,
@@ -225,23 +193,10 @@ def image_runs(config, targets, n0, points, schedules, title, quick, batch_size=
                 seconds,
                 f"{at_cap} pts at cap",
                 others,
-                diagnostic=tag == "(f)",
             )
         )
     print(f"[{title}] {test.points} test images, n0={n0}, α={ALPHA}; accuracy of class A {fixed.correct.mean():.4f}")
-    for cap in caps:
-        if unreachable[cap]:
-            print(
-                f"[{title}] not certifiable (multi-class) within {cap:,} samples even if every sample votes A "
-                f"(scheduled CP): {', '.join(unreachable[cap])}; such a target is never given up while p̂_A ≈ 1, "
-                "so those points sample to the cap"
-            )
     print_table(f"[{title}] real runs", targets, rows)
-    if any(r["diagnostic"] for r in rows):
-        print(
-            "  *diag* = DIAGNOSTIC, not a measured target: the same run without the targets that cannot be "
-            "certified within the cap\n  (what giving them up at the first look would give; they count 0 here)"
-        )
     return rows, results
 
 
@@ -292,12 +247,6 @@ def simulated_runs(votes_path, smoothing_path, targets, block_size, caps, rng, p
     )
     stops = {}
     for cap in caps:
-        ok = reachable(smoothing, targets, ScheduledClopperPearson(), cap, block_size, votes.shape[1])["multiclass"]
-        if not ok.all():
-            print(
-                f"  not certifiable within {cap:,} even if every sample votes A: "
-                f"{', '.join(t for t, o in zip(targets, ok) if not o)}"
-            )
         for procedure in (ScheduledClopperPearson(), BetaBinomialSequence()):
             if isinstance(procedure, BetaBinomialSequence) and cap > FIXED_N and block_size < 100:
                 continue  # a look every 4 samples to 100,000: ~2 min for the same answer (the graph needs the cap)
@@ -332,7 +281,7 @@ def judge(rows: list[dict]) -> list[str]:
     def deficit(r):  # worst shortfall against fixed, in accuracy points
         return float(np.max(base - r["acc"]["multiclass"])) * 100
 
-    capped = [r for r in rows[1:] if r["cap"] == FIXED_N and not r["diagnostic"]]
+    capped = [r for r in rows[1:] if r["cap"] == FIXED_N]
     for r in capped:
         factor = FIXED_N / r["samples"]
         met = factor >= 10 and deficit(r) <= 0.5
@@ -340,27 +289,18 @@ def judge(rows: list[dict]) -> list[str]:
             f"T1 {r['run']}: {factor:.1f}× fewer samples, worst shortfall {deficit(r):+.2f} points "
             f"→ {'MET' if met else 'NOT met'}"
         )
-    best = max(capped, key=lambda r: (deficit(r) <= 0.5, FIXED_N / r["samples"]))
-    lines.append(
-        f"T1 best schedule at ≤10,000 within 0.5 points: {best['run']} "
-        f"({FIXED_N / best['samples']:.1f}×, shortfall {deficit(best):+.2f})"
-    )
-    for r in [r for r in rows[1:] if r["cap"] > FIXED_N or r["diagnostic"]]:
-        if r["cap"] == FIXED_N:
-            factor = FIXED_N / r["samples"]
-            lines.append(
-                f"   diagnostic {r['run']}: {factor:.1f}× fewer, worst shortfall {deficit(r):+.2f} points "
-                f"→ would {'meet' if factor >= 10 and deficit(r) <= 0.5 else 'not meet'} T1"
-            )
-            continue
+    within = [r for r in capped if deficit(r) <= 0.5]
+    if within:
+        best = max(within, key=lambda r: FIXED_N / r["samples"])
+        lines.append(f"T1 fewest samples within 0.5 points: {best['run']} ({FIXED_N / best['samples']:.1f}×)")
+    for r in [r for r in rows[1:] if r["cap"] > FIXED_N]:
         gain = (r["acc"]["multiclass"] - base) * 100
         share = r["samples"] / FIXED_N
         met = bool((gain > 0).all()) and share <= 1 / 3
-        verdict = ("would meet" if met else "would not meet") if r["diagnostic"] else ("MET" if met else "NOT met")
         gains = " / ".join(f"{g:+.2f}" for g in gain)
         lines.append(
-            f"{'   diagnostic ' if r['diagnostic'] else 'T2 '}{r['run']}: certified accuracy {gains} points "
-            f"vs fixed, samples {share:.3f} of fixed ({1 / share:.1f}× fewer) → {verdict}"
+            f"T2 {r['run']}: certified accuracy {gains} points vs fixed, samples {share:.3f} of fixed "
+            f"({1 / share:.1f}× fewer) → {'MET' if met else 'NOT met'}"
         )
     return lines
 

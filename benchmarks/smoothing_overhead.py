@@ -1,22 +1,26 @@
 """Overhead of smoothing: ``SmoothedClassifier.count`` against the bare model on already-noised inputs.
 
-For each case and batch size (samples per forward pass) this prints, best of 3 repeats each (bare and smoothed
-repeats alternate):
+For each case and batch size (samples per forward pass), on one thread and on two (``torch.set_num_threads``;
+with two, ``count`` runs two forward passes side by side, one thread each), this prints, best of 3 repeats each
+(bare and smoothed repeats alternate):
 - bare: samples/s of ``model(batch)`` alone (model.eval(), torch.inference_mode) on noisy batches drawn once
   beforehand by the same sampler, in the layout the smoothed path feeds the model;
 - smoothed: samples/s of ``SmoothedClassifier.count(x, "estimation", n, batch_size)`` (seeded draws, forward
   passes, vote counting);
-- overhead = bare / smoothed − 1, against the target: < 10 % for images, < 25 % for graphs;
-- draw: samples/s of the sampler alone, drawing the blocks ``count`` draws (one seeded generator per block),
-  and its share of the smoothed time — where the overhead goes;
+- overhead = bare / smoothed − 1 (certify time / bare forward time − 1), against the target: < 10 % for images,
+  < 25 % for graphs;
 - others: the share of the machine other processes used meanwhile (a busy neighbour voids the figures).
+
+``--stages`` adds, on one thread, where the time of ``count`` goes per sample: draw (the seeded blocks from the
+sampler), assemble (blocks joined into forward batches, union edge indices), forward (the model on those batches)
+and count (the rest of ``count``: argmax, votes, checks, bookkeeping = smoothed − draw − assemble − forward).
 
 Cases (random weights; throughput does not depend on them):
 (a) SmallCNN on a 1×28×28 image, bernoulli p = 1 − 150/784, gaussian σ = 0.25, indicator;
 (b) SmallCNN on a scikit-learn digit (8×8, in [0, 1]), bernoulli p = 0.8, gaussian σ = 0.25, indicator;
 (c) GCN and (d) GAT on Cora-ML, configs/smoothing/cora_ml_hierarchical_sparse.yaml (all 2,810 nodes per sample).
 
-Run: ``.venv/bin/python benchmarks/smoothing_overhead.py [--quick] [--profile]``.
+Run: ``.venv/bin/python benchmarks/smoothing_overhead.py [--quick] [--stages] [--profile] [--threads 1 2]``.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from contention import OtherProcesses
 from cora_ml import CLASSES, SMOOTHING, load_cora_ml
 from sklearn.datasets import load_digits
 
-from hiersmooth.classifier import SmoothedClassifier
+from hiersmooth.classifier import SmoothedClassifier, concat_samples
 from hiersmooth.models.graphs import GAT, GCN
 from hiersmooth.models.images import SmallCNN
 
@@ -127,20 +131,7 @@ def smoothed_count(case: Case, batch_size: int):
     return count
 
 
-def draws(case: Case):
-    """The sampler alone: the seeded blocks ``count`` draws for ``case.samples`` samples."""
-    sampler = case.classifier.smoothing.sampler(case.x)
-    plan = case.classifier.seed_plan(case.graph)
-
-    def draw_blocks():
-        for block, size in enumerate(plan.blocks(case.samples)):
-            sampler.draw(size, plan.generator(0, "estimation", block))
-
-    return draw_blocks
-
-
-def report(case: Case) -> None:
-    [draw] = best_rates([draws(case)], case.samples)
+def report(case: Case, threads: int) -> None:
     for batch_size in case.batch_sizes:
         with OtherProcesses() as others:
             bare, smoothed = best_rates(
@@ -149,10 +140,65 @@ def report(case: Case) -> None:
         overhead = bare / smoothed - 1
         verdict = "meets" if overhead < case.target else "MISSES"
         print(
-            f"{case.name:<24} {batch_size:>6} {bare:>12,.0f} {smoothed:>12,.0f} {overhead:>9.1%}  "
-            f"< {case.target:.0%} {verdict:<6} {draw:>10,.0f} {smoothed / draw:>7.0%} {others!s:>7}",
+            f"{case.name:<24} {threads:>7} {batch_size:>6} {bare:>12,.0f} {smoothed:>12,.0f} {overhead:>9.1%}  "
+            f"< {case.target:.0%} {verdict:<6} {others!s:>7}",
             flush=True,
         )
+
+
+def best_seconds(function) -> float:
+    """The fastest of ``REPEATS`` timed calls after one untimed warm-up call."""
+    function()
+    best = math.inf
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def stages(case: Case, batch_size: int) -> None:
+    """Milliseconds per sample of each stage of ``count`` (module docstring), timed apart on the same blocks."""
+    classifier = case.classifier
+    sampler = classifier.smoothing.sampler(case.x)
+    plan = classifier.seed_plan(case.graph)
+    sizes = plan.blocks(case.samples)
+    group = max(1, batch_size // plan.block_size)
+
+    def draw_blocks():
+        return [sampler.draw(size, plan.generator(0, "estimation", b)) for b, size in enumerate(sizes)]
+
+    blocks = draw_blocks()
+    groups = [blocks[start : start + group] for start in range(0, len(blocks), group)]
+    entities = case.x.shape[0]
+
+    def assemble():
+        batches = [concat_samples(blocks_of_pass) for blocks_of_pass in groups]
+        if not case.graph:
+            return [(batch,) for batch in batches]
+        return [(batch, union_edges(case.edge_index, entities, batch.shape[0] // entities)) for batch in batches]
+
+    inputs = assemble()
+    model = classifier.model.eval()
+
+    def forwards():
+        with torch.inference_mode():
+            for arguments in inputs:
+                model(*arguments)
+
+    seconds = {
+        name: best_seconds(f) for name, f in [("draw", draw_blocks), ("assemble", assemble), ("forward", forwards)]
+    }
+    smoothed = best_seconds(smoothed_count(case, batch_size))
+    seconds["count"] = smoothed - sum(seconds.values())
+    per_sample = {name: 1e3 * value / case.samples for name, value in seconds.items()}
+    forward = per_sample["forward"]
+    print(
+        f"{case.name:<24} {batch_size:>6} "
+        + " ".join(f"{per_sample[name]:>9.4f} ({per_sample[name] / forward:>5.0%})" for name in per_sample)
+        + f" {1e3 * smoothed / case.samples:>9.4f} ms",
+        flush=True,
+    )
 
 
 def profile(case: Case) -> None:
@@ -168,23 +214,34 @@ def profile(case: Case) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test (< 30 s)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test (< 1 minute)")
+    parser.add_argument("--stages", action="store_true", help="also the time per sample of each stage (one thread)")
     parser.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators per case")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads to run on (1 2)")
     args = parser.parse_args()
     if args.quick:
         cases = image_cases((20, 100), 200) + graph_cases((4,), 8)
     else:
         cases = image_cases((100, 1000), 5000) + graph_cases((4, 16), 96)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}, "
-        f"best of {REPEATS}; samples per timing: images {cases[0].samples}, graphs {cases[-1].samples}"
+        f"torch {torch.__version__}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, best of "
+        f"{REPEATS}; samples per timing: images {cases[0].samples}, graphs {cases[-1].samples}"
     )
     print(
-        f"{'case':<24} {'batch':>6} {'bare/s':>12} {'smoothed/s':>12} {'overhead':>9}  {'target':<13} "
-        f"{'draw/s':>10} {'draw %':>7} {'others':>7}"
+        f"{'case':<24} {'threads':>7} {'batch':>6} {'bare/s':>12} {'smoothed/s':>12} {'overhead':>9}  "
+        f"{'target':<13} {'others':>7}"
     )
-    for case in cases:
-        report(case)
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        for case in cases:
+            report(case, threads)
+    if args.stages:
+        torch.set_num_threads(1)
+        print("\nms per sample, one thread (share of the forward pass):")
+        print(f"{'case':<24} {'batch':>6} {'draw':>17} {'assemble':>17} {'forward':>17} {'count':>17} {'total':>12}")
+        for case in cases:
+            for batch_size in case.batch_sizes:
+                stages(case, batch_size)
     if args.profile:
         for case in cases:
             profile(case)

@@ -678,16 +678,18 @@ print("ok")
 
 
 def test_bernoulli_positions_refills_when_first_draw_falls_short(monkeypatch):
-    """Force the first batch of uniforms to 1 (every gap 1): the line must be completed by further draws."""
-    real_rand = torch.rand
+    """Force the first batch of gaps to 1: the line must be completed by further draws."""
+    from hiersmooth.smoothing import bit_flips
+
+    real_gaps = bit_flips.geometric_gaps
     calls = []
 
-    def rand(*args, **kwargs):
-        out = real_rand(*args, **kwargs)
+    def gaps(count, *args, **kwargs):
+        out = real_gaps(count, *args, **kwargs)
         calls.append(out.numel())
         return out.fill_(1.0) if len(calls) == 1 else out
 
-    monkeypatch.setattr(torch, "rand", rand)
+    monkeypatch.setattr(bit_flips, "geometric_gaps", gaps)
     length, p = 5_000, 0.01
     pos = bernoulli_positions(length, p, gen(57)).numpy()
     monkeypatch.undo()
@@ -698,6 +700,164 @@ def test_bernoulli_positions_refills_when_first_draw_falls_short(monkeypatch):
     rest = pos[first:]
     # the remaining line [first, length) is still a Bernoulli(p) process
     assert_binomial(rest.size, length - first, p, "refilled part of the line")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 4c. the integer-bit construction of the gaps (stream version 2) and the 0-bit line
+
+
+@pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.8, 1e-3])
+def test_gap_table_is_the_exact_inversion_on_every_decided_interval(p):
+    """Table entry c (the top 15 bits of U) holds g only if every U of its interval, (c·2³⁸, (c + 1)·2³⁸]·2⁻⁵³, has
+    the exact inverse G(U) = g, i.e. (1 − p)^g < U ≤ (1 − p)^(g−1), checked in 60-digit arithmetic on the interval's
+    ends (dyadic, so exact) with the exact binary value of p; entry 0 (undecided) only where a threshold lies inside
+    the interval."""
+    import mpmath
+
+    from hiersmooth.smoothing.bit_flips import gap_table
+
+    mpmath.mp.dps = 60
+    table = gap_table(p).numpy()
+    q = 1 - mpmath.mpf(p)  # p is a double: 1 − p exactly at 60 digits
+    low = [mpmath.mpf(int(c) * 2**38 + 1) / 2**53 for c in range(2**15)]
+    high = [mpmath.mpf(int(c) + 1) / 2**15 for c in range(2**15)]
+    thresholds = {}
+
+    def threshold(g):
+        if g not in thresholds:
+            thresholds[g] = q**g
+        return thresholds[g]
+
+    for c in range(2**15):
+        g = int(table[c])
+        if g == 0:  # undecided: some threshold (1 − p)^k must lie in [low, high)
+            k = int(mpmath.floor(mpmath.log(high[c]) / mpmath.log(q))) + 1  # G at the high end
+            assert low[c] <= threshold(k), f"p={p}: chunk {c} is marked undecided but G is {k} on all of it"
+            continue
+        assert threshold(g) < low[c] and high[c] <= threshold(g - 1), f"p={p}: chunk {c} holds G={g}, not exact"
+    assert (table == 0).mean() < 0.02 or p < 0.01, f"p={p}: too many undecided chunks ({(table == 0).mean():.1%})"
+
+
+def test_random_chunks_are_uniform_independent_15_bit_integers():
+    """The 15-bit halves of the 31-bit words: every value equally likely, the two halves of a word independent."""
+    from hiersmooth.smoothing.bit_flips import _random_chunks
+
+    chunks = _random_chunks(2_000_000, gen(140), None).numpy()
+    assert chunks.min() >= 0 and chunks.max() < 2**15
+    chi2_goodness(np.bincount(chunks, minlength=2**15), np.full(2**15, 2.0**-15), "15-bit chunks uniform")
+    bits = (chunks[:, None] >> np.arange(15)) & 1
+    assert_binomial(bits.sum(axis=0), len(chunks), 0.5, "each bit of a chunk")
+    pairs = chunks.reshape(-1, 2) >> 11  # top 4 bits of both halves of each word
+    chi2_goodness(np.bincount(pairs[:, 0] * 16 + pairs[:, 1], minlength=256), np.full(256, 1 / 256), "halves")
+
+
+@pytest.mark.parametrize("chunk, p", [(0, 0.5), (0, 0.05), (None, 0.05), (None, 0.8)])
+def test_undecided_gaps_follow_the_conditional_law(monkeypatch, chunk, p):
+    """Force every chunk to an undecided one (c = 0, or the first undecided c ≥ 1000): the gaps then come from the
+    fallback on the full 53-bit U, and must follow the exact law of G given U in that chunk's interval —
+    P(G = g | c) = |(q^g, q^(g−1)] ∩ interval| / 2⁻¹⁵ (60-digit arithmetic)."""
+    import mpmath
+
+    from hiersmooth.smoothing import bit_flips
+
+    table = bit_flips.gap_table(p).numpy()
+    if chunk is None:
+        chunk = int(1000 + np.flatnonzero(table[1000:] == 0)[0])
+    assert table[chunk] == 0
+    monkeypatch.setattr(
+        bit_flips, "_random_chunks", lambda count, generator, device: torch.full((count,), chunk, dtype=torch.int32)
+    )
+    gaps = bit_flips.geometric_gaps(200_000, p, gen(141)).numpy().astype(np.int64)
+    mpmath.mp.dps = 60
+    q = 1 - mpmath.mpf(p)
+    low, high = mpmath.mpf(chunk) / 2**15, mpmath.mpf(chunk + 1) / 2**15
+    values = np.arange(gaps.min(), gaps.max() + 1)
+    grid = np.arange(max(1, gaps.min() - 3), bit_flips._largest_gap(p) + 1)  # up to G at U = 2⁻⁵³
+    mass = [max(0, min(high, q ** (g - 1)) - max(low, q**g)) * 2**15 for g in grid]
+    assert abs(sum(mass) - 1) < 1e-9, "the cells must cover the interval (but U < 2⁻⁵³)"
+    observed = np.bincount(gaps - grid[0], minlength=len(grid))[: len(grid)]
+    assert observed.sum() == len(gaps) and len(values) >= 2
+    chi2_goodness(observed, np.array([float(m) for m in mass]), f"p={p}, chunk {chunk}: G | chunk")
+
+
+def _exact_row_law(bits, p_select, p_plus, p_minus):
+    """Exact law of one row's sample [noisy bits | τ] by enumeration: {outcome tuple: probability}."""
+    import itertools
+
+    law = {tuple(bits) + (0,): 1 - p_select}
+    for noisy in itertools.product((0, 1), repeat=len(bits)):
+        probability = p_select
+        for b, z in zip(bits, noisy):
+            flip = p_plus if b == 0 else p_minus
+            probability *= flip if z != b else 1 - flip
+        key = tuple(noisy) + (1,)
+        law[key] = law.get(key, 0.0) + probability
+    return law
+
+
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+def test_sparse_noise_exact_joint_law_by_enumeration(layout):
+    """Two rows of four bits, bernoulli(0.6) selection, sparse(0.3, 0.4), indicator: the joint law of the two rows'
+    samples (2·2⁵ outcomes each, 1,024 joint cells) equals the product of the per-row laws enumerated exactly from
+    SPEC §2 — every bit flips independently, only on selected rows, τ is the selection."""
+    x = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+    s = smoothing({"kind": "bernoulli", "p": 0.6}, {"kind": "sparse", "p_plus": 0.3, "p_minus": 0.4})
+    n = 60_000
+    z = s.sample(x.to_sparse_csr() if layout == "sparse" else x, n, gen(142))
+    z = z.to_dense().view(n, 2, 5) if z.layout != torch.strided else z
+    codes = (z.numpy().astype(np.int64) * (2 ** np.arange(5))).sum(axis=2)  # (n, 2): each row's outcome as 5 bits
+    laws = [_exact_row_law(x[i].int().tolist(), 0.6, 0.3, 0.4) for i in range(2)]
+    probability = np.zeros((32, 32))
+    for a, pa in laws[0].items():
+        for b, pb in laws[1].items():
+            probability[sum(v << k for k, v in enumerate(a)), sum(v << k for k, v in enumerate(b))] += pa * pb
+    observed = np.bincount(codes[:, 0] * 32 + codes[:, 1], minlength=1024)
+    chi2_goodness(observed, probability.reshape(-1), f"{layout}: joint law of two rows")
+
+
+def test_sparse_added_and_kept_counts_per_row_are_binomial():
+    """Per row of a matrix with rows of every degree (all selected): added bits ~ Binomial(0-bits of the row, p₊),
+    kept bits ~ Binomial(1-bits, 1 − p₋), no column twice in a row, and each 0-bit turns 1 with p₊ exactly."""
+    x = binary_features(12, 40, 0.3, seed=143)
+    zeros, ones = (x == 0).sum(1).numpy(), (x == 1).sum(1).numpy()
+    s = smoothing({"kind": "all"}, {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.7}, indicator=False)
+    n = 6_000
+    z = s.sample(x.to_sparse_csr(), n, gen(144))
+    crow, col = z.crow_indices().numpy(), z.col_indices().numpy()
+    for r in range(0, n * 12, 997):  # no repeated column within a row
+        assert len(set(col[crow[r] : crow[r + 1]].tolist())) == crow[r + 1] - crow[r]
+    dense = z.to_dense().view(n, 12, 40).numpy().astype(bool)
+    bits = x.numpy().astype(bool)
+    added = (dense & ~bits).sum(axis=2)  # (n, 12)
+    kept = (dense & bits).sum(axis=2)
+    for row in range(12):
+        for what, counts, bits_of_row, rate in (("added", added, zeros, 0.1), ("kept", kept, ones, 0.3)):
+            if bits_of_row[row] == 0:  # the all-one / all-zero row: nothing to add / keep
+                assert not counts[:, row].any(), f"row {row}: {what} bits where there are none to flip"
+                continue
+            law = stats.binom(bits_of_row[row], rate).pmf(np.arange(41))
+            chi2_goodness(np.bincount(counts[:, row], minlength=41), law, f"row {row}: {what} ~ Binomial")
+    turned = (dense & ~bits).sum(axis=0)
+    assert_binomial(turned[~bits], n, 0.1, "each 0-bit turns 1 with p₊")
+    assert_binomial((dense & bits).sum(axis=0)[bits], n, 0.3, "each 1-bit stays 1 with 1 − p₋")
+
+
+@pytest.mark.parametrize("layout", ["csr", "coo", "dense"])
+def test_sparse_index_cache_sees_in_place_changes(layout):
+    """The index of the input's bits is cached per tensor: changing the tensor in place (its indices or its values)
+    must give samples of the new input, never of the cached one."""
+    s = smoothing({"kind": "all"}, {"kind": "sparse", "p_plus": 0.0, "p_minus": 0.0}, indicator=False)
+    x = torch.zeros(3, 4)
+    x[0, 1] = 1
+    x = x.to_sparse_csr() if layout == "csr" else x.to_sparse_coo().coalesce() if layout == "coo" else x
+    assert _dense(s.sample(x, 1, gen(145))).reshape(3, 4)[0].tolist() == [0, 1, 0, 0]
+    if layout == "csr":
+        x.col_indices()[0] = 2
+    elif layout == "coo":
+        x._indices()[1, 0] = 2
+    else:
+        x[0, 1], x[0, 2] = 0, 1
+    assert _dense(s.sample(x, 1, gen(145))).reshape(3, 4)[0].tolist() == [0, 0, 1, 0]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -861,86 +1021,39 @@ def test_same_seed_same_samples_other_seed_other_samples(name, selection, noise,
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# 7. batches
+# 7. blocks and layout
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    if t.layout == torch.sparse_csr:
-        return sum(a.numel() * a.element_size() for a in (t.crow_indices(), t.col_indices(), t.values()))
-    return t.numel() * t.element_size()
+def test_blocks_statistics_match_one_draw():
+    """Drawing in several blocks changes nothing about the law: selection rate over blocks ≈ p."""
+    s = smoothing({"kind": "bernoulli", "p": 0.3}, {"kind": "ablation"})
+    sampler = s.sampler(torch.ones(50, 2))
+    generator = gen(98)
+    tau = torch.cat([sampler.draw(size, generator)[..., -1] for size in (1_000, 1_000, 1_001)])
+    assert tau.shape == (3_001, 50)
+    assert_binomial(tau.sum().item(), tau.numel(), 0.3, "selection rate over blocks")
 
 
 @pytest.mark.parametrize(
-    "selection, noise, x, memory",
-    [
-        (
-            {"kind": "bernoulli", "p": 0.5},
-            {"kind": "gaussian", "sigma": 0.5},
-            torch.rand(3, 8, 8, generator=gen(92)),
-            3 * 4 * 64 * 4 + 100,
-        ),
-        (
-            {"kind": "bernoulli", "p": 0.5},
-            {"kind": "gaussian", "sigma": 0.5},
-            torch.rand(100, 10, generator=gen(93)),
-            10_000,
-        ),
-        (
-            {"kind": "subset", "size": 5},
-            {"kind": "ablation", "encoding": "levine_feizi"},
-            torch.rand(3, 4, 4, generator=gen(94)),
-            5_000,
-        ),
-        ({"kind": "bernoulli", "p": 0.8}, {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.5}, None, 20_000),
-        ({"kind": "all"}, {"kind": "sparse", "p_plus": 0.2, "p_minus": 0.1}, "sparse", 50_000),
-    ],
-    ids=["image", "features", "levine-feizi", "sparse-dense-input", "sparse-input"],
+    "noise",
+    [{"kind": "gaussian", "sigma": 0.5}, {"kind": "ablation"}, {"kind": "ablation", "encoding": "levine_feizi"}],
+    ids=["gaussian", "ablation", "levine-feizi"],
 )
-def test_batches_total_and_memory(selection, noise, x, memory):
-    if x is None or isinstance(x, str):
-        feats = binary_features(60, 80, 0.1, seed=95)
-        x = feats.to_sparse_csr() if isinstance(x, str) else feats
-    s = smoothing(selection, noise)
-    for n in (1, 7, 23):
-        batches = list(s.sampler(x).batches(n, gen(96), memory=memory))
-        sizes = [b.shape[0] // (x.shape[0] if b.layout == torch.sparse_csr else 1) for b in batches]
-        assert sum(sizes) == n, f"batches hold {sizes}, not {n} samples in total"
-        assert all(size >= 1 for size in sizes)
-        assert all(_nbytes(b) <= memory for b in batches), (
-            f"batch bytes {[_nbytes(b) for b in batches]} exceed {memory}"
-        )
-        if n == 23:
-            assert len(batches) > 1, "the budget should have split 23 samples"
-    # a budget below one sample: one sample per batch
-    batches = list(s.sampler(x).batches(3, gen(97), memory=1))
-    assert len(batches) == 3
-    # the same generator seed gives the same batches
-    again = list(s.sampler(x).batches(3, gen(97), memory=1))
-    assert all(torch.equal(_dense(a), _dense(b)) for a, b in zip(batches, again))
-
-
-def test_batches_statistics_match_draw():
-    """Batching changes nothing about the law: selection rate over batches ≈ p."""
-    s = smoothing({"kind": "bernoulli", "p": 0.3}, {"kind": "ablation"})
-    x = torch.ones(50, 2)
-    tau = torch.cat([b[..., -1] for b in s.sampler(x).batches(3_001, gen(98), memory=50 * 3 * 4 * 100)])
-    assert tau.shape == (3_001, 50)
-    assert_binomial(tau.sum().item(), tau.numel(), 0.3, "selection rate over batches")
-
-
-@pytest.mark.parametrize("layout", ["dense gaussian", "dense sparse-noise", "sparse"])
-def test_batches_respect_memory_for_float64_input(layout):
-    """The memory estimate counts 8-byte values: float64 samples stay within the budget too."""
-    memory = 200_000
-    if layout == "dense gaussian":
-        s = smoothing({"kind": "bernoulli", "p": 0.5}, {"kind": "gaussian", "sigma": 0.5})
-        x = torch.rand(100, 10, generator=gen(99), dtype=torch.float64)
-    else:
-        s = smoothing({"kind": "all"}, {"kind": "sparse", "p_plus": 0.0, "p_minus": 0.01})
-        x = binary_features(60, 80, 0.9, seed=99).double()
-        x = x.to_sparse_csr() if layout == "sparse" else x
-    batches = list(s.sampler(x).batches(100, gen(99), memory=memory))
-    assert all(_nbytes(b) <= memory for b in batches), [_nbytes(b) for b in batches]
+def test_image_samples_are_contiguous_nchw_and_match_rows(noise):
+    """Image samples come out contiguous NCHW; drawn from the same generator they are the feature-matrix samples of
+    the pixels up to the order in which the normals are drawn, so unselected pixels are x bit for bit and τ is the
+    mask."""
+    s = smoothing({"kind": "bernoulli", "p": 0.5}, noise)
+    x = torch.rand(3, 5, 4, generator=gen(90))
+    z = s.sample(x, 7, gen(91))
+    width = 6 if noise.get("encoding") == "levine_feizi" else 3
+    assert z.shape == (7, width + 1, 5, 4) and z.is_contiguous()
+    tau = z[:, -1].bool()
+    encoded = torch.cat([x, 1 - x]) if width == 6 else x
+    unselected = (~tau).unsqueeze(1).expand(-1, width, -1, -1)
+    assert torch.equal(z[:, :width][unselected], encoded.expand(7, -1, -1, -1)[unselected])
+    same_mask = smoothing({"kind": "bernoulli", "p": 0.5}, {"kind": "ablation"}).sample(x, 7, gen(91))[:, -1]
+    assert torch.equal(z[:, -1], same_mask), "the selection is drawn first, from the same stream"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1022,10 +1135,8 @@ def test_bad_input_raises_value_error(selection, noise, x, n, fragment):
 
 
 def test_bad_input_other_rules():
-    with pytest.raises(ValueError, match=r"memory=0: must be a number of bytes >= 1"):
-        next(smoothing(BERNOULLI, GAUSS).sampler(torch.rand(3, 3)).batches(2, memory=0))
     with pytest.raises(ValueError, match=r"n=0"):
-        next(smoothing(BERNOULLI, GAUSS).sampler(torch.rand(3, 3)).batches(0))
+        smoothing(BERNOULLI, GAUSS).sampler(torch.rand(3, 3)).draw(0)
     with pytest.raises(ValueError, match=r"a sparse input must be an \(N, D\) feature matrix"):
         smoothing(BERNOULLI, SPARSE).sample(torch.zeros(2, 2, 2).to_sparse_coo(), 2)
     with pytest.raises(ValueError, match=r"selection.size=11: cannot select more rows than selection.entities=10"):

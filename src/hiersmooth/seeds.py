@@ -15,6 +15,11 @@ from .checks import check_integer
 
 STAGES = {"selection": 0, "estimation": 1, "prediction": 2}
 """n₀ samples that pick class A, n samples that bound its probability, and ``predict``'s samples."""
+STREAM_VERSION = 2
+"""How a block's generator is turned into samples (``hiersmooth.smoothing``): changes whenever the same generator
+state would give other samples. 1: float64 uniforms and logarithms for the sparse gaps, (n, N, C) noise for images;
+2: geometric gaps from 15-bit integer chunks and a table (``bit_flips.gap_table``), 0 → 1 flips on the line of
+0-bits only, one copy at a time, image noise drawn channel-major (NCHW) as the samples are laid out."""
 
 
 @dataclass(frozen=True)
@@ -49,4 +54,5 @@ class SeedPlan:
             "block_size": self.block_size,
             "streams": "torch.Generator per block, seeded by numpy SeedSequence([seed, point, stage, block])",
             "stages": STAGES,
+            "stream_version": STREAM_VERSION,
         }

@@ -3,11 +3,19 @@
 Within the selected rows every 0-bit turns 1 with probability p₊ and every 1-bit turns 0 with probability p₋,
 independently. Drawing one Bernoulli per bit would cost N·D uniforms per sample (8 million for Cora-ML); here
 
-- deletions draw one uniform per 1-bit of the input (the input is sparse);
-- additions are a Bernoulli(p₊) process on the line of all bits of the selected rows, drawn by its geometric
-  gaps: the gaps between successive successes of independent Bernoulli(p) trials are i.i.d. Geometric(p),
-  G = ⌊log U / log(1 − p)⌋ + 1 with U uniform on (0, 1]. Their partial sums are the success positions, sorted
-  and distinct. A success that lands on a 1-bit is dropped: that bit is governed by p₋ alone.
+- deletions are a Bernoulli process on the line of the 1-bits of the selected rows (the input is sparse);
+- additions are a Bernoulli(p₊) process on the line of the 0-bits of the selected rows (row after row, columns
+  ascending), drawn by its geometric gaps: the gaps between successive successes of independent Bernoulli(p)
+  trials are i.i.d. Geometric(p), G = ⌊log U / log(1 − p)⌋ + 1 with U uniform on (0, 1]. Their partial sums are
+  the success positions, sorted and distinct, and each is one 0-bit that turns 1 (a 1-bit is governed by p₋ alone).
+
+U is the 53-bit uniform k·2⁻⁵³, k = 1 … 2⁵³, built from integer random bits: its top 15 bits come from half of a
+31-bit random word, and for all but a few of the 2¹⁵ values of those bits G is already decided by them (G is
+monotone in U and takes the same value at both ends of the interval they leave), so G is read from a table.
+Only where a threshold (1 − p)^k falls inside the interval are the remaining 38 bits of U drawn and G computed
+from the full U. The law of G is thus that of the float64 inversion of a 53-bit uniform, to the last bit of the
+logarithm — the same as drawing U in float64 and taking its logarithm, at a fraction of the random bits and with
+no logarithm for almost every gap (stream version 2; see ``hiersmooth.seeds``).
 
 The result is exact (the same distribution as one Bernoulli per bit) and costs O(ones + p₊·N_selected·D).
 """
@@ -15,32 +23,99 @@ The result is exact (the same distribution as one Bernoulli per bit) and costs O
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-_TINY = 2.0**-1074  # the least positive double
+_CHUNK_BITS = 15  # the top bits of U taken from half a 31-bit random word
+_LOW_BITS = 53 - _CHUNK_BITS  # the rest of U, drawn only where the top bits leave G undecided
+_TABLES: dict = {}  # (p, device) -> the gap table of p on that device
+
+
+def gap_table(p: float, device=None) -> torch.Tensor:
+    """float64 (2¹⁵,): G = ⌊log U / log(1 − p)⌋ + 1 for every U = (c·2³⁸ + k)·2⁻⁵³, k = 1 … 2³⁸, whose top 15
+    bits are c — where G takes one value on that whole interval — and 0 where it does not (G is then computed from
+    all 53 bits of U, :func:`_gaps_from_uniform`). G is non-increasing in U, so its values at both ends decide."""
+    key = (p, str(device))
+    table = _TABLES.get(key)
+    if table is None:
+        chunk = torch.arange(2**_CHUNK_BITS, dtype=torch.float64)
+        lowest = _gaps_from_uniform((chunk * 2.0**_LOW_BITS + 1) * 2.0**-53, p)  # U at the interval's low end
+        highest = _gaps_from_uniform((chunk + 1) * 2.0**-_CHUNK_BITS, p)  # ... and at its high end
+        table = torch.where(lowest == highest, lowest, 0.0)
+        table = _TABLES[key] = (table.to(device), table.to(torch.int32).to(device) if table.max() < 2**31 else None)
+    return table[0]
+
+
+def _gaps_from_uniform(u: torch.Tensor, p: float) -> torch.Tensor:
+    """G = ⌊log U / log(1 − p)⌋ + 1 (float64; ∞ or huge for tiny p, cut off by the caller)."""
+    return u.log().div_(math.log1p(-p)).floor_().add_(1)
+
+
+def _largest_gap(p: float) -> float:
+    """G at the least U, 2⁻⁵³, plus one for rounding: no gap drawn is larger."""
+    return math.floor(math.log(2.0**-53) / math.log1p(-p)) + 2
+
+
+def _random_chunks(count: int, generator, device) -> torch.Tensor:
+    """``count`` independent uniform integers in [0, 2¹⁵): both 15-bit halves of 31-bit random words (bits 0–14 and
+    16–30 of ``random_``'s uniform integers in [0, 2³¹)), as int32."""
+    words = torch.empty((count + 1) // 2, dtype=torch.int32, device=device).random_(generator=generator)
+    return words.view(torch.int16).bitwise_and_(2**_CHUNK_BITS - 1)[:count].to(torch.int32)
+
+
+def _nonzero(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of the true entries of a 1-D bool tensor, ascending (NumPy's scan on a CPU: several times faster)."""
+    if mask.device.type == "cpu":
+        return torch.from_numpy(np.flatnonzero(mask.numpy()))
+    return torch.nonzero(mask).squeeze(1)
+
+
+def _compress(values: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The ``values`` (E,) where ``keep`` (n, E) is true, row after row: ``masked_select`` (NumPy's boolean indexing
+    one row at a time on a CPU, where ``masked_select`` of a broadcast operand is several times slower)."""
+    if keep.device.type != "cpu":
+        return torch.masked_select(values, keep)
+    array = values.numpy()
+    return torch.from_numpy(np.concatenate([array[row] for row in keep.numpy()]))
+
+
+def geometric_gaps(count: int, p: float, generator=None, device=None, dtype=torch.float64) -> torch.Tensor:
+    """``count`` i.i.d. Geometric(p) gaps (support 1, 2, …): G = ⌊log U / log(1 − p)⌋ + 1, U the 53-bit uniform
+    on (0, 1] — read from :func:`gap_table` by U's top 15 bits, computed from all 53 where the table leaves G
+    undecided. float64, or int32 (``dtype``) where p leaves every gap below 2³¹."""
+    chunks = _random_chunks(count, generator, device)
+    gap_table(p, device)
+    table = _TABLES[(p, str(device))][dtype == torch.int32]
+    gaps = table.index_select(0, chunks)
+    undecided = _nonzero(gaps == 0)
+    if undecided.numel():
+        low = torch.empty(undecided.numel(), dtype=torch.int64, device=device).random_(generator=generator)
+        low.bitwise_right_shift_(63 - _LOW_BITS)  # 38 uniform bits (random_ gives 63)
+        u = (chunks.index_select(0, undecided).double() * 2.0**_LOW_BITS + low.double() + 1) * 2.0**-53  # exact
+        gaps.index_copy_(0, undecided, _gaps_from_uniform(u, p).to(dtype))
+    return gaps
 
 
 def bernoulli_positions(length: int, p: float, generator=None, device=None, dtype=torch.long) -> torch.Tensor:
-    """Sorted positions in [0, length) of the successes of ``length`` independent Bernoulli(p) trials."""
+    """Sorted positions in [0, length) of the successes of ``length`` independent Bernoulli(p) trials: the partial
+    sums of i.i.d. Geometric(p) gaps (:func:`geometric_gaps`)."""
     if p <= 0 or length <= 0:
         return torch.empty(0, dtype=dtype, device=device)
     if p >= 1:
         return torch.arange(length, dtype=dtype, device=device)
-    log_stay = math.log1p(-p)
     expected = p * length
     chunk = int(expected + 6 * math.sqrt(expected * (1 - p)) + 16)
     parts, last = [], -1
     while True:
-        # U and 1 − U have the same law; clamping U = 0 (probability 2⁻⁵³) keeps log U finite.
-        gaps = torch.rand(chunk, generator=generator, device=device, dtype=torch.float64).clamp_(min=_TINY)
-        gaps.log_().div_(log_stay).floor_().add_(1)  # G = ⌊log U / log(1 − p)⌋ + 1, in place
+        # int32 arithmetic where no partial sum of the chunk can reach 2³¹ (the usual case), else float64 (exact
+        # below 2⁵³; whatever lies past the line's end, even an infinite gap for p ≈ 1e-300, is cut off below)
+        narrow = last + 1 + chunk * _largest_gap(p) < 2**31 - 1
+        gaps = geometric_gaps(chunk, p, generator, device, torch.int32 if narrow else torch.float64)
         gaps[0] += last  # the line goes on after the last success so far
-        # Exact below 2⁵³. Sorted, so the successes on the line are a prefix; whatever lies past its end (even an
-        # infinite gap for p ≈ 1e-300) is cut off before the conversion to integers.
-        positions = gaps.cumsum_(0)
-        inside = int(torch.searchsorted(positions, float(length)))
+        positions = gaps.cumsum_(0)  # sorted, so the successes on the line are a prefix
+        end = torch.tensor(min(length, 2**31 - 1) if narrow else length, dtype=positions.dtype, device=device)
+        inside = int(torch.searchsorted(positions, end))
         parts.append(positions[:inside].to(dtype))
         if inside < chunk:
             break
@@ -54,53 +129,40 @@ def _index_dtype(size: int) -> torch.dtype:
     return torch.int32 if size < 2**31 else torch.long
 
 
-def _slots(first: torch.Tensor, before: torch.Tensor, rows: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Destination of each entry of a row-sorted list: ``first[r]`` (its row's first slot) plus its rank within its
-    row r = ``rows``, which is ``index`` (its place in the list) less ``before[r]`` (the list's entries in earlier
-    rows)."""
-    return (first - before).to(index.dtype).index_select(0, rows).add_(index)
-
-
-@dataclass
-class _Additions:
-    """The successes of the 0 → 1 line in the selected rows, sorted by row then column.
-
-    ``columns`` and ``rows`` (an index into the selected rows) place each success; ``fresh`` marks those on a 0-bit,
-    the added bits (a success on a 1-bit is dropped); ``order`` counts the added bits before each success (one
-    more entry: their total) and ``bounds`` are each row's first success (one more: their number).
-    """
-
-    columns: torch.Tensor
-    rows: torch.Tensor
-    fresh: torch.Tensor
-    order: torch.Tensor
-    bounds: torch.Tensor
-
-    def per_row(self) -> torch.Tensor:
-        """Added bits per selected row."""
-        return torch.diff(self.order.index_select(0, self.bounds))
-
-    def slots(self, first: torch.Tensor, spare: int) -> torch.Tensor:
-        """Destination of each success: the k-th added bit of selected row r goes to ``first[r]`` + k, a dropped
-        success to ``spare``."""
-        before = self.order.index_select(0, self.bounds[:-1])
-        return _slots(first, before, self.rows, self.order[:-1]).masked_fill_(~self.fresh, spare)
+def _row_slots(first: torch.Tensor, counts: torch.Tensor, total: int) -> torch.Tensor:
+    """Destinations (int64, for ``scatter_``) of the ``total`` entries of a list sorted by row, ``counts[k]`` of them
+    in row k: entry j of row k goes to ``first[k]`` + j."""
+    before = torch.cumsum(counts, 0) - counts  # the list's entries in earlier rows
+    slots = torch.repeat_interleave(first.long() - before, counts, output_size=total)
+    return slots.add_(torch.arange(total, device=slots.device))
 
 
 class BitFlips:
-    """Noisy copies of one binary (N, D) matrix under sparse(p₊, p₋) noise; its 1-bits are indexed once.
+    """Noisy copies of one binary (N, D) matrix under sparse(p₊, p₋) noise; its 1-bits and 0-bits are indexed once.
 
     ``ones`` is the (2, E) list of the matrix's 1-bits sorted by row then column, ``bits`` the matrix as an (N, D)
-    boolean tensor.
+    boolean tensor. The 0-bits are kept as their columns, row after row (``zero_columns``): the 0 → 1 line of the
+    selected rows is drawn over them only, so every success is an added bit (none lands on a 1-bit and is dropped).
     """
 
     def __init__(self, ones: torch.Tensor, bits: torch.Tensor, p_plus: float, p_minus: float):
         self.nodes, self.columns = bits.shape
         self.p_plus, self.p_minus = p_plus, p_minus
         self.one_rows, self.one_columns = ones[0], ones[1].to(_index_dtype(self.columns + 1))
-        self.zero_bits = (~bits).reshape(-1)  # lookup: was the bit at row·D + column a 0
         self.degrees = torch.bincount(self.one_rows, minlength=self.nodes)  # 1-bits per row
         self.row_starts = torch.cumsum(self.degrees, 0) - self.degrees  # index of each row's first 1-bit
+        self.zero_counts = self.columns - self.degrees  # 0-bits per row
+        self.zero_starts = torch.cumsum(self.zero_counts, 0) - self.zero_counts  # index of each row's first 0-bit
+        narrow = torch.int16 if self.columns < 2**15 else _index_dtype(self.columns + 1)  # half the table's memory
+        if bits.device.type == "cpu":  # NumPy's boolean indexing: several times faster than masked_select here
+            every_column = np.tile(
+                np.arange(self.columns, dtype=torch.empty(0, dtype=narrow).numpy().dtype), self.nodes
+            )
+            self.zero_columns = torch.from_numpy(every_column[~bits.numpy().reshape(-1)])
+        else:
+            every_column = torch.arange(self.columns, dtype=narrow, device=bits.device).repeat(self.nodes)
+            self.zero_columns = torch.masked_select(every_column, ~bits.reshape(-1))
+        self._range = None  # see _arange
 
     def draw(self, mask: torch.Tensor, indicator: bool, dtype=torch.float32, generator=None) -> torch.Tensor:
         """n noisy copies under selection ``mask`` (n, N) as one (n·N, D [+1]) sparse CSR tensor, the copies
@@ -108,25 +170,34 @@ class BitFlips:
         its added bits; columns within a row are unsorted and never repeat (``torch.sparse.mm`` and ``to_dense``
         accept this). Indices are int32 when n·N·(D + 1) fits."""
         index = _index_dtype(mask.numel() * (self.columns + 1))  # bounds every position and slot below
-        selected = torch.nonzero(mask.reshape(-1)).squeeze(1)  # the smoothed rows of the stack
+        flat = mask.reshape(-1)
+        selected = _nonzero(flat).to(mask.device)  # the smoothed rows of the stack
         kept_columns, kept_per_row = self._kept(mask, selected, generator)
-        added = self._added(selected, index, generator)
-        lead = kept_per_row + mask.reshape(-1) if indicator else kept_per_row  # kept bits, then τ, open each row
+        # 0 → 1, one copy at a time (the lines of the copies are independent; each copy's arrays stay in cache)
+        bounds = torch.searchsorted(selected, torch.arange(mask.shape[0] + 1, device=mask.device) * self.nodes).tolist()
+        added = [self._added(selected[bounds[c] : bounds[c + 1]], generator) for c in range(mask.shape[0])]
+        added_per_row = torch.cat([per_row for _, per_row, _ in added])
+        lead = kept_per_row + flat if indicator else kept_per_row  # kept bits, then τ, open each row
         crow = torch.zeros(lead.numel() + 1, dtype=index, device=mask.device)
-        torch.cumsum(lead.index_add(0, selected, added.per_row().long()), 0, dtype=index, out=crow[1:])
+        torch.cumsum(lead.index_add(0, selected, added_per_row), 0, dtype=index, out=crow[1:])
         start = crow[:-1]
-        spare = int(crow[-1])  # one slot past the end takes the dropped successes
-        columns = torch.empty(spare + 1, dtype=index, device=mask.device)
-        kept_rows = torch.repeat_interleave(kept_per_row.to(index), output_size=kept_columns.numel())
-        kept_before = torch.cumsum(kept_per_row, 0) - kept_per_row
-        kept_index = torch.arange(kept_columns.numel(), dtype=index, device=mask.device)
-        columns.scatter_(0, _slots(start, kept_before, kept_rows, kept_index).long(), kept_columns.to(index))
+        columns = torch.empty(int(crow[-1]), dtype=index, device=mask.device)
+        columns.scatter_(0, _row_slots(start, kept_per_row, kept_columns.numel()), kept_columns.to(index))
         if indicator:
             columns.index_fill_(0, (start + kept_per_row).index_select(0, selected), self.columns)
-        columns.scatter_(0, added.slots((start + lead).index_select(0, selected), spare).long(), added.columns)
-        values = torch.ones(spare, dtype=dtype, device=mask.device)
+        # the added bits: the k-th success of selected row r is the 0-bit at zero_columns[success + shift[r]] and
+        # goes to slot first[r] + k, with first[r] its row's first slot after the kept bits and τ
+        first_slots = (start + lead).index_select(0, selected)
+        for c, (successes, per_row, to_zero_columns) in enumerate(added):
+            total = successes.numel()
+            rows = torch.repeat_interleave(per_row, output_size=total)
+            entries = to_zero_columns.index_select(0, rows).add_(successes)
+            added_columns = self.zero_columns.index_select(0, entries).to(index)
+            first = first_slots[bounds[c] : bounds[c + 1]] - (torch.cumsum(per_row, 0) - per_row)
+            columns.scatter_(0, first.index_select(0, rows).add_(self._arange(total, mask.device)), added_columns)
+        values = torch.ones(columns.numel(), dtype=dtype, device=mask.device)
         return torch.sparse_csr_tensor(
-            crow, columns[:spare], values, size=(lead.numel(), self.columns + indicator), check_invariants=False
+            crow, columns, values, size=(lead.numel(), self.columns + indicator), check_invariants=False
         )
 
     def _kept(self, mask: torch.Tensor, selected: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,18 +225,29 @@ class BitFlips:
             keep = torch.ones(n, ones, dtype=torch.bool, device=mask.device)
             kept_per_row = self.degrees.repeat(n).index_add_(0, selected, -rare_per_row)
         keep.view(-1).index_fill_(0, flipped, mostly_deleted)
-        return torch.masked_select(self.one_columns, keep), kept_per_row
+        return _compress(self.one_columns, keep), kept_per_row
 
-    def _added(self, selected: torch.Tensor, index: torch.dtype, generator) -> _Additions:
-        """0 → 1: the Bernoulli(p₊) line over the bits of the ``selected`` rows (row k holds positions
-        [k·D, (k + 1)·D))."""
-        line_starts = torch.arange(selected.numel() + 1, dtype=index, device=selected.device) * self.columns
-        positions = bernoulli_positions(selected.numel() * self.columns, self.p_plus, generator, selected.device, index)
-        bounds = torch.searchsorted(positions, line_starts, out_int32=index == torch.int32)
-        rows = torch.repeat_interleave(torch.diff(bounds), output_size=positions.numel())
-        columns = positions - line_starts.index_select(0, rows)
-        shift = (selected % self.nodes).to(index) * self.columns  # where row k's bits start in ``zero_bits``
-        fresh = self.zero_bits.index_select(0, columns + shift.index_select(0, rows))
-        order = torch.zeros(positions.numel() + 1, dtype=index, device=selected.device)
-        torch.cumsum(fresh, 0, dtype=index, out=order[1:])
-        return _Additions(columns, rows, fresh, order, bounds)
+    def _added(self, selected: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """0 → 1 on the ``selected`` rows: the successes (sorted), how many fall in each row, and per row the shift
+        from a success to its entry of ``zero_columns``.
+
+        The 0-bits of the selected rows, row after row, form one line; its Bernoulli(p₊) successes are the added
+        bits. Row k's 0-bits are the ``counts[k]`` entries of ``zero_columns`` from ``zero_starts[node]`` on.
+        """
+        nodes = selected % self.nodes
+        counts = self.zero_counts.index_select(0, nodes)
+        ends = torch.cumsum(counts, 0)  # row k's 0-bits lie at [ends[k] − counts[k], ends[k]) of the line
+        line = int(ends[-1]) if ends.numel() else 0
+        position = _index_dtype(max(line, self.zero_columns.numel()))
+        successes = bernoulli_positions(line, self.p_plus, generator, selected.device, position)
+        bounds = torch.searchsorted(successes, ends.to(position), out_int32=position == torch.int32)
+        per_row = torch.diff(bounds.long(), prepend=torch.zeros(1, dtype=torch.long, device=selected.device))
+        shift = (self.zero_starts.index_select(0, nodes) - (ends - counts)).to(position)  # line → zero_columns
+        return successes, per_row, shift
+
+    def _arange(self, size: int, device) -> torch.Tensor:
+        """0, 1, …, size − 1 (int64), a slice of one cached range grown as needed (read only)."""
+        cached = self._range
+        if cached is None or cached.numel() < size or cached.device != torch.device(device):
+            cached = self._range = torch.arange(max(size, 2 * (0 if cached is None else cached.numel())), device=device)
+        return cached[:size]

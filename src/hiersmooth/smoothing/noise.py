@@ -381,11 +381,18 @@ class Gaussian(Noise):
         rows = _floating(rows)
 
         def draw(mask, indicator, generator=None, token=None):
-            noise = torch.randn(*mask.shape, rows.shape[1], generator=generator, device=rows.device, dtype=rows.dtype)
-            noisy = torch.where(
-                mask.unsqueeze(-1), noise.mul_(self.sigma).add_(rows), rows
-            )  # unselected rows: x itself
-            return _with_indicator(noisy, mask, indicator)
+            out = _empty_samples(rows, mask.shape[0], rows.shape[1] + indicator)
+            noise = _randn_like(out[..., : rows.shape[1]], generator)  # one N(0, 1) per value, in out's memory order
+            if _tracks_gradients(rows):  # x + σ·ε differentiable in x (out= would cut the graph)
+                noisy = torch.where(mask.unsqueeze(-1), noise.mul_(self.sigma).add(rows), rows)
+                return _with_indicator(noisy, mask, indicator)
+            # unselected rows: x itself, bit for bit; selected: x + σ·ε, written straight into the sample tensor —
+            # for value-major rows in the (n, D, N) frame of its memory, where every operand is contiguous
+            frame = (lambda t: t.transpose(-1, -2)) if out.stride(1) == 1 and rows.shape[1] > 1 else (lambda t: t)
+            selected = frame(mask.unsqueeze(-1))
+            target = frame(out[..., : rows.shape[1]])
+            torch.where(selected, frame(noise).mul_(self.sigma).add_(frame(rows)), frame(rows), out=target)
+            return _fill_indicator(out, mask, indicator)
 
         return draw
 
@@ -667,12 +674,15 @@ class Ablation(Noise):
         rows = _floating(rows)
         if self.encoding == "levine_feizi":
             encoded = torch.cat([rows, 1 - rows], dim=1)
+            if _channel_major(rows):  # keep the image's value-major layout (samples are NCHW as drawn)
+                encoded = encoded.T.contiguous().T
 
             def draw_levine_feizi(mask, indicator, generator=None, token=None):
                 if token is not None:
                     raise ValueError("token: the levine_feizi encoding takes no token")
-                kept = (~mask).unsqueeze(-1).to(rows.dtype)
-                return _with_indicator(encoded * kept, mask, indicator)
+                out = _empty_samples(encoded, mask.shape[0], encoded.shape[1] + indicator)
+                torch.mul(encoded, (~mask).unsqueeze(-1), out=out[..., : encoded.shape[1]])  # both halves zeroed
+                return _fill_indicator(out, mask, indicator)
 
             return draw_levine_feizi
         fixed = torch.zeros(rows.shape[1], dtype=rows.dtype, device=rows.device)
@@ -685,7 +695,11 @@ class Ablation(Noise):
                 raise ValueError(
                     f"noise.token has shape {tuple(value.shape)}: must have one value per column, ({rows.shape[1]},)"
                 )
-            return _with_indicator(torch.where(mask.unsqueeze(-1), value.to(rows.dtype), rows), mask, indicator)
+            if _tracks_gradients(value, rows):  # a learnable token being trained: out= would drop its gradient
+                return _with_indicator(torch.where(mask.unsqueeze(-1), value.to(rows.dtype), rows), mask, indicator)
+            out = _empty_samples(rows, mask.shape[0], rows.shape[1] + indicator)
+            torch.where(mask.unsqueeze(-1), value.to(rows.dtype), rows, out=out[..., : rows.shape[1]])
+            return _fill_indicator(out, mask, indicator)
 
         return draw
 
@@ -698,6 +712,48 @@ def _floating(rows):
     return rows
 
 
+def _channel_major(rows) -> bool:
+    """Whether ``rows`` (N, D) is stored value-major (an image's pixels as rows of a (C, H·W) tensor): samples are
+    then laid out as (n, D' [+1], N) in memory, so that an image sample is a contiguous NCHW tensor as drawn."""
+    return rows.shape[0] > 1 and rows.stride(0) == 1 and rows.stride(1) == rows.shape[0]
+
+
+def _empty_samples(rows, n: int, width: int):
+    """An uninitialised (n, N, width) sample tensor, stored (n, width, N) when ``rows`` is value-major."""
+    import torch
+
+    entities = rows.shape[0]
+    if _channel_major(rows):
+        return torch.empty(n, width, entities, dtype=rows.dtype, device=rows.device).transpose(1, 2)
+    return torch.empty(n, entities, width, dtype=rows.dtype, device=rows.device)
+
+
+def _randn_like(view, generator):
+    """Standard normals filling a tensor of ``view``'s shape, drawn in ``view``'s memory order (one per value)."""
+    import torch
+
+    if view.dim() == 3 and view.stride(1) == 1 and view.shape[2] > 1:  # value-major: draw (n, D, N), transpose
+        n, entities, values = view.shape
+        return torch.randn(n, values, entities, generator=generator, device=view.device, dtype=view.dtype).transpose(
+            1, 2
+        )
+    return torch.randn(*view.shape, generator=generator, device=view.device, dtype=view.dtype)
+
+
+def _tracks_gradients(*tensors) -> bool:
+    """Whether autograd records an operation on ``tensors`` (then samples are built without ``out=``)."""
+    import torch
+
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _fill_indicator(out, mask, indicator: bool):
+    """Write τ = mask into the last column of ``out`` (already sized for it) when ``indicator`` is on."""
+    if indicator:
+        out[..., -1] = mask
+    return out
+
+
 def _with_indicator(noisy, mask, indicator: bool):
     """Append τ = mask as the last column of (n, N, D) noisy rows when ``indicator`` is on."""
     if not indicator:
@@ -708,11 +764,58 @@ def _with_indicator(noisy, mask, indicator: bool):
     return out
 
 
+_PREPARED_BITS: dict = {}  # (id, version, sparse, p₊, p₋) -> (the rows tensor itself, its BitFlips)
+_PREPARED_LIMIT = 4
+
+
 def _prepare_bit_flips(rows, sparse: bool, p_plus: float, p_minus: float, what: str):
-    """Check that ``rows`` is binary, index its 1-bits once, and return the sparse bit-flip sampler."""
+    """Check that ``rows`` is binary, index its 1-bits and 0-bits once, and return the sparse bit-flip sampler.
+
+    The index of the last few inputs is kept (keyed on the tensor's identity and version counter, holding the tensor
+    so that its id cannot be reused while cached): certifying a graph builds a sampler per stage, and the index of
+    Cora-ML takes tens of milliseconds to build."""
     import torch
 
     from .bit_flips import BitFlips
+
+    key = (id(rows), _versions(rows), sparse, p_plus, p_minus)
+    entry = _PREPARED_BITS.get(key)
+    if entry is not None and entry[0] is rows:
+        flips = entry[1]
+    else:
+        flips = BitFlips(*_binary_index(rows, sparse, what), p_plus, p_minus)
+        if len(_PREPARED_BITS) >= _PREPARED_LIMIT:
+            _PREPARED_BITS.pop(next(iter(_PREPARED_BITS)))
+        _PREPARED_BITS[key] = (rows, flips)
+    dtype = rows.dtype if torch.is_floating_point(rows) else torch.float32
+
+    def draw(mask, indicator, generator=None, token=None):
+        if token is not None:
+            raise ValueError(f"token: {what} takes no token")
+        samples = flips.draw(mask, indicator, dtype, generator)
+        return samples if sparse else samples.to_dense().view(*mask.shape, samples.shape[1])
+
+    return draw
+
+
+def _versions(rows) -> tuple:
+    """The version counters of ``rows`` and of the tensors it is made of (a sparse tensor's indices and values):
+    any in-place change to any of them changes this key."""
+    import torch
+
+    if rows.layout == torch.sparse_csr:
+        parts = (rows.crow_indices(), rows.col_indices(), rows.values())
+    elif rows.layout == torch.sparse_coo:
+        parts = (rows._indices(), rows._values())
+    else:
+        parts = ()
+    return tuple(part._version for part in (rows, *parts))
+
+
+def _binary_index(rows, sparse: bool, what: str):
+    """(the (2, E) 1-bits sorted by row then column, the (N, D) bool matrix) of binary ``rows``; a ValueError naming
+    a value that is neither 0 nor 1."""
+    import torch
 
     if sparse:
         rows = rows.to_sparse_coo().coalesce()
@@ -731,13 +834,4 @@ def _prepare_bit_flips(rows, sparse: bool, p_plus: float, p_minus: float, what: 
             raise ValueError(f"{what} needs binary features (0 or 1); found the value {rows[~binary][0].item()}")
         dense_bits = rows == 1
         ones = torch.nonzero(dense_bits).T
-    dtype = rows.dtype if torch.is_floating_point(rows) else torch.float32
-    flips = BitFlips(ones, dense_bits, p_plus, p_minus)
-
-    def draw(mask, indicator, generator=None, token=None):
-        if token is not None:
-            raise ValueError(f"token: {what} takes no token")
-        samples = flips.draw(mask, indicator, dtype, generator)
-        return samples if sparse else samples.to_dense().view(*mask.shape, samples.shape[1])
-
-    return draw
+    return ones, dense_bits

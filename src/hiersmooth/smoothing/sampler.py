@@ -33,7 +33,9 @@ class Sampler:
         elif x.dim() == 3:
             channels, height, width = x.shape
             self.image_shape = (height, width)
-            rows = x.permute(1, 2, 0).reshape(height * width, channels)
+            # the pixels as rows, kept value-major (a view of x as (C, H·W)): the noise then writes each sample
+            # straight into NCHW memory, with no copy to change its layout
+            rows = x.reshape(channels, height * width).T
         elif x.dim() == 2:
             rows = x
         else:
@@ -42,10 +44,6 @@ class Sampler:
             raise ValueError(f"x: has shape {tuple(x.shape)}; it needs at least one entity and one value")
         self.entities, self.values = rows.shape
         self.device = x.device
-        self.itemsize = (
-            x.dtype.itemsize if torch.is_floating_point(x) else 4
-        )  # samples are float32 unless x is floating
-        self._ones = x._nnz() if self.sparse else None
         self._draw = smoothing.noise.prepare(rows, self.sparse)
 
     def draw(self, n: int, generator: torch.Generator | None = None, token: torch.Tensor | None = None) -> torch.Tensor:
@@ -55,25 +53,7 @@ class Sampler:
         mask = self.smoothing.selection.sample_mask(n, self.entities, generator, self.device)
         samples = self._draw(mask, self.smoothing.indicator, generator, token)
         if self.image_shape is not None:
-            # contiguous NCHW, the layout a model may ``view``: one copy, small next to the forward pass
-            samples = samples.view(n, *self.image_shape, samples.shape[-1]).permute(0, 3, 1, 2).contiguous()
+            # contiguous NCHW, the layout a model may ``view``: a view when the noise drew value-major samples (the
+            # families of this package do), one copy otherwise
+            samples = samples.transpose(1, 2).reshape(n, samples.shape[-1], *self.image_shape)
         return samples
-
-    def bytes_per_sample(self) -> int:
-        """Memory of one sample: exact for dense samples, the expected size (with 25 % margin) for sparse ones."""
-        noise = self.smoothing.noise
-        width = noise.sample_width(self.values) + self.smoothing.indicator
-        if not self.sparse:
-            return self.entities * width * self.itemsize
-        added = noise.flips_per_value * self.entities * self.values
-        return int(1.25 * (self._ones + added + self.entities) * (8 + self.itemsize) + self.entities * 8)
-
-    def batches(self, n: int, generator: torch.Generator | None = None, memory: int = 256 * 2**20, token=None):
-        """Yield n samples in batches of at most ``memory`` bytes each (at least one sample per batch)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n={n!r}: the number of samples must be an integer >= 1")
-        if not isinstance(memory, int) or memory < 1:
-            raise ValueError(f"memory={memory!r}: must be a number of bytes >= 1")
-        size = max(1, memory // self.bytes_per_sample())
-        for start in range(0, n, size):
-            yield self.draw(min(size, n - start), generator, token)
