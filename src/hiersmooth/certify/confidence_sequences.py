@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import gammaln
 
+from ..checks import check_integer
 from ..rounding import ULP, down, one_minus
 from .bounds import _counts, check_alpha, clopper_pearson_lower, clopper_pearson_upper
 
@@ -85,8 +86,7 @@ class ScheduledClopperPearson(Procedure):
     name = "scheduled-clopper-pearson"
 
     def __post_init__(self):
-        if isinstance(self.first, bool) or not isinstance(self.first, (int, np.integer)) or self.first < 1:
-            raise ValueError(f"first={self.first!r}: the first look must be an integer >= 1 samples")
+        check_integer("first", self.first, 1, rule="the first look must be an integer >= 1 samples")
         object.__setattr__(self, "growth", _check_float("growth", self.growth, 1.0))
         share = _check_float("final_share", self.final_share, 0.0)
         if share >= 1:

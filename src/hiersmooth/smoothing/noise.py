@@ -287,7 +287,7 @@ class Gaussian(Noise):
 
     kind: ClassVar[str] = "gaussian"
     threat_kinds: ClassVar[tuple[str, ...]] = ("l2",)
-    threat_example: ClassVar[str] = "Threat(rows=r, l2=eps)"
+    threat_example: ClassVar[str] = "r=R,eps=E (Threat(r=R, eps=E))"
     axes: ClassVar[tuple[str, ...]] = ("eps",)
     certificate: ClassVar[str] = "largest_l2"
 
@@ -403,7 +403,7 @@ class Sparse(Noise):
 
     kind: ClassVar[str] = "sparse"
     threat_kinds: ClassVar[tuple[str, ...]] = ("bits",)
-    threat_example: ClassVar[str] = "Threat(rows=r, added=ra, deleted=rd)"
+    threat_example: ClassVar[str] = "r=R,ra=A,rd=D (Threat(r=R, ra=A, rd=D))"
     axes: ClassVar[tuple[str, ...]] = ("added", "deleted")
     certificate: ClassVar[str] = "certified_bits"
 
@@ -580,7 +580,7 @@ class Ablation(Noise):
 
     kind: ClassVar[str] = "ablation"
     threat_kinds: ClassVar[tuple[str, ...]] = ("rows", "l2", "bits")
-    threat_example: ClassVar[str] = "Threat(rows=r)"
+    threat_example: ClassVar[str] = "r=R (Threat(r=R))"
     axes: ClassVar[tuple[str, ...]] = ()
     certificate: ClassVar[str] = "largest_rows"
 

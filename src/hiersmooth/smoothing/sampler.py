@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_integer
+
 _SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr)
 
 
@@ -48,8 +50,7 @@ class Sampler:
 
     def draw(self, n: int, generator: torch.Generator | None = None, token: torch.Tensor | None = None) -> torch.Tensor:
         """n samples of Ψ_x; ``token`` (a tensor with one value per row entry) overrides the ablation token."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n={n!r}: the number of samples must be an integer >= 1")
+        n = check_integer("n", n, 1, rule="the number of samples must be an integer >= 1")
         mask = self.smoothing.selection.sample_mask(n, self.entities, generator, self.device)
         samples = self._draw(mask, self.smoothing.indicator, generator, token)
         if self.image_shape is not None:

@@ -42,7 +42,7 @@ class Uniform(Noise):
 
     kind: ClassVar[str] = "uniform"
     threat_kinds: ClassVar[tuple[str, ...]] = ("l1",)
-    threat_example: ClassVar[str] = "Threat(rows=r, l1=eps)"
+    threat_example: ClassVar[str] = "r=R,l1=E (Threat(r=R, l1=E))"
     axes: ClassVar[tuple[str, ...]] = ("l1",)
     certificate: ClassVar[str] = "largest_l1"
 
