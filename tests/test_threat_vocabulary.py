@@ -45,11 +45,15 @@ def test_text_names_are_keywords():
         ({"r": 1, "rd": 2, "deleted": 3}, "give rd or deleted, not both"),
         ({"r": 1, "eps": 0.5, "l1": 0.5}, "give one budget"),
         ({"r": 1, "eps": 0.5, "rd": 1}, "give one budget"),
-        ({"r": -1}, "rows=-1: must be a non-negative integer"),
-        ({"r": True}, "rows=True: must be a non-negative integer"),
-        ({"r": 1.0}, "rows=1.0: must be a non-negative integer"),
-        ({"r": 1, "rd": -2}, "deleted=-2: must be a non-negative integer"),
-        ({"r": 1, "eps": math.nan}, "l2=nan: must be a finite number >= 0"),
+        # errors name the value as the caller spelled it
+        ({"r": -1}, "r=-1: must be a non-negative integer"),
+        ({"rows": -1}, "rows=-1: must be a non-negative integer"),
+        ({"r": True}, "r=True: must be a non-negative integer"),
+        ({"r": 1.0}, "r=1.0: must be a non-negative integer"),
+        ({"r": 1, "rd": -2}, "rd=-2: must be a non-negative integer"),
+        ({"rows": 1, "deleted": -2}, "deleted=-2: must be a non-negative integer"),
+        ({"r": 1, "eps": math.nan}, "eps=nan: must be a finite number >= 0"),
+        ({"rows": 1, "l2": math.inf}, "l2=inf: must be a finite number >= 0"),
     ],
 )
 def test_bad_threats_are_one_line_errors(keywords, message):

@@ -67,6 +67,7 @@ class Threat:
         rd: int | None = None,
     ):
         given = {"rows": rows, "l2": l2, "added": added, "deleted": deleted, "l1": l1}
+        spelled = {field: field for field in given}  # the name the caller used, for errors
         for text, value in {"r": r, "eps": eps, "ra": ra, "rd": rd}.items():
             field = _FIELDS[SPELLINGS[text]]
             if value is not None:
@@ -74,26 +75,27 @@ class Threat:
                     raise ValueError(
                         f"Threat: give {text} or {field}, not both ({text}={value!r}, {field}={given[field]!r})"
                     )
-                given[field] = value
+                given[field], spelled[field] = value, text
         if given["rows"] is None:
             raise TypeError("Threat: give the changed rows, r=R (or rows=R)")
         for field, value in given.items():
             object.__setattr__(self, field, value)
-        self._check()
+        self._check(spelled)
 
-    def _check(self):
-        object.__setattr__(self, "rows", _check_count("rows", self.rows))
+    def _check(self, spelled: dict):
+        object.__setattr__(self, "rows", _check_count(spelled["rows"], self.rows))
         norms = [name for name in ("l2", "l1") if getattr(self, name) is not None]
         if norms:
             if len(norms) > 1 or self.added is not None or self.deleted is not None:
                 raise ValueError("Threat: give one budget, l2 or l1 (continuous) or added/deleted (binary), not both")
             value = getattr(self, norms[0])
             if isinstance(value, bool) or not isinstance(value, Real) or not value >= 0 or value == float("inf"):
-                raise ValueError(f"{norms[0]}={value!r}: must be a finite number >= 0")
+                raise ValueError(f"{spelled[norms[0]]}={value!r}: must be a finite number >= 0")
             object.__setattr__(self, norms[0], float(value) + 0.0)  # + 0.0: no -0.0
         elif self.added is not None or self.deleted is not None:
-            object.__setattr__(self, "added", _check_count("added", 0 if self.added is None else self.added))
-            object.__setattr__(self, "deleted", _check_count("deleted", 0 if self.deleted is None else self.deleted))
+            for field in ("added", "deleted"):
+                value = getattr(self, field)
+                object.__setattr__(self, field, _check_count(spelled[field], 0 if value is None else value))
 
     @property
     def kind(self) -> str:
@@ -225,7 +227,8 @@ def parse_threat_text(text: str) -> dict:
         try:
             threat[axis] = int(value) if axis in INTEGER_AXES else float(value)
         except ValueError:
-            raise ValueError(f"threat {text!r}: {name}={value!r} is not a number") from None
+            what = "an integer" if axis in INTEGER_AXES else "a number"
+            raise ValueError(f"threat {text!r}: {name}={value!r} is not {what}") from None
     return threat
 
 
