@@ -336,12 +336,8 @@ class SmoothedClassifier:
             return stop, counts.cpu()
 
         workers = min(CPU_WORKERS, torch.get_num_threads()) if self.device.type == "cpu" else 1
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with self._evaluating():
             yield from in_order(votes, range(first_block, len(blocks), group), workers)
-        finally:
-            self.model.train(was_training)
 
     def count(
         self, x, stage: str, n: int, batch_size: int, *, point: int = 0, edge_index=None, nodes=None, edge_weight=None
@@ -454,7 +450,7 @@ class SmoothedClassifier:
 
     @contextmanager
     def _evaluating(self):
-        """The model in eval mode for the block, in its former mode after."""
+        """The model in eval mode inside the block, in its former mode after."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -760,14 +756,9 @@ class SmoothedClassifier:
             if graph
             else (sample,)
         )
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            inference, autocast = self._context()
-            with inference, autocast:
-                logits = self.model(*inputs)
-        finally:
-            self.model.train(was_training)
+        inference, autocast = self._context()
+        with self._evaluating(), inference, autocast:
+            logits = self.model(*inputs)
         if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
             raise ValueError(
                 f"model: {type(self.model).__name__} returned {_described(logits)}; expected a (batch, classes) "
@@ -814,11 +805,7 @@ class SmoothedClassifier:
         return self._checked_logits(logits, batch.shape[0], where, f"{batch.shape[0]} samples").argmax(dim=1)
 
     def _classify_images(self, batch: torch.Tensor, where: str = "") -> torch.Tensor:
-        inference, autocast = self._context()
-        with inference, autocast:
-            logits = self.model(batch)
-        logits = self._checked_logits(logits, batch.shape[0], where, f"{batch.shape[0]} samples")
-        return torch.bincount(logits.argmax(dim=1), minlength=self.num_classes)
+        return torch.bincount(self._predicted_images(batch, where), minlength=self.num_classes)
 
     def _union_edges(self, edge_index: torch.Tensor, entities: int, copies: int, edge_weight=None):
         """The edge index (and weights) of ``copies`` disjoint copies of the graph (copy k's nodes offset by k·N).

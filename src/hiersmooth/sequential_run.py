@@ -96,7 +96,7 @@ class _Saver:
             self.checkpoint.save()
 
 
-def _stop_where_decided(test: SequentialTest, state: dict, units, at_end: bool) -> np.ndarray:
+def _stop_where_decided(state: dict, units, at_end: bool) -> np.ndarray:
     """Mark ``units`` stopped where every target of both certificates is decided (or at n_max); the ones marked."""
     units = np.asarray(units, dtype=np.int64)
     done = at_end | ~(state["states"][units] == OPEN).any(axis=(1, 2))
@@ -141,7 +141,7 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
             for n in sorted({int(state["samples"][unit]) for unit in reached}):
                 at = [unit for unit in reached if state["samples"][unit] == n]
                 state["states"][at] = test.decide(votes[at], n, selected[at], state["states"][at], pre_votes[at])
-                for unit in _stop_where_decided(test, state, at, n == test.n_max):
+                for unit in _stop_where_decided(state, at, n == test.n_max):
                     samplers.pop(int(unit), None)
                     bar.update(test.n_max - n)
             saver.consistent = True
@@ -186,7 +186,7 @@ def _count_graph(classifier, dataset, test, batch_size, checkpoint, pre_votes, s
             state["samples"][running] = n
             at = np.flatnonzero(running)
             state["states"][at] = test.decide(votes[at], n, selected[at], state["states"][at], pre_votes[at])
-            _stop_where_decided(test, state, at, look == len(test.looks) - 1)
+            _stop_where_decided(state, at, look == len(test.looks) - 1)
             state["next_look"][0] = look + 1
             saver.consistent = True
             saver.maybe()

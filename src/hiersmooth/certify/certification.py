@@ -195,13 +195,7 @@ def _certificates(votes: Votes, smoothing: Smoothing, alpha: float, runner_up: s
     points, classes = votes.votes.shape
     index = np.arange(points)
     selected = votes.pre_votes.argmax(axis=1)
-    if runner_up == "sound":
-        # The upper bound grows with the count, so the largest upper bound over classes ≠ A is the top count ≠ A.
-        others = np.where(np.arange(classes)[None, :] == selected[:, None], -1, votes.votes)
-        second = others.argmax(axis=1)
-    else:
-        order = np.argsort(votes.pre_votes, axis=1)
-        second = np.where(order[:, -2] == selected, order[:, -1], order[:, -2])
+    second = runner_up_classes(votes.votes, selected, runner_up, votes.pre_votes)
     n = votes.n
     per_class = float(down(alpha / classes))  # Bonferroni's α/K, rounded toward the wider intervals
     binary = Certificate("binary", smoothing, clopper_pearson_lower(votes.votes[index, selected], n, alpha))
@@ -212,3 +206,14 @@ def _certificates(votes: Votes, smoothing: Smoothing, alpha: float, runner_up: s
         clopper_pearson_upper(votes.votes[index, second], n, per_class),
     )
     return VoteCertificates(votes, smoothing, alpha, runner_up, selected, second, binary, multiclass)
+
+
+def runner_up_classes(counts: np.ndarray, selected: np.ndarray, runner_up: str, pre_votes: np.ndarray) -> np.ndarray:
+    """Class B per point: ``"sound"`` — the top count of ``counts`` among classes ≠ A (the upper bound grows with
+    the count, so its bound is the largest upper bound over classes ≠ A); ``"selection"`` — the runner-up of the
+    selection votes ``pre_votes`` (NumPy ``argsort`` order, the reference code's choice)."""
+    if runner_up == "sound":
+        others = np.where(np.arange(counts.shape[1])[None, :] == selected[:, None], -1, counts)
+        return others.argmax(axis=1)
+    order = np.argsort(pre_votes, axis=1)
+    return np.where(order[:, -2] == selected, order[:, -1], order[:, -2])

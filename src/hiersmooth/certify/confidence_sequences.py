@@ -160,12 +160,6 @@ def _log_beta(a, b) -> tuple[np.ndarray, np.ndarray]:
     return sum(terms), sum(np.abs(term) for term in terms) + 1.0
 
 
-def log_mixture(k, n, p, a: float, b: float) -> np.ndarray:
-    """log M_n(p) = log B(a + k, b + n − k) − log B(a, b) − k log p − (n − k) log(1 − p); broadcasts, 0 < p < 1."""
-    k, n, p = (np.asarray(v, dtype=float) for v in (k, n, p))
-    return _log_beta(a + k, b + n - k)[0] - _log_beta(a, b)[0] - k * np.log(p) - (n - k) * np.log1p(-p)
-
-
 def _mixture_lower_end(k, n, alpha: float, a: float, b: float) -> np.ndarray:
     """The lower end of C_n = {p : M_n(p) < 1/α}, from below: the bisection on [0, k/n] keeps ``low`` only where
     log M_n(low) is surely above log(1/α) — by a margin of 2⁻⁴⁰ times the magnitudes of its terms, thousands of

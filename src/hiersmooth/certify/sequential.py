@@ -38,6 +38,7 @@ from ..smoothing.hierarchical import Smoothing
 from ..threat import TEXT_NAMES, Threat
 from .bounds import check_alpha
 from .certificates import Certificate
+from .certification import runner_up_classes
 from .confidence_sequences import BetaBinomialSequence, Procedure, ScheduledClopperPearson
 
 OPEN, CERTIFIED, GIVEN_UP = 0, 1, 2
@@ -95,12 +96,6 @@ def as_targets(targets, smoothing: Smoothing) -> tuple[Threat, ...]:
     return tuple(parsed)
 
 
-def threat_text(threat: Threat) -> str:
-    """``r=1,eps=0.5``: the threat in the text the CLI and the report read."""
-    values = {"rows": threat.rows, "eps": threat.l2, "added": threat.added, "deleted": threat.deleted, "l1": threat.l1}
-    return ",".join(f"{TEXT_NAMES[axis]}={value:g}" for axis, value in values.items() if value is not None)
-
-
 @dataclass(frozen=True)
 class SequentialTest:
     """Everything that fixes a sequential run's decisions (recorded in its sidecar and checkpoint)."""
@@ -152,29 +147,31 @@ class SequentialTest:
         n_max − n samples voting A at the rate u_A and B at the rate ℓ_B. A target those cannot certify is given up
         (giving up needs no error control; at n_max both are the same). ``pre_votes`` serves
         ``runner_up="selection"``."""
-        points, classes = counts.shape
-        index = np.arange(points)
+        index, classes = np.arange(counts.shape[0]), counts.shape[1]
         k_a = counts[index, selected]
-        if self.runner_up == "sound":
-            second = np.where(np.arange(classes)[None, :] == selected[:, None], -1, counts).argmax(axis=1)
-        else:
-            order = np.argsort(pre_votes, axis=1)
-            second = np.where(order[:, -2] == selected, order[:, -1], order[:, -2])
-        k_b = counts[index, second]
+        k_b = counts[index, runner_up_classes(counts, selected, self.runner_up, pre_votes)]
         looks, procedure, n_max = self.looks, self.procedure, self.n_max
         remaining = n_max - n
-        bounds = {}
-        for name, alpha in (("binary", self.alpha), ("multiclass", float(down(self.alpha / classes)))):
-            lower_a = procedure.lower(k_a, n, alpha, looks)
-            upper_b = procedure.upper(k_b, n, alpha, looks)
-            best_a = np.minimum(k_a + np.ceil(remaining * procedure.upper(k_a, n, alpha, looks)), n_max)
-            best_b = k_b + np.floor(remaining * procedure.lower(k_b, n, alpha, looks))
-            hope = (
-                procedure.lower(best_a.astype(np.int64), n_max, alpha, looks),
-                procedure.upper(np.minimum(best_b, n_max - best_a).astype(np.int64), n_max, alpha, looks),
-            )
-            bounds[name] = ((lower_a, upper_b), hope) if name == "multiclass" else ((lower_a, None), (hope[0], None))
-        return bounds
+
+        def best_a(alpha):  # A's count at n_max if the rest voted A at the rate of its upper bound
+            return np.minimum(k_a + np.ceil(remaining * procedure.upper(k_a, n, alpha, looks)), n_max).astype(np.int64)
+
+        binary, per_class = self.alpha, float(down(self.alpha / classes))
+        most_a = best_a(per_class)
+        least_b = k_b + np.floor(remaining * procedure.lower(k_b, n, per_class, looks))  # ... and B at its lower bound
+        return {
+            "binary": (
+                (procedure.lower(k_a, n, binary, looks), None),
+                (procedure.lower(best_a(binary), n_max, binary, looks), None),
+            ),
+            "multiclass": (
+                (procedure.lower(k_a, n, per_class, looks), procedure.upper(k_b, n, per_class, looks)),
+                (
+                    procedure.lower(most_a, n_max, per_class, looks),
+                    procedure.upper(np.minimum(least_b, n_max - most_a).astype(np.int64), n_max, per_class, looks),
+                ),
+            ),
+        }
 
     def decide(self, counts, n: int, selected, states, pre_votes=None) -> np.ndarray:
         """The states (points, certificates, targets) after a look at ``counts`` (points × K, n samples each):
@@ -191,7 +188,7 @@ class SequentialTest:
     def to_record(self) -> dict:
         return {
             **self.procedure.to_record(),
-            "targets": [threat_text(threat) for threat in self.targets],
+            "targets": [threat.text for threat in self.targets],
             "alpha": self.alpha,
             "n_max": self.n_max,
             "block_size": self.block_size,
@@ -239,6 +236,11 @@ class SequentialCertificates:
         return {name: self.states[:, c] == CERTIFIED for c, name in enumerate(CERTIFICATES)}
 
     @property
+    def certified_accuracy(self) -> dict[str, np.ndarray]:
+        """Per certificate, the share of points certified at each target whose class A is the label (targets,)."""
+        return {name: (certified & self.correct[:, None]).mean(axis=0) for name, certified in self.certified.items()}
+
+    @property
     def n0(self) -> int:
         return int(self.pre_votes[0].sum())
 
@@ -246,9 +248,9 @@ class SequentialCertificates:
         """One row per (certificate, target): r and the noise's threat columns, certified accuracy and ratio."""
         noise, rows = self.test.smoothing.noise, []
         columns = [TEXT_NAMES[axis] for axis in noise.axes]
+        accuracies = self.certified_accuracy
         for name, certified in self.certified.items():
-            accuracy = (certified & self.correct[:, None]).mean(axis=0)
-            ratio = certified.mean(axis=0)
+            accuracy, ratio = accuracies[name], certified.mean(axis=0)
             for t, threat in enumerate(self.targets):
                 rows.append(
                     {
@@ -274,9 +276,9 @@ class SequentialCertificates:
         nothing (r = 0 or an empty budget: certified iff not abstaining), as a fixed-n run's summary has it."""
         record = {"accuracy_of_selected_class": float(self.correct.mean())}
         clean = [t for t, threat in enumerate(self.targets) if threat.effective.rows == 0]
-        for name, certified in self.certified.items():
-            if clean:
-                record[name] = {"clean_certified_accuracy": float((certified[:, clean[0]] & self.correct).mean())}
+        if clean:
+            for name, accuracy in self.certified_accuracy.items():
+                record[name] = {"clean_certified_accuracy": float(accuracy[clean[0]])}
         return record
 
     def format(self) -> str:
@@ -288,16 +290,15 @@ class SequentialCertificates:
             f"estimation samples: mean {record['mean']:.1f} per point, {record['total']} in all "
             f"({record['total'] / max(record['fixed_n_total'], 1):.1%} of fixed n)",
             f"accuracy of the selected class: {self.correct.mean():.4f}",
-            f"{'certified accuracy at':<24}" + "".join(f"{threat_text(t):>18}" for t in self.targets),
+            f"{'certified accuracy at':<24}" + "".join(f"{t.text:>18}" for t in self.targets),
         ]
-        for name, certified in self.certified.items():
-            accuracy = (certified & self.correct[:, None]).mean(axis=0)
+        for name, accuracy in self.certified_accuracy.items():
             lines.append(f"  {name:<22}" + "".join(f"{a:>18.3f}" for a in accuracy))
         return "\n".join(lines)
 
     def per_point(self) -> tuple[list[dict], dict[str, np.ndarray]]:
         """Per-point rows (label, selected, samples, the decision per certificate and target) and arrays."""
-        slugs = [threat_text(t).replace("=", "").replace(",", "_") for t in self.targets]
+        slugs = [t.text.replace("=", "").replace(",", "_") for t in self.targets]
         rows = []
         for i in range(self.points):
             row = {
@@ -316,7 +317,7 @@ class SequentialCertificates:
             "correct": self.correct,
             "samples": self.samples,
             "states": self.states,
-            "targets": np.array([threat_text(t) for t in self.targets]),
+            "targets": np.array([t.text for t in self.targets]),
         }
         return rows, arrays
 
@@ -332,7 +333,7 @@ class SequentialCertificates:
         write_arrays(paths["points_npz"], **point_arrays)
         decided = {
             name: {
-                threat_text(t): {DECISION_NAMES[s]: int((self.states[:, c, k] == s).sum()) for s in DECISION_NAMES}
+                t.text: {DECISION_NAMES[s]: int((self.states[:, c, k] == s).sum()) for s in DECISION_NAMES}
                 for k, t in enumerate(self.targets)
             }
             for c, name in enumerate(CERTIFICATES)

@@ -129,9 +129,9 @@ def _certify(experiment: Experiment, cell: Cell, folder: Path, progress: bool) -
     own = ("rows", *cell.run.smoothing.noise.axes)  # ablation has none: it certifies any change to r rows
     grid = {axis: values for axis, values in experiment.threats.items() if axis in own}
     sequential = {}
-    if experiment.targets is not None:  # the targets on the cell's own axes, in threat text
-        texts = [",".join(f"{column_name(a)}={t[a]}" for a in own) for t in experiment.targets]
-        sequential, grid = {"targets": list(dict.fromkeys(texts)), "procedure": options["procedure"]}, {}
+    if experiment.targets is not None:  # the targets on the cell's own axes (repeats are dropped)
+        targets = [{axis: target[axis] for axis in own} for target in experiment.targets]
+        sequential, grid = {"targets": targets, "procedure": options["procedure"]}, {}
     result = certify_checkpoint(
         folder / "model",
         folder / "certify",
