@@ -22,6 +22,13 @@ share of all points that are certified at the threat and whose class A is the la
    samples the graph needs are the largest stopping look over nodes (against 10,000); also the mean over nodes
    and the share of nodes decided by each look. Graph blocks are 4 samples, so the beta-binomial looks every 4.
 
+4. **What any valid sequential test needs**, per target, from each fixed-n run's votes (:func:`sample_floors`):
+   m_min, the samples before which no procedure monotone in A's count can certify a point even if every vote is
+   for A (exact); and the mean samples per point that keep the certified accuracy within 0.5 points of fixed
+   n's, by Wald's bound on the expected sample size, with each point's class frequencies as its true ones (a
+   plug-in estimate), at α and with A bounded at α/K as the multi-class certificate does. It tells how far a
+   target of the issue is from what the data allow.
+
 The issue's targets (digits, multi-class, at every Pareto threat): (T1) at most 10,000 samples: ≥ 10× fewer
 samples than fixed n = 10,000 with certified accuracy within 0.5 points of it; (T2) at most 100,000: higher
 certified accuracy than fixed n = 10,000 at ≤ 1/3 of its samples. Both are judged and the achieved factors printed.
@@ -36,6 +43,7 @@ fewer simulated points, no schedule sweep, < 2 min).
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -43,9 +51,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from contention import OtherProcesses
+from scipy.special import xlogy
 
 import hiersmooth
 from hiersmooth import Threat
+from hiersmooth.certify.certificates import Certificate
 from hiersmooth.certify.confidence_sequences import BetaBinomialSequence, ScheduledClopperPearson
 from hiersmooth.certify.sequential import OPEN, SequentialTest
 from hiersmooth.inputs import ImageSet
@@ -197,7 +207,9 @@ def image_runs(config, targets, n0, points, schedules, title, quick, batch_size=
         )
     print(f"[{title}] {test.points} test images, n0={n0}, α={ALPHA}; accuracy of class A {fixed.correct.mean():.4f}")
     print_table(f"[{title}] real runs", targets, rows)
-    return rows, results
+    floors = sample_floors(classifier.smoothing, targets, fixed, rows[0]["acc"]["multiclass"], 10 * FIXED_N)
+    print(f"[{title}] what any valid sequential test needs, from the fixed-n votes:\n" + "\n".join(floors))
+    return rows, results, floors
 
 
 # ------------------------------------------------------------------------------------------------- simulations
@@ -235,6 +247,7 @@ def simulated_runs(votes_path, smoothing_path, targets, block_size, caps, rng, p
     smoothing = hiersmooth.from_config(smoothing_path)
     published = hiersmooth.certify_votes({"pre_votes": pre_votes, "votes": votes, "labels": labels}, smoothing)
     rows = [row(f"fixed n={n:,} (published votes)", accuracies(fixed_certified(published, targets), correct), n, n)]
+    floors = sample_floors(smoothing, targets, published, rows[0]["acc"]["multiclass"], max(caps))
     drawn = rng.multinomial(FIXED_N, frequencies)
     redrawn = hiersmooth.certify_votes({"pre_votes": pre_votes, "votes": drawn, "labels": labels}, smoothing)
     rows.append(
@@ -268,7 +281,84 @@ def simulated_runs(votes_path, smoothing_path, targets, block_size, caps, rng, p
                 )
             )
             stops[(cap, procedure.name)] = (stop, test.looks)
-    return rows, stops, len(labels)
+    return rows, stops, len(labels), floors
+
+
+# ---------------------------------------------------------------------------------- what any valid test needs
+def last_uncertified(smoothing, threat: Threat, runner_up_share: np.ndarray) -> np.ndarray:
+    """Per point, t = the largest p_A (from below, 60 bisection steps on exact probabilities) at which the
+    multi-class certificate does not certify ``threat`` when the rest of the probability, 1 − p_A, lies in the
+    point's proportions (a share ``runner_up_share`` of it on the runner-up). With share 1 this is the binary
+    threshold, the same for every point."""
+    low, high = np.zeros(runner_up_share.shape), np.ones(runner_up_share.shape)
+    for _ in range(60):
+        middle = (low + high) / 2
+        certified = Certificate("multiclass", smoothing, middle, (1 - middle) * runner_up_share).certified(threat)
+        low, high = np.where(certified, low, middle), np.where(certified, middle, high)
+    return low
+
+
+def wald_floor(p: np.ndarray, t: np.ndarray, alpha: float, need: float) -> float:
+    """The least Σ_i E_i[N] of sequential tests at level α of p_i against t_i whose powers π_i sum to ``need``:
+    E_i[N] ≥ (π ln(π/α) + (1 − π) ln((1 − π)/(1 − α))) / KL(p_i ‖ t_i) (Wald's bound on the expected sample size
+    of any sequential test of two simple hypotheses), minimised over the powers: π_i = σ(λ·KL_i + logit α), λ by
+    bisection. Points with p_i ≤ t_i count α each at no cost (they are not certifiable)."""
+    usable = p > t
+    need -= alpha * np.count_nonzero(~usable)
+    p, t = p[usable], t[usable]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(p > 0, p * np.log(p / t), 0.0) + np.where(p < 1, (1 - p) * np.log((1 - p) / (1 - t)), 0.0)
+    if need <= alpha * p.size:
+        return 0.0
+    if need >= p.size:
+        return math.inf
+    logit = math.log(alpha / (1 - alpha))
+    low, high = 0.0, 1e15
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (low, middle) if (1 / (1 + np.exp(-(middle * kl + logit)))).sum() >= need else (middle, high)
+    power = 1 / (1 + np.exp(-(high * kl + logit)))
+    return float(((xlogy(power, power / alpha) + xlogy(1 - power, (1 - power) / (1 - alpha))) / kl).sum())
+
+
+def sample_floors(smoothing, targets, fixed, accuracy: np.ndarray, cap: int, slack: float = 0.005) -> list[str]:
+    """What every valid sequential test needs, per target, from a fixed-n run's votes (lines to print):
+
+    - m_min = ⌈ln α / ln t⌉, t the binary threshold: no procedure whose decisions are monotone in A's count (all
+      of SPEC §7) certifies a point before m_min samples — not even when every vote is for A. Proof: it would
+      then certify on the all-A path, whose probability is t^m > α when p_A = t and the rest of the probability
+      lies on one class B, a distribution at which the target is not certified. Exact.
+    - the mean estimation samples per point that keep the certified accuracy within ``slack`` of fixed n's:
+      :func:`wald_floor` with p_i = the fixed-n frequency of class A (a PLUG-IN estimate: the true p_i are
+      unknown), t_i from :func:`last_uncertified` with the point's own proportions of the rest (Kullback–Leibler
+      divergence of the categorical distributions = that of p_A, as the rest keeps its proportions), at level α
+      (any valid test) and at α/K (A bounded at α/K, as the multi-class certificate does)."""
+    votes, selected, correct = fixed.votes.astype(float), fixed.selected, fixed.correct
+    index, n = np.arange(len(selected)), votes.sum(axis=1)
+    k_a = votes[index, selected]
+    rest = votes.copy()
+    rest[index, selected] = -1
+    share = np.where(n > k_a, rest.max(axis=1) / np.maximum(n - k_a, 1), 1.0)
+    p = k_a / n
+    lines = []
+    for text, achieved in zip(targets, accuracy):
+        threat = Threat.parse(text)
+        t_binary = float(last_uncertified(smoothing, threat, np.ones(1))[0])
+        m_min = math.inf if t_binary >= 1 else math.ceil(math.log(ALPHA) / math.log(t_binary))
+        t = last_uncertified(smoothing, threat, share)[correct]
+        need = len(selected) * max(achieved - slack, 0.0)
+        floors = [wald_floor(p[correct], t, alpha, need) / len(selected) for alpha in (ALPHA, ALPHA / votes.shape[1])]
+        line = f"  {text:<14} m_min {m_min:>9,} samples (t = {t_binary:.7f})"
+        if m_min > cap:
+            line += f": no point can be certified within {cap:,}"
+        if achieved - slack > 0:
+            line += (
+                f"; certified accuracy ≥ {achieved - slack:.4f} needs ≥ {floors[0]:,.0f} samples per point on average"
+                f" (at most {FIXED_N / floors[0]:.1f}× fewer than {FIXED_N:,}), ≥ {floors[1]:,.0f} with A bounded"
+                f" at α/K ({FIXED_N / floors[1]:.1f}×)"
+            )
+        lines.append(line)
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------------ verdicts
@@ -333,14 +423,14 @@ def main() -> None:
     points = args.points if args.points is not None else (80 if args.quick else None)
     print(f"threads: {torch.get_num_threads()}; α = {ALPHA}; n0 = {args.n0}; fixed n = {FIXED_N:,}")
 
-    digits_rows, _ = image_runs(DIGITS, DIGITS_TARGETS, args.n0, points, SCHEDULES, "digits", args.quick)
+    digits_rows, _, digits_floors = image_runs(DIGITS, DIGITS_TARGETS, args.n0, points, SCHEDULES, "digits", args.quick)
     verdicts = judge(digits_rows)
     mnist_rows = None
     if args.mnist:
-        mnist_rows, _ = image_runs(MNIST, MNIST_TARGETS, args.n0, args.mnist_points, (), "mnist_5k", True)
+        mnist_rows, _, mnist_floors = image_runs(MNIST, MNIST_TARGETS, args.n0, args.mnist_points, (), "mnist_5k", True)
 
     rng = np.random.default_rng(args.seed)
-    cifar_rows, _, cifar_points = simulated_runs(
+    cifar_rows, _, cifar_points, cifar_floors = simulated_runs(
         CIFAR[0], CIFAR[1], CIFAR[2], 100, (FIXED_N, 10 * FIXED_N), rng, 200 if args.quick else None
     )
     print_table(
@@ -349,7 +439,7 @@ def main() -> None:
         CIFAR[2],
         cifar_rows,
     )
-    cora_rows, cora_stops, cora_points = simulated_runs(
+    cora_rows, cora_stops, cora_points, _ = simulated_runs(
         CORA[0], CORA[1], CORA[2], 4, (FIXED_N,) if args.quick else (FIXED_N, 10 * FIXED_N), rng
     )
     print_table(
@@ -364,13 +454,17 @@ def main() -> None:
         acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
         print(f"  digits  {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
     print("  " + "\n  ".join(verdicts))
+    floor_note = "what any valid test needs (the largest of the targets' bounds applies to the whole run):"
+    print(f"  digits {floor_note}\n" + "\n".join(digits_floors))
     if mnist_rows:
         for r in mnist_rows:
             acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
             print(f"  mnist   {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
+        print(f"  mnist {floor_note}\n" + "\n".join(mnist_floors))
     for r in cifar_rows:
         acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
         print(f"  cifar10 {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
+    print(f"  cifar10 (published votes) {floor_note}\n" + "\n".join(cifar_floors))
     print("  cora_ml (simulation):\n" + "\n".join(graph_lines))
     print(f"total {time.perf_counter() - started:.0f} s")
 
