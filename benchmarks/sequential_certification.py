@@ -21,6 +21,10 @@ share of all points that are certified at the threat and whose class A is the la
    test nodes). One forward pass classifies the whole graph, so sampling goes on while any node is open: the
    samples the graph needs are the largest stopping look over nodes (against 10,000); also the mean over nodes
    and the share of nodes decided by each look. Graph blocks are 4 samples, so the beta-binomial looks every 4.
+   ``--cora`` adds a real run: the paper's GAT trained here (configs/train/cora_ml_gat_hierarchical.yaml, a
+   temporary folder), all test nodes, n₀ = 1,000 (``--n0``), batch 4: (a) fixed n = 10,000, (b) the default and (c)
+   the beta-binomial sequence at most 10,000 — samples per node, the most per node (= the graph's forward
+   passes), wall time.
 
 4. **What any valid sequential test needs**, per target, from each fixed-n run's votes (:func:`sample_floors`):
    m_min, the samples before which no procedure monotone in A's count can certify a point even if every vote is
@@ -36,8 +40,8 @@ certified accuracy than fixed n = 10,000 at ≤ 1/3 of its samples. Both are jud
 Run: ``nice .venv/bin/python benchmarks/sequential_certification.py [--quick] [--mnist] [--n0 100]``
 (default ≈ 9 min on 2 idle cores, 20 min measured with another job on one core; ``--quick``: 80 digits,
 fewer simulated points, no schedule sweep, < 2 min).
-``--mnist`` adds (a), (b), (d) on mnist_5k with LeNet (experiments/mnist.yaml's hierarchical gaussian cell,
-``--mnist-points`` test images; slow on CPU).
+``--mnist`` adds (a)–(d) on mnist_5k with LeNet (experiments/mnist.yaml's hierarchical gaussian cell,
+``--mnist-points`` test images; slow on CPU); ``--cora`` the real Cora-ML GAT run (item 3, ≈ 8 min).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from contention import OtherProcesses
 from scipy.special import xlogy
 
@@ -99,6 +104,7 @@ CORA = (
     ROOT / "configs/smoothing/cora_ml_hierarchical_sparse.yaml",
     ("r=1,ra=0,rd=1", "r=1,ra=0,rd=8", "r=1,ra=1,rd=0"),
 )
+CORA_TRAIN = ROOT / "configs/train/cora_ml_gat_hierarchical.yaml"
 SCHEDULES = ((50, 2.0), (200, 2.0))
 
 
@@ -148,68 +154,61 @@ def schedule_name(procedure) -> str:
     return f"sched-CP({procedure.first},×{procedure.growth:g})"
 
 
-# ------------------------------------------------------------------------------------------------ real image runs
-def image_runs(config, targets, n0, points, schedules, title, quick, batch_size=1000):
-    """Train the config's model, then fixed n and the sequential runs on its test images; the rows."""
+# ------------------------------------------------------------------------------------------------------ real runs
+def real_runs(config, targets, n0, points, plan, title, batch_size=1000):
+    """Train the config's model (a temporary folder), then fixed n and the sequential runs of ``plan`` — (tag,
+    cap, procedure) each — on its test images (the first ``points``) or its graph's test nodes; the rows."""
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         hiersmooth.train_run(config, folder, progress=False, force=True)
         trained = load_trained(folder)
         print(f"\n[{title}] trained {config['model']['name']} in {time.perf_counter() - started:.1f} s")
-    test = _test_data(trained.config)
+        test = _test_data(trained.config)
     if points is not None and points < test.points:
         test = ImageSet(test.images[:points], test.labels[:points])
     classifier = hiersmooth.SmoothedClassifier(trained.model, trained.config.smoothing, trained.num_classes, seed=0)
 
-    def run(n, targets_=None, procedure=None):
+    def run(n, procedure=None):
         started = time.perf_counter()
-        options = {} if targets_ is None else {"targets": list(targets_), "procedure": procedure}
+        options = {} if procedure is None else {"targets": list(targets), "procedure": procedure}
         with OtherProcesses() as others:
             result = classifier.certify_dataset(test, n0, n, ALPHA, batch_size, progress=False, **options)
         return result, time.perf_counter() - started, others.share
 
-    rows, results = [], {}
     fixed, seconds, others = run(FIXED_N)
-    results["fixed"] = fixed
-    rows.append(
-        row(
-            f"(a) fixed n={FIXED_N:,}",
-            accuracies(fixed_certified(fixed, targets), fixed.correct),
-            FIXED_N,
-            FIXED_N,
-            seconds,
-            others=others,
-        )
-    )
-    plan = [
-        ("(b)", FIXED_N, ScheduledClopperPearson(), targets),
-        ("(c)", FIXED_N, BetaBinomialSequence(), targets),
-        ("(d)", 10 * FIXED_N, ScheduledClopperPearson(), targets),
-    ]
-    if not quick:
-        plan += [("(e)", FIXED_N, ScheduledClopperPearson(first=f, growth=g), targets) for f, g in schedules]
-    for tag, cap, procedure, chosen in plan:
-        result, seconds, others = run(cap, chosen, procedure)
+    fixed_accuracy = accuracies(fixed_certified(fixed, targets), fixed.correct)
+    rows, results = [row(f"(a) fixed n={FIXED_N:,}", fixed_accuracy, FIXED_N, FIXED_N, seconds, others=others)], {}
+    for tag, cap, procedure in plan:
+        result, seconds, others = run(cap, procedure)
         results[(tag, cap, schedule_name(procedure))] = result
-        at_cap = int((result.samples >= cap).sum())
-        accuracy = accuracies(result.certified, result.correct)
+        extra = f"{int((result.samples >= cap).sum())} pts at cap; most per point {int(result.samples.max()):,}"
         label = f"{tag} seq ≤{cap:,} {schedule_name(procedure)}"
         rows.append(
-            row(
-                label,
-                accuracy,
-                result.samples.mean(),
-                cap,
-                seconds,
-                f"{at_cap} pts at cap",
-                others,
-            )
+            row(label, accuracies(result.certified, result.correct), result.samples.mean(), cap, seconds, extra, others)
         )
-    print(f"[{title}] {test.points} test images, n0={n0}, α={ALPHA}; accuracy of class A {fixed.correct.mean():.4f}")
+    print(f"[{title}] {test.points} test points, n0={n0}, α={ALPHA}; accuracy of class A {fixed.correct.mean():.4f}")
     print_table(f"[{title}] real runs", targets, rows)
-    floors = sample_floors(classifier.smoothing, targets, fixed, rows[0]["acc"]["multiclass"], 10 * FIXED_N)
+    floors = sample_floors(classifier.smoothing, targets, fixed, fixed_accuracy["multiclass"], 10 * FIXED_N)
     print(f"[{title}] what any valid sequential test needs, from the fixed-n votes:\n" + "\n".join(floors))
     return rows, results, floors
+
+
+def image_plan(schedules) -> list[tuple]:
+    """(b) default ≤ 10,000, (c) beta-binomial ≤ 10,000, (d) default ≤ 100,000, (e) the other ``schedules``."""
+    plan = [
+        ("(b)", FIXED_N, ScheduledClopperPearson()),
+        ("(c)", FIXED_N, BetaBinomialSequence()),
+        ("(d)", 10 * FIXED_N, ScheduledClopperPearson()),
+    ]
+    return plan + [("(e)", FIXED_N, ScheduledClopperPearson(first=f, growth=g)) for f, g in schedules]
+
+
+def cora_config(root: str) -> dict:
+    """The paper's Cora-ML GAT training config (configs/train/cora_ml_gat_hierarchical.yaml), data under ``root``."""
+    config = yaml.safe_load(CORA_TRAIN.read_text())
+    config.pop("out", None)
+    config["data"]["root"] = root
+    return config
 
 
 # ------------------------------------------------------------------------------------------------- simulations
@@ -416,6 +415,7 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=None, help="digits test images (default all 450)")
     parser.add_argument("--mnist", action="store_true", help="also mnist_5k with LeNet (slow on CPU)")
     parser.add_argument("--mnist-points", type=int, default=200, help="mnist test images (default 200)")
+    parser.add_argument("--cora", action="store_true", help="also a real run: GAT trained on Cora-ML (≈ 8 min)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulations' draws")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -423,11 +423,20 @@ def main() -> None:
     points = args.points if args.points is not None else (80 if args.quick else None)
     print(f"threads: {torch.get_num_threads()}; α = {ALPHA}; n0 = {args.n0}; fixed n = {FIXED_N:,}")
 
-    digits_rows, _, digits_floors = image_runs(DIGITS, DIGITS_TARGETS, args.n0, points, SCHEDULES, "digits", args.quick)
+    digits_plan = image_plan(() if args.quick else SCHEDULES)
+    digits_rows, _, digits_floors = real_runs(DIGITS, DIGITS_TARGETS, args.n0, points, digits_plan, "digits")
     verdicts = judge(digits_rows)
     mnist_rows = None
     if args.mnist:
-        mnist_rows, _, mnist_floors = image_runs(MNIST, MNIST_TARGETS, args.n0, args.mnist_points, (), "mnist_5k", True)
+        mnist_rows, _, mnist_floors = real_runs(
+            MNIST, MNIST_TARGETS, args.n0, args.mnist_points, image_plan(()), "mnist_5k"
+        )
+
+    cora_real = None
+    if args.cora:
+        cora_plan = [("(b)", FIXED_N, ScheduledClopperPearson()), ("(c)", FIXED_N, BetaBinomialSequence())]
+        with tempfile.TemporaryDirectory() as root:
+            cora_real = real_runs(cora_config(root), CORA[2], args.n0, None, cora_plan, "Cora-ML GAT", batch_size=4)
 
     rng = np.random.default_rng(args.seed)
     cifar_rows, _, cifar_points, cifar_floors = simulated_runs(
@@ -465,6 +474,13 @@ def main() -> None:
         acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
         print(f"  cifar10 {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
     print(f"  cifar10 (published votes) {floor_note}\n" + "\n".join(cifar_floors))
+    if cora_real:
+        for r in cora_real[0]:
+            acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
+            print(
+                f"  cora_ml {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f}  {r['extra']}  {r['seconds']:.0f} s"
+            )
+        print(f"  cora_ml (real GAT) {floor_note}\n" + "\n".join(cora_real[2]))
     print("  cora_ml (simulation):\n" + "\n".join(graph_lines))
     print(f"total {time.perf_counter() - started:.0f} s")
 

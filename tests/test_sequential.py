@@ -249,6 +249,23 @@ def test_results_do_not_depend_on_the_batch_size_and_match_single_point_certify(
     np.testing.assert_array_equal(one.states[0], runs[0].states[2])
 
 
+def test_points_at_a_look_are_decided_together_not_once_per_pass(monkeypatch):
+    """Points that reach a look wait while the others fill the passes, then are decided in one call per sample
+    count: a few calls per look, however many passes (the decisions are those of the batch-size test above)."""
+    calls = []
+    decide = SequentialTest.decide
+    monkeypatch.setattr(
+        SequentialTest, "decide", lambda self, counts, n, *a, **k: calls.append(n) or decide(self, counts, n, *a, **k)
+    )
+    images = images_at(np.linspace(0.85, 0.999, 60))
+    run = _classifier().certify_dataset(images, 30, 3200, 0.01, 200, targets=["r=1,eps=0.3"], progress=False)
+    looks = ScheduledClopperPearson().looks(3200, 100)
+    passes = int(run.samples.sum()) // 200
+    assert passes > 10 * len(looks)  # many passes ...
+    assert len(calls) <= 2 * len(looks), calls  # ... few decisions: each look's points together
+    assert set(calls) <= set(looks)
+
+
 def test_a_point_stopped_early_holds_the_fixed_n_votes_of_its_first_samples():
     images = images_at([0.999, 0.9, 0.8])
     run = _classifier().certify_dataset(images, 30, 6400, 0.01, 1000, targets=["r=1,eps=0.1"], progress=False)

@@ -86,8 +86,12 @@ class _Saver:
     def __init__(self, checkpoint: Checkpoint, seconds: float):
         self.checkpoint, self.seconds, self.last, self.consistent = checkpoint, seconds, time.monotonic(), True
 
+    def due(self) -> bool:
+        """Whether the next :meth:`maybe` saves."""
+        return time.monotonic() - self.last >= self.seconds
+
     def maybe(self) -> None:
-        if time.monotonic() - self.last >= self.seconds:
+        if self.due():
             self.checkpoint.save()
             self.last = time.monotonic()
 
@@ -105,6 +109,10 @@ def _stop_where_decided(state: dict, units, at_end: bool) -> np.ndarray:
 
 
 def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, saver, progress, ranks, seed_points):
+    """Fill every pass with the next blocks of the running points, each up to its next look; a point that reaches a
+    look waits (its blocks leave the passes) until the points waiting are decided together — when the others
+    cannot fill a pass, or before a checkpoint — so the decisions cost a few calls per look, not one per pass.
+    A point's decision depends only on its own counts at the look, so waiting changes nothing."""
     plan = classifier.seed_plan(False)
     sizes = plan.blocks(test.n_max)
     ends = np.cumsum(sizes)
@@ -114,16 +122,32 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
     units = [unit for unit in range(dataset.points) if ranks.mine(unit)]
     seed_points = list(range(dataset.points)) if seed_points is None else list(seed_points)
     running = [unit for unit in units if not state["stopped"][unit]]
+    waiting: set[int] = set()  # running points at a look, not decided there yet
     group = max(1, batch_size // plan.block_size)
     samplers: dict[int, tuple] = {}
     bar = progress_bar(progress, len(units) * test.n_max, "certify (sequential)")
     bar.update(sum(test.n_max if state["stopped"][unit] else int(state["samples"][unit]) for unit in units))
+
+    def decide_waiting() -> list[int]:
+        reached = sorted(waiting)
+        for n in sorted({int(state["samples"][unit]) for unit in reached}):
+            at = [unit for unit in reached if state["samples"][unit] == n]
+            state["states"][at] = test.decide(votes[at], n, selected[at], state["states"][at], pre_votes[at])
+            for unit in _stop_where_decided(state, at, n == test.n_max):
+                samplers.pop(int(unit), None)
+                bar.update(test.n_max - n)
+        waiting.clear()
+        saver.consistent = True
+        return [unit for unit in running if not state["stopped"][unit]]
+
     try:
         while running:
             work, owners = [], []
             for unit in running:
                 if len(work) >= group:
                     break
+                if unit in waiting:
+                    continue
                 start = int(cursor[unit])
                 boundary = next(blocks for blocks in look_blocks if blocks > start)
                 if unit not in samplers:
@@ -131,23 +155,22 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
                 for block in range(start, min(boundary, start + group - len(work))):
                     work.append((*samplers[unit], seed_points[unit], block, sizes[block]))
                     owners.append(unit)
+            if len(work) < group and waiting:  # the others cannot fill this pass: decide the waiting first
+                running = decide_waiting()
+                continue
             counts = classifier.count_blocks(work, "estimation", batch_size)
-            saver.consistent = False
+            saver.consistent = False  # until the waiting points are decided (a checkpoint must not skip a look)
             for unit, (*_, block, size), row in zip(owners, work, counts):
                 votes[unit] += row
                 cursor[unit] = block + 1
                 state["samples"][unit] += size
-            reached = sorted({unit for unit in owners if int(cursor[unit]) in look_blocks})
-            for n in sorted({int(state["samples"][unit]) for unit in reached}):
-                at = [unit for unit in reached if state["samples"][unit] == n]
-                state["states"][at] = test.decide(votes[at], n, selected[at], state["states"][at], pre_votes[at])
-                for unit in _stop_where_decided(state, at, n == test.n_max):
-                    samplers.pop(int(unit), None)
-                    bar.update(test.n_max - n)
-            saver.consistent = True
+            waiting.update(unit for unit in owners if int(cursor[unit]) in look_blocks)
             bar.update(sum(size for *_, size in work))
-            running = [unit for unit in running if not state["stopped"][unit]]
-            saver.maybe()
+            if saver.due():
+                running = decide_waiting()
+                saver.maybe()
+            elif not waiting:
+                saver.consistent = True
     finally:
         bar.close()
 
