@@ -351,10 +351,11 @@ def sample_floors(smoothing, targets, fixed, accuracy: np.ndarray, cap: int, sla
         if m_min > cap:
             line += f": no point can be certified within {cap:,}"
         if achieved - slack > 0:
+            factors = [f"{FIXED_N / floor:.1f}×" if floor > 0 else "∞" for floor in floors]
             line += (
                 f"; certified accuracy ≥ {achieved - slack:.4f} needs ≥ {floors[0]:,.0f} samples per point on average"
-                f" (at most {FIXED_N / floors[0]:.1f}× fewer than {FIXED_N:,}), ≥ {floors[1]:,.0f} with A bounded"
-                f" at α/K ({FIXED_N / floors[1]:.1f}×)"
+                f" (at most {factors[0]} fewer than {FIXED_N:,}), ≥ {floors[1]:,.0f} with A bounded at α/K"
+                f" ({factors[1]})"
             )
         lines.append(line)
     return lines
