@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
 from scipy.optimize import brentq
@@ -116,6 +116,7 @@ def test_monte_carlo_on_explicit_inputs_matches_the_bound():
 
 @settings(max_examples=60, deadline=None)
 @given(p_a=st.floats(0.5, 0.99999), gap=st.floats(1e-6, 1.0), p_select=st.floats(0.75, 1.0), sigma=st.floats(0.05, 2.0))
+@example(p_a=0.8442858063009004, gap=1.0, p_select=0.9999999999999999, sigma=1.0)  # r=2 1 ulp above r=1 once
 def test_radii_are_the_roots_of_the_certificate_conditions(p_a, gap, p_select, sigma):
     p_b = (1 - p_a) * gap  # > 0, as every Clopper–Pearson upper bound is
     smoothing = _smoothing(p_select, sigma)

@@ -276,9 +276,16 @@ def radius_by_bisection(certificate, selected: np.ndarray, scale: float, lower, 
     return largest_budget(certified, p_a.shape, scale)
 
 
-def unbounded_at_no_rows(certificate, rows, radius: np.ndarray) -> np.ndarray:
-    """``radius`` (points, rows) with r = 0 set to what it is: nothing can change, so ∞ unless the point abstains."""
-    return np.where(np.asarray(rows)[None, :] == 0, np.where(certificate.abstain[:, None], 0.0, np.inf), radius)
+def radius_over_rows(certificate, rows, radius: np.ndarray) -> np.ndarray:
+    """``radius`` (points, rows), each a sound lower bound on the exact radius at its r, made what the exact radius
+    is: ∞ at r = 0 unless the point abstains (nothing can change), and non-increasing in r — the least over every
+    r' ≤ r given, still sound since the exact radius falls with r (roundings at different Δ(r) can otherwise leave
+    it a few ulps higher at a larger r)."""
+    rows = np.asarray(rows)
+    radius = np.where(rows[None, :] == 0, np.where(certificate.abstain[:, None], 0.0, np.inf), radius)
+    order = np.argsort(rows, kind="stable")
+    radius[:, order] = np.minimum.accumulate(radius[:, order], axis=1)
+    return radius
 
 
 @dataclass(frozen=True)
@@ -346,7 +353,7 @@ class Gaussian(Noise):
             radius = down(self.sigma * np.maximum(t, 0.0))
         else:
             radius = self._multiclass_radius(certificate, selected)
-        return unbounded_at_no_rows(certificate, rows, np.where(np.isnan(radius), 0.0, np.maximum(radius, 0.0)))
+        return radius_over_rows(certificate, rows, np.where(np.isnan(radius), 0.0, np.maximum(radius, 0.0)))
 
     def _multiclass_radius(self, certificate, selected: np.ndarray) -> np.ndarray:
         """Largest ε (to adjacent doubles) at which the sound multi-class decision still certifies; 0 where none.

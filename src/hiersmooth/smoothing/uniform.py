@@ -32,7 +32,7 @@ from .noise import (
     radius_axes,
     radius_by_bisection,
     radius_on_axes,
-    unbounded_at_no_rows,
+    radius_over_rows,
 )
 
 
@@ -97,7 +97,7 @@ class Uniform(Noise):
             lambda q, c, eps, where: self._lower(q, c, eps),
             lambda q, c, eps, where: self._upper(q, c, eps),
         )
-        return unbounded_at_no_rows(certificate, rows, radius)
+        return radius_over_rows(certificate, rows, radius)
 
     def certified_on_axes(self, certificate, axes: dict[str, list]) -> np.ndarray:
         return radius_on_axes(certificate, axes, "l1", self.largest_l1)
