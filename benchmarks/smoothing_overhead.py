@@ -13,7 +13,10 @@ with two, ``count`` runs two forward passes side by side, one thread each), this
 
 ``--stages`` adds, on one thread, where the time of ``count`` goes per sample: draw (the seeded blocks from the
 sampler), assemble (blocks joined into forward batches, union edge indices), forward (the model on those batches)
-and count (the rest of ``count``: argmax, votes, checks, bookkeeping = smoothed − draw − assemble − forward).
+and count (the rest of ``count``: argmax, votes, checks, bookkeeping = smoothed − draw − assemble − forward). count
+also holds what draws and forward passes cost each other when they alternate, which the stages timed apart do not
+pay: the caches each one leaves cold for the other (Cora-ML: the GCN's forward passes run about 0.8 ms a sample
+slower right after a draw than back to back; for small images ``count`` draws several passes ahead to avoid it).
 
 Cases (random weights; throughput does not depend on them):
 (a) SmallCNN on a 1×28×28 image, bernoulli p = 1 − 150/784, gaussian σ = 0.25, indicator;

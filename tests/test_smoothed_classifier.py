@@ -152,6 +152,84 @@ def test_votes_do_not_depend_on_the_worker_threads(monkeypatch):
         np.testing.assert_array_equal(image_votes, votes[0][1])
 
 
+class CountsPasses(torch.nn.Module):
+    """Wraps a model and counts its forward passes (a plain int, also from two worker threads at once)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.passes = inner, 0
+
+    def forward(self, *inputs):
+        self.passes += 1
+        return self.inner(*inputs)
+
+
+def test_rounds_of_passes_change_no_votes_and_one_worker_yields_after_each_pass(monkeypatch):
+    """Passes drawn ahead in rounds of 1, 3 or 8 give the same (next block, counts) sequence on 1 or 2 workers, and
+    one worker still yields each pass's counts right after its forward pass (what a checkpoint records)."""
+    from hiersmooth import classifier as classifier_module
+
+    x, edges = small_graph(5)
+    torch.manual_seed(5)
+    gcn, cnn, image = CountsPasses(GCN(13, 3)), CountsPasses(SmallCNN(2, 4)), torch.rand(1, 8, 8)
+    graph = SmoothedClassifier(gcn, HIERARCHICAL_SPARSE, 3, seed=4)
+    images = SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=4, block_size=10)
+
+    def passes(model, classifier, **arguments):
+        model.passes, seen = 0, []
+        for stop, counts in classifier.block_votes(batch_size=20, **arguments):
+            seen.append((stop, counts.tolist()))
+            if classifier_module.CPU_WORKERS == 1:
+                assert model.passes == len(seen), "counts held back until the round's last pass"
+        return seen
+
+    results = []
+    for workers, round_passes in [(1, 1), (1, 3), (1, 8), (2, 3), (2, 8)]:
+        monkeypatch.setattr(classifier_module, "CPU_WORKERS", workers)
+        monkeypatch.setattr(classifier_module, "ROUND_PASSES", round_passes)
+        results.append(
+            (
+                passes(gcn, graph, x=x.to_sparse_csr(), stage="estimation", n=90, edge_index=edges),
+                passes(cnn, images, x=image, stage="selection", n=170, share=(1, 2), first_block=2),
+            )
+        )
+    # graph: 23 blocks of 4, 5 a pass; image: share 1 of 2 from its 3rd block on, 6 blocks of 10, 2 a pass
+    assert len(results[0][0]) == 5 and len(results[0][1]) == 3
+    for other in results[1:]:
+        assert other == results[0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_one_non_finite_logit_anywhere_is_refused(bad, monkeypatch):
+    """A single NaN or ±inf logit of one sample, in a later pass of a round, is refused (images and graphs)."""
+    from hiersmooth import classifier as classifier_module
+
+    monkeypatch.setattr(classifier_module, "CPU_WORKERS", 1)  # passes in order: the third is the one spoilt
+
+    class Spoils(torch.nn.Module):
+        def __init__(self, inner, at_pass):
+            super().__init__()
+            self.inner, self.at_pass, self.passes = inner, at_pass, 0
+
+        def forward(self, *inputs):
+            logits = self.inner(*inputs).clone()
+            self.passes += 1
+            if self.passes == self.at_pass:
+                logits[logits.shape[0] // 2 + 1, 1] = bad
+            return logits
+
+    torch.manual_seed(2)
+    x, edges = small_graph(2)
+    with pytest.raises(ValueError, match=r"Spoils returned non-finite logits .*\(estimation blocks 4-5 of point 0\)"):
+        SmoothedClassifier(Spoils(GCN(13, 3), 3), HIERARCHICAL_SPARSE, 3).count(
+            x.to_sparse_csr(), "estimation", 40, 8, edge_index=edges
+        )
+    with pytest.raises(ValueError, match=r"Spoils returned non-finite logits .*\(estimation blocks 2-2 of point 3\)"):
+        SmoothedClassifier(Spoils(SmallCNN(2, 4), 3), HIERARCHICAL_GAUSSIAN, 4, block_size=10).count(
+            torch.rand(1, 8, 8), "estimation", 50, 10, point=3
+        )
+
+
 def test_seeds_points_and_stages_give_independent_streams():
     torch.manual_seed(0)
     model, image = SmallCNN(2, 4), torch.rand(1, 8, 8)
