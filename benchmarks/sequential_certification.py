@@ -38,7 +38,7 @@ samples than fixed n = 10,000 with certified accuracy within 0.5 points of it; (
 certified accuracy than fixed n = 10,000 at ≤ 1/3 of its samples. Both are judged and the achieved factors printed.
 
 Run: ``nice .venv/bin/python benchmarks/sequential_certification.py [--quick] [--mnist] [--n0 100]``
-(default ≈ 9 min on 2 idle cores, 20 min measured with another job on one core; ``--quick``: 80 digits,
+(default ≈ 3 min on 2 idle cores; ``--quick``: 80 digits,
 fewer simulated points, no schedule sweep, < 2 min).
 ``--mnist`` adds (a)–(d) on mnist_5k with LeNet (experiments/mnist.yaml's hierarchical gaussian cell,
 ``--mnist-points`` test images; slow on CPU); ``--cora`` the real Cora-ML GAT run (item 3, ≈ 8 min).
