@@ -39,9 +39,10 @@ DEFAULT_BLOCK_SIZE = {"image": 100, "graph": 4}
 CPU_WORKERS = 2  # forward passes run side by side on a CPU (``in_order``)
 # a round of ``block_votes``: the samples of up to ROUND_PASSES forward passes, drawn before the passes run, and at
 # most about ROUND_BYTES of them (counted as copies of the input), so that they stay in a core's cache. Small passes
-# gain: digits 8×8, batch 100, one thread: 1.32 → 1.17 ms a pass; larger ones lose (Cora-ML GCN / GAT in rounds of
-# 4 passes of 4 samples: 4 % / 10 % slower), so they keep rounds of one pass (benchmarks/smoothing_overhead.py)
-ROUND_PASSES, ROUND_BYTES = 8, 2**20
+# gain: digits 8×8, batch 100: overhead over the bare model 40 % → 24 % on one thread, 68 % → 54 % on two; larger
+# ones lose (digits batch 1,000 in rounds of 4 on two threads: 45 % → 59 %; Cora-ML GCN / GAT in rounds of 4 passes
+# of 4 samples: 4 % / 10 % slower), so they keep rounds of one pass (benchmarks/smoothing_overhead.py)
+ROUND_PASSES, ROUND_BYTES = 8, 2**18
 # dense / sparse CSR seconds of the same samples, Cora-ML GCN on a CPU (benchmarks/dense_vs_sparse_graph.py)
 DENSE_SLOWDOWN = 4
 _dense_notice_given = False
