@@ -7,7 +7,7 @@ share of all points that are certified at the threat and whose class A is the la
    p = 0.8, gaussian σ = 0.25, indicator, 15 epochs, seed 0; a temporary folder), every test image (450),
    n₀ = 1,000 (``--n0``), at the digits Pareto threats r=1,eps=0.3; r=1,eps=1.0; r=2,eps=0.5:
    (a) fixed n = 10,000; (b) sequential, at most 10,000, default procedure (scheduled Clopper–Pearson, looks
-   100, 200, 400, … and n_max, α split over the looks); (c) sequential, at most 10,000, beta-binomial
+   100, 200, 300, 400, 600, … (×1.5) and n_max, α split over the looks); (c) sequential, at most 10,000, beta-binomial
    confidence sequence (a look after every block of 100); (d) sequential, at most 100,000, default procedure;
    then (e) other schedules ``ScheduledClopperPearson(first, growth)`` at most 10,000 (not with ``--quick``).
    Per run: certified accuracy at each threat (multi-class, the experiments' certificate; binary too), mean
@@ -105,7 +105,7 @@ CORA = (
     ("r=1,ra=0,rd=1", "r=1,ra=0,rd=8", "r=1,ra=1,rd=0"),
 )
 CORA_TRAIN = ROOT / "configs/train/cora_ml_gat_hierarchical.yaml"
-SCHEDULES = ((50, 2.0), (200, 2.0))
+SCHEDULES = ((100, 2.0), (100, 1.25))
 
 
 # ------------------------------------------------------------------------------------------------------ helpers

@@ -164,7 +164,22 @@ def test_the_confidence_sequence_bounds_are_sound_and_tight_against_mpmath(k, n,
 
 
 def test_the_schedule_is_whole_blocks_ending_at_n_max():
-    assert ScheduledClopperPearson().looks(10_000, 100) == [100, 200, 400, 800, 1600, 3200, 6400, 10_000]
+    assert ScheduledClopperPearson().looks(10_000, 100) == [
+        100,
+        200,
+        300,
+        400,
+        600,
+        800,
+        1200,
+        1800,
+        2600,
+        3900,
+        5800,
+        8700,
+        10_000,
+    ]  # 100 × 1.5^j in whole blocks
+    assert ScheduledClopperPearson(growth=2).looks(10_000, 100) == [100, 200, 400, 800, 1600, 3200, 6400, 10_000]
     assert ScheduledClopperPearson(first=10, growth=1.5).looks(100, 4) == [12, 16, 24, 36, 52, 76, 100]
     assert BetaBinomialSequence().looks(250, 100) == [100, 200, 250]
     with pytest.raises(ValueError, match="growth"):
@@ -233,18 +248,23 @@ def test_a_single_look_reproduces_fixed_n_votes_and_decisions():
         np.testing.assert_array_equal(sequential.certified[name], expected)
 
 
+DOUBLING = ScheduledClopperPearson(growth=2)  # looks 100, 200, 400, …: some of these points run to n
+
+
 def test_results_do_not_depend_on_the_batch_size_and_match_single_point_certify():
     images = images_at([0.999, 0.95, 0.9, 0.85, 0.7, 0.99, 0.93])
     targets = ["r=1,eps=0.1", "r=1,eps=0.3"]
     runs = [
-        _classifier(seed=4).certify_dataset(images, 30, 3000, 0.01, batch, targets=targets, progress=False)
+        _classifier(seed=4).certify_dataset(
+            images, 30, 3000, 0.01, batch, targets=targets, procedure=DOUBLING, progress=False
+        )
         for batch in (100, 350, 2000)
     ]
     for run in runs[1:]:
         for field in ("votes", "samples", "states", "pre_votes"):
             np.testing.assert_array_equal(getattr(run, field), getattr(runs[0], field), err_msg=field)
     assert runs[0].samples.min() < 3000 and runs[0].samples.max() == 3000
-    one = _classifier(seed=4).certify(images[2], 30, 3000, 0.01, 500, point=2, targets=targets)
+    one = _classifier(seed=4).certify(images[2], 30, 3000, 0.01, 500, point=2, targets=targets, procedure=DOUBLING)
     np.testing.assert_array_equal(one.votes[0], runs[0].votes[2])
     np.testing.assert_array_equal(one.states[0], runs[0].states[2])
 

@@ -7,10 +7,13 @@ n_1 < n_2 < … samples. A bound that is valid at each look separately is not va
 P(∃j: lower_j > p) ≤ α and P(∃j: upper_j < p) ≤ α.
 
 - :class:`ScheduledClopperPearson`: a fixed schedule of L looks (geometric, ``first`` samples times
-  ``growth``^j, ending at n_max), one-sided Clopper–Pearson at α_j at look j with Σ α_j = α (the union bound;
-  Horváth et al., ICLR 2022; by default half of α at the last look, the rest split over the others). Tight at
-  its L looks, blind in between. **The default**: for the certified accuracy at fixed targets it needs fewer
-  samples than the mixture below (benchmarks/sequential_certification.py).
+  ``growth``^j, ending at n_max; by default 100 × 1.5^j: 100, 200, 300, 400, 600, 800, 1200, … in whole blocks),
+  one-sided Clopper–Pearson at α_j at look j with Σ α_j = α (the union bound; Horváth et al., ICLR 2022; by
+  default half of α at the last look, the rest split over the others). Tight at its L looks, blind in between.
+  Growth 1.5 rather than 2: at the same certified accuracy 3.4× fewer samples than fixed n on digits (×2: 3.1×)
+  and 6.6× on CIFAR-10 (simulated; ×2: 5.5×); ×1.25 thins α further for little more (3.3× / 7.3×).
+  **The default**: for the certified accuracy at fixed targets it needs fewer samples than the mixture below
+  (benchmarks/sequential_certification.py).
 - :class:`BetaBinomialSequence`: the confidence sequence of a beta-binomial mixture martingale (Robbins, 1970;
   Waudby-Smith & Ramdas, 2023): M_n(p) = B(a + k, b + n − k) / (B(a, b) p^k (1 − p)^(n − k)) is, for the true p,
   a non-negative martingale with mean 1, so P(∃n: M_n(p) ≥ 1/α) ≤ α (Ville's inequality) and
@@ -81,7 +84,7 @@ class ScheduledClopperPearson(Procedure):
     (with a single look, α)."""
 
     first: int = 100
-    growth: float = 2.0
+    growth: float = 1.5
     final_share: float = 0.5
     name = "scheduled-clopper-pearson"
 
