@@ -319,6 +319,30 @@ def test_a_killed_sequential_run_resumes_to_the_same_result(tmp_path, fail_after
         )
 
 
+@pytest.mark.parametrize("calls", [2, 4, 8])  # model calls of the estimation stage before the interrupt (even: whole
+# passes also where a pass runs as two halves side by side); after 2 the first pass's points wait at their look
+def test_an_interrupted_sequential_run_keeps_every_pass_counted(tmp_path, fail_after, calls):
+    """Interrupted between passes, with points waiting at a look and no checkpoint due: the waiting are decided and
+    the last checkpoint holds every estimation pass that was counted — and resumes to the uninterrupted result."""
+    images = images_at([0.999, 0.95, 0.9, 0.85, 0.7])
+    options = dict(targets=["r=1,eps=0.1", "r=1,eps=0.3"], progress=False)
+    reference = _classifier().certify_dataset(images, 30, 3000, 0.01, 200, **options)
+    classifier = _classifier()
+    sizes = []
+    recorder = classifier.model.register_forward_hook(lambda module, inputs, output: sizes.append(len(output)))
+    hook = fail_after(classifier.model, 1 + 5 + calls)  # the class-count pass and 5 selection passes first
+    with pytest.raises(KeyboardInterrupt):
+        classifier.certify_dataset(images, 30, 3000, 0.01, 200, out=tmp_path, checkpoint_seconds=3600, **options)
+    hook.remove(), recorder.remove()
+    with np.load(tmp_path / "progress.npz") as saved:
+        assert saved["state_samples"].sum() == sum(sizes[6:]) > 0  # every counted estimation sample
+        np.testing.assert_array_equal(saved["votes"].sum(axis=1), saved["state_samples"])
+        assert not ((saved["state_states"] == OPEN).all(axis=(1, 2)) & (saved["state_samples"] == 100)).any()
+    resumed = _classifier().certify_dataset(images, 30, 3000, 0.01, 200, out=tmp_path, **options)
+    for field in ("votes", "samples", "states"):
+        np.testing.assert_array_equal(getattr(resumed, field), getattr(reference, field), err_msg=field)
+
+
 def test_a_graph_samples_while_any_node_is_open_and_decided_nodes_stop_counting():
     from hiersmooth.models.graphs import GCN
 

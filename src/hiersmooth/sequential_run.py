@@ -128,7 +128,11 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
     bar = progress_bar(progress, len(units) * test.n_max, "certify (sequential)")
     bar.update(sum(test.n_max if state["stopped"][unit] else int(state["samples"][unit]) for unit in units))
 
+    counted = True  # the counts hold whole passes (not while a pass is added, nor while deciding)
+
     def decide_waiting() -> list[int]:
+        nonlocal counted
+        counted = False
         reached = sorted(waiting)
         for n in sorted({int(state["samples"][unit]) for unit in reached}):
             at = [unit for unit in reached if state["samples"][unit] == n]
@@ -137,7 +141,7 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
                 samplers.pop(int(unit), None)
                 bar.update(test.n_max - n)
         waiting.clear()
-        saver.consistent = True
+        saver.consistent = counted = True
         return [unit for unit in running if not state["stopped"][unit]]
 
     try:
@@ -159,12 +163,13 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
                 running = decide_waiting()
                 continue
             counts = classifier.count_blocks(work, "estimation", batch_size)
-            saver.consistent = False  # until the waiting points are decided (a checkpoint must not skip a look)
+            saver.consistent = counted = False  # no checkpoint before the waiting are decided: none may skip a look
             for unit, (*_, block, size), row in zip(owners, work, counts):
                 votes[unit] += row
                 cursor[unit] = block + 1
                 state["samples"][unit] += size
             waiting.update(unit for unit in owners if int(cursor[unit]) in look_blocks)
+            counted = True
             bar.update(sum(size for *_, size in work))
             if saver.due():
                 running = decide_waiting()
@@ -172,6 +177,8 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
             elif not waiting:
                 saver.consistent = True
     finally:
+        if waiting and counted:  # stopped between passes: decide the waiting, so the last checkpoint keeps every pass
+            decide_waiting()
         bar.close()
 
 
