@@ -98,6 +98,29 @@ def test_at_the_threshold_the_share_certified_stays_within_alpha(certificate, pr
     assert share <= TOLERANCE, f"{procedure.name}: {share:.4f} of points at the threshold certified (α = {ALPHA})"
 
 
+@pytest.mark.parametrize(
+    "procedure",
+    [ScheduledClopperPearson(), ScheduledClopperPearson(first=10, growth=1.1), BetaBinomialSequence(a=0.01, b=0.01)],
+    ids=["default", "dense-looks", "u-shaped-mixture"],
+)
+def test_no_point_is_certified_before_the_all_a_floor(procedure):
+    """Even when every vote is for A, no valid procedure certifies target T before m = ⌈ln α / ln t⌉ samples, t the
+    binary threshold: at p_A = t (the rest on one class, where T is not certified) the all-A path has probability
+    t^m > α below it. An independent check of every bound the decisions use, and that they do certify later."""
+    smoothing, alpha = from_config(SMOOTHING), 0.01
+    targets = [Threat(rows=1, l2=0.1), Threat(rows=1, l2=0.4), Threat(rows=2, l2=0.3)]
+    floors = [math.ceil(math.log(alpha) / math.log(threshold(smoothing, "binary", t))) for t in targets]
+    assert 20 < min(floors) and max(floors) < 5_000
+    test = SequentialTest.of(smoothing, targets, procedure, alpha, n_max=20_000, block_size=10, classes=3)
+    states = np.zeros((1, 2, len(targets)), dtype=np.int8)
+    first = np.full((2, len(targets)), -1)
+    for n in test.looks:
+        states = test.decide(np.array([[n, 0, 0]]), n, np.array([0]), states)
+        first[(states[0] == CERTIFIED) & (first < 0)] = n
+    assert (first > 0).all(), first  # every target certified by 20,000 votes for A ...
+    assert (first >= np.array(floors)).all(), (first, floors)  # ... none before its floor
+
+
 def test_clopper_pearson_after_every_round_is_not_valid():
     """The same test fails the naive procedure: optional stopping inflates its error far beyond α."""
     smoothing = from_config(SMOOTHING)
