@@ -355,9 +355,19 @@ def test_bad_graph_input_and_models():
     with pytest.raises(ValueError, match="sparse noise needs binary features"):
         classifier.count(x * 0.5, "estimation", 4, 4, edge_index=edges)
     with pytest.raises(
-        ValueError, match=r"model: Constant returned a tensor of shape \(4, 2\) for 4 samples .*expected a \(4, 3\)"
+        ValueError,
+        match=r"model: Constant returned a tensor of shape \(4, 2\) for 4 samples .*expected a \(4, 3\)",
     ):
         SmoothedClassifier(Constant(0, 2), HIERARCHICAL_GAUSSIAN, 3).count(torch.rand(1, 4, 4), "estimation", 4, 4)
+
+    class Complex(torch.nn.Module):
+        def forward(self, x):
+            return torch.ones(x.shape[0], 3, dtype=torch.complex64)
+
+    with pytest.raises(
+        ValueError, match=r"model: Complex returned a complex tensor of shape \(4, 3\) .*tensor of real logits"
+    ):
+        SmoothedClassifier(Complex(), HIERARCHICAL_GAUSSIAN, 3).count(torch.rand(1, 4, 4), "estimation", 4, 4)
     with pytest.raises(ValueError, match="model: must be a torch.nn.Module"):
         SmoothedClassifier(lambda z: z, HIERARCHICAL_GAUSSIAN, 3)
     with pytest.raises(ValueError, match="num_classes=1: must be >= 2"):

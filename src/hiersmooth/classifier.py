@@ -807,10 +807,10 @@ class SmoothedClassifier:
     def _checked_logits(self, logits, rows: int, where: str, what: str) -> torch.Tensor:
         """Refuse an output that is not a finite (rows, K) tensor, naming the model and the batch."""
         model = type(self.model).__name__
-        if not isinstance(logits, torch.Tensor) or logits.shape != (rows, self.num_classes):
+        if not isinstance(logits, torch.Tensor) or logits.shape != (rows, self.num_classes) or logits.is_complex():
             raise ValueError(
                 f"model: {model} returned {_described(logits)} for {what} ({where}); expected a ({rows}, "
-                f"{self.num_classes}) logits tensor (batch, num_classes={self.num_classes})"
+                f"{self.num_classes}) tensor of real logits (batch, num_classes={self.num_classes})"
             )
         if not all(map(math.isfinite, torch.aminmax(logits))):  # NaN or ±inf anywhere shows in the min or max
             raise ValueError(
@@ -884,5 +884,5 @@ def _passes_per_round(x: torch.Tensor, samples_per_pass: int, passes: int, worke
 def _described(output) -> str:
     """``a tensor of shape (4, 3)``, ``a tuple`` ...: what a model returned, for errors."""
     if isinstance(output, torch.Tensor):
-        return f"a tensor of shape {tuple(output.shape)}"
+        return f"a {'complex ' if output.is_complex() else ''}tensor of shape {tuple(output.shape)}"
     return f"a {type(output).__name__}"
