@@ -63,6 +63,7 @@ from hiersmooth import Threat
 from hiersmooth.certify.certificates import Certificate
 from hiersmooth.certify.confidence_sequences import BetaBinomialSequence, ScheduledClopperPearson
 from hiersmooth.certify.sequential import OPEN, SequentialTest
+from hiersmooth.experiments.grid import load_experiment
 from hiersmooth.inputs import ImageSet
 from hiersmooth.shared_data import shared_dir
 from hiersmooth.trained import _test_data, load_trained
@@ -72,28 +73,21 @@ REFERENCE = shared_dir() / "reference"
 ALPHA, FIXED_N = 0.01, 10_000
 CERTS = ("multiclass", "binary")
 
-DIGITS = {
-    "data": {"name": "digits", "seed": 0},
-    "model": {"name": "small_cnn"},
-    "training": {"epochs": 15, "batch_size": 64, "lr": 0.003, "seed": 0},
-    "smoothing": {
-        "selection": {"kind": "bernoulli", "p": 0.8},
-        "noise": {"kind": "gaussian", "sigma": 0.25},
-        "indicator": True,
-    },
-}
-DIGITS_TARGETS = ("r=1,eps=0.3", "r=1,eps=1", "r=2,eps=0.5")
-MNIST = {
-    "data": {"name": "mnist_5k", "seed": 0},
-    "model": {"name": "lenet"},
-    "training": {"epochs": 15, "batch_size": 64, "lr": 0.001, "seed": 0},
-    "smoothing": {
-        "selection": {"kind": "bernoulli", "p": 0.9},
-        "noise": {"kind": "gaussian", "sigma": 1.0},
-        "indicator": True,
-    },
-}
-MNIST_TARGETS = ("r=2,eps=0.5", "r=1,eps=1", "r=4,eps=2", "r=8,eps=2.5")
+
+def experiment_cell(name: str, params: dict):
+    """The run config of experiments/<name>.yaml's hierarchical gaussian cell ``params`` (seed 0) and the
+    experiment's Pareto threats as target texts: the benchmark trains and certifies what the experiment does."""
+    experiment = load_experiment(ROOT / "experiments" / f"{name}.yaml")
+    cell = next(
+        cell
+        for cell in experiment.cells
+        if cell.method == "hierarchical_gaussian" and cell.params == params and cell.seed == 0
+    )
+    return cell.run, tuple(Threat(**threat).text for threat in experiment.pareto)
+
+
+DIGITS, DIGITS_TARGETS = experiment_cell("digits", {"selection.p": 0.8, "noise.sigma": 0.25})
+MNIST, MNIST_TARGETS = experiment_cell("mnist", {"selection.p": 0.9, "noise.sigma": 1.0})
 CIFAR = (
     REFERENCE / "cifar10_resnet50_hierarchical_gaussian_votes.npz",
     ROOT / "configs/smoothing/cifar10_hierarchical_gaussian.yaml",
@@ -162,7 +156,7 @@ def real_runs(config, targets, n0, points, plan, title, batch_size=1000):
         started = time.perf_counter()
         hiersmooth.train_run(config, folder, progress=False, force=True)
         trained = load_trained(folder)
-        print(f"\n[{title}] trained {config['model']['name']} in {time.perf_counter() - started:.1f} s")
+        print(f"\n[{title}] trained {trained.config.model.name} in {time.perf_counter() - started:.1f} s")
         test = _test_data(trained.config)
     if points is not None and points < test.points:
         test = ImageSet(test.images[:points], test.labels[:points])
@@ -409,6 +403,16 @@ def graph_report(stops, looks_of_interest=(100, 200, 400, 800, 1600, 3200, 6400,
 
 
 # ---------------------------------------------------------------------------------------------------------- main
+def summarise(name: str, rows: list[dict], floors: list[str] = (), source: str = "") -> None:
+    """The summary lines of one dataset: each run's multi-class accuracies and samples, then its floors."""
+    for r in rows:
+        acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
+        print(f"  {name:<7} {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
+    if floors:
+        note = "what any valid test needs (the largest of the targets' bounds applies to the whole run):"
+        print(f"  {' '.join(filter(None, (name, source)))} {note}\n" + "\n".join(floors))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="80 digits, 200 CIFAR points, no sweep (< 2 min)")
@@ -460,28 +464,14 @@ def main() -> None:
     print("\n".join(graph_lines))
 
     print("\n" + "=" * 100 + "\nSUMMARY (multi-class certified accuracy; samples = estimation samples per point)")
-    for r in digits_rows:
-        acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
-        print(f"  digits  {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
+    summarise("digits", digits_rows)
     print("  " + "\n  ".join(verdicts))
-    floor_note = "what any valid test needs (the largest of the targets' bounds applies to the whole run):"
-    print(f"  digits {floor_note}\n" + "\n".join(digits_floors))
+    summarise("digits", [], digits_floors)
     if mnist_rows:
-        for r in mnist_rows:
-            acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
-            print(f"  mnist   {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
-        print(f"  mnist {floor_note}\n" + "\n".join(mnist_floors))
-    for r in cifar_rows:
-        acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
-        print(f"  cifar10 {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f} ({FIXED_N / r['samples']:.1f}×)")
-    print(f"  cifar10 (published votes) {floor_note}\n" + "\n".join(cifar_floors))
+        summarise("mnist", mnist_rows, mnist_floors)
+    summarise("cifar10", cifar_rows, cifar_floors, "(published votes)")
     if cora_real:
-        for r in cora_real[0]:
-            acc = " ".join(f"{a:.4f}" for a in r["acc"]["multiclass"])
-            print(
-                f"  cora_ml {r['run']:<40} acc {acc}  samples {r['samples']:>7.0f}  {r['extra']}  {r['seconds']:.0f} s"
-            )
-        print(f"  cora_ml (real GAT) {floor_note}\n" + "\n".join(cora_real[2]))
+        summarise("cora_ml", cora_real[0], cora_real[2], "(real GAT)")
     print("  cora_ml (simulation):\n" + "\n".join(graph_lines))
     print(f"total {time.perf_counter() - started:.0f} s")
 
