@@ -128,7 +128,7 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
     bar = progress_bar(progress, len(units) * test.n_max, "certify (sequential)")
     bar.update(sum(test.n_max if state["stopped"][unit] else int(state["samples"][unit]) for unit in units))
 
-    counted = True  # the counts hold whole passes (not while a pass is added, nor while deciding)
+    counted = True  # the counts and decisions hold whole passes (False while a pass is added or the waiting decided)
 
     def decide_waiting() -> list[int]:
         nonlocal counted
@@ -141,7 +141,7 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
                 samplers.pop(int(unit), None)
                 bar.update(test.n_max - n)
         waiting.clear()
-        saver.consistent = counted = True
+        counted = True
         return [unit for unit in running if not state["stopped"][unit]]
 
     try:
@@ -163,7 +163,7 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
                 running = decide_waiting()
                 continue
             counts = classifier.count_blocks(work, "estimation", batch_size)
-            saver.consistent = counted = False  # no checkpoint before the waiting are decided: none may skip a look
+            counted = False
             for unit, (*_, block, size), row in zip(owners, work, counts):
                 votes[unit] += row
                 cursor[unit] = block + 1
@@ -171,14 +171,14 @@ def _count_images(classifier, dataset, test, batch_size, checkpoint, pre_votes, 
             waiting.update(unit for unit in owners if int(cursor[unit]) in look_blocks)
             counted = True
             bar.update(sum(size for *_, size in work))
-            if saver.due():
+            if saver.due():  # a checkpoint holds no point waiting at a look (a resumed run would skip it)
                 running = decide_waiting()
                 saver.maybe()
-            elif not waiting:
-                saver.consistent = True
     finally:
+        saver.consistent = False  # the final checkpoint: only of whole passes with no point waiting at a look
         if waiting and counted:  # stopped between passes: decide the waiting, so the last checkpoint keeps every pass
             decide_waiting()
+        saver.consistent = counted and not waiting
         bar.close()
 
 
