@@ -58,14 +58,22 @@ def _generator(device, seed: int) -> torch.Generator:
 
 def sampler_statistics(device: torch.device, n: int) -> None:
     print(f"sampler statistics on {device} ({n} samples each)")
-    from hiersmooth.smoothing.bit_flips import _random_chunks, bernoulli_positions
+    from hiersmooth.smoothing.bit_flips import bernoulli_positions
+    from hiersmooth.smoothing.random_bits import bernoulli_trials, random_chunks
 
-    chunks = _random_chunks(64 * n, _generator(device, 1), device).cpu().numpy()
+    chunks = random_chunks(64 * n, _generator(device, 1), device).cpu().numpy()
     _check(chunks.min() >= 0 and chunks.max() < 2**15, "15-bit chunks in range")
     _rate(((chunks >> 14) & 1).sum(), chunks.size, 0.5, "top bit of the chunks")
     _rate((chunks & 1).sum(), chunks.size, 0.5, "low bit of the chunks")
     counts = [bernoulli_positions(4000, 0.05, _generator(device, 2 + k), device).numel() for k in range(50)]
     _rate(sum(counts), 50 * 4000, 0.05, "Bernoulli line: successes")
+    for p in (0.05, 0.8, 2**-14 + 2**-40):  # the last ties a chunk one time in 2¹⁵ and reads on
+        trials = bernoulli_trials(p, (64, n), _generator(device, 4), device)
+        _check(trials.device.type == device.type, f"Bernoulli trials stay on {device}")
+        _rate(int(trials.sum()), trials.numel(), p, f"Bernoulli({p:.3g}) trials")
+    per_entry = bernoulli_trials([0.1, 0.5, 0.9], (64 * n, 3), _generator(device, 5), device).cpu()
+    for column, p in enumerate((0.1, 0.5, 0.9)):
+        _rate(int(per_entry[:, column].sum()), 64 * n, p, f"per-entry Bernoulli({p}) trials")
 
     gaussian = hs.from_config(
         {"selection": {"kind": "bernoulli", "p": 0.7}, "noise": {"kind": "gaussian", "sigma": 0.5}}

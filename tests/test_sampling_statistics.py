@@ -9,6 +9,7 @@ seed and confirm the bands are not tuned to one stream.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import warnings
@@ -318,6 +319,16 @@ def test_gaussian_unselected_rows_bit_identical_signed_zero():
     z = smoothing({"kind": "bernoulli", "p": 0.5}, {"kind": "gaussian", "sigma": 1.0}).sample(x, 50, gen(29))
     tau = z[..., -1].bool()
     assert torch.signbit(z[..., :3][~tau]).all(), "unselected −0.0 entries lost their sign bit"
+
+
+@pytest.mark.parametrize("sigma", [1e39, 1e300])
+def test_gaussian_sigma_beyond_the_dtype_keeps_unselected_rows(sigma):
+    """σ overflows float32: the selected values are ±inf, the unselected stay x (σ·ε·τ would be ∞·0 = NaN there)."""
+    x = torch.rand(3, 6, 6)
+    z = smoothing({"kind": "bernoulli", "p": 0.5}, {"kind": "gaussian", "sigma": sigma}).sample(x, 40, gen(30))
+    tau = z[:, -1].bool().unsqueeze(1).expand(-1, 3, -1, -1)
+    assert torch.equal(z[:, :3][~tau], x.expand(40, -1, -1, -1)[~tau]), "unselected pixels changed"
+    assert torch.isinf(z[:, :3][tau]).all() and tau.any() and (~tau).any()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -739,16 +750,82 @@ def test_gap_table_is_the_exact_inversion_on_every_decided_interval(p):
 
 
 def test_random_chunks_are_uniform_independent_15_bit_integers():
-    """The 15-bit halves of the 31-bit words: every value equally likely, the two halves of a word independent."""
-    from hiersmooth.smoothing.bit_flips import _random_chunks
+    """The four 15-bit quarters of the 63-bit words: every value equally likely, every bit fair, the quarters of a
+    word independent (each pair of them, by its top 4 bits)."""
+    from hiersmooth.smoothing.random_bits import random_chunks
 
-    chunks = _random_chunks(2_000_000, gen(140), None).numpy()
+    chunks = random_chunks(2_000_000, gen(140), None).numpy().astype(np.int64)
     assert chunks.min() >= 0 and chunks.max() < 2**15
     chi2_goodness(np.bincount(chunks, minlength=2**15), np.full(2**15, 2.0**-15), "15-bit chunks uniform")
     bits = (chunks[:, None] >> np.arange(15)) & 1
     assert_binomial(bits.sum(axis=0), len(chunks), 0.5, "each bit of a chunk")
-    pairs = chunks.reshape(-1, 2) >> 11  # top 4 bits of both halves of each word
-    chi2_goodness(np.bincount(pairs[:, 0] * 16 + pairs[:, 1], minlength=256), np.full(256, 1 / 256), "halves")
+    quarters = chunks.reshape(-1, 4) >> 11  # top 4 bits of the four quarters of each word
+    for first, second in itertools.combinations(range(4), 2):
+        pair = quarters[:, first] * 16 + quarters[:, second]
+        chi2_goodness(np.bincount(pair, minlength=256), np.full(256, 1 / 256), f"quarters {first}, {second}")
+    assert len(random_chunks(7, gen(1), None)) == 7 and len(random_chunks(0, gen(1), None)) == 0
+
+
+def _chunk_digits(p: float, levels: int) -> list[int]:
+    """The first ``levels`` base-2¹⁵ digits of p (exact rationals)."""
+    from fractions import Fraction
+
+    digits, rest = [], Fraction(p)
+    for _ in range(levels):
+        rest *= 2**15
+        digits.append(int(rest))
+        rest -= int(rest)
+    return digits
+
+
+@pytest.mark.parametrize("p", [0.8, 1 - 150 / 784, 0.05, 0.3 + 2**-60, 2**-40, 1e-300, 0.5, 1.0, 0.0])
+def test_bernoulli_trials_compare_a_uniform_with_p_exactly(monkeypatch, p):
+    """Feed the trials chunks that often equal p's own base-2¹⁵ digits (so that many trials need several chunks)
+    and check every trial against an exact comparison: with the chunks an entry read forming U's prefix V of L
+    digits, the trial is true iff the whole interval [V, V + 2⁻¹⁵ᴸ) lies below p, false iff V ≥ p — and one of
+    the two must hold when it stops reading (Fraction arithmetic; ties go on in index order, as documented)."""
+    from fractions import Fraction
+
+    from hiersmooth.smoothing import random_bits
+
+    digits = _chunk_digits(p, 80)
+    rng = np.random.default_rng(7)
+    calls = []
+
+    def chunks(count, generator, device):
+        level = len(calls)
+        d = digits[level] if level < len(digits) else 0
+        choice = rng.integers(0, 4, count)  # p's digit, one above, one below, anything
+        values = np.where(choice == 0, d, np.where(choice == 1, d + 1, np.where(choice == 2, d - 1, 0)))
+        values = np.where(choice == 3, rng.integers(0, 2**15, count), values)
+        values = np.clip(values, 0, 2**15 - 1).astype(np.int16)
+        calls.append(values.copy())
+        return values
+
+    monkeypatch.setattr(random_bits, "_chunks", chunks)
+    trials = random_bits.bernoulli_trials(p, (50, 40), None).reshape(-1).numpy()
+    exact_p = Fraction(p)
+    readers = np.arange(2000)  # the entries reading at this level, in index order
+    prefix = [Fraction(0)] * 2000
+    checked = 0
+    for level, values in enumerate(calls):
+        assert len(values) == len(readers), f"level {level}: {len(values)} chunks for {len(readers)} open trials"
+        going_on = []
+        for entry, c in zip(readers, values):
+            prefix[entry] += Fraction(int(c), 2 ** (15 * (level + 1)))
+            width = Fraction(1, 2 ** (15 * (level + 1)))
+            if prefix[entry] + width <= exact_p:
+                assert trials[entry], f"p={p}: U in [{float(prefix[entry])}, …) lies below p, trial false"
+                checked += 1
+            elif prefix[entry] >= exact_p:
+                assert not trials[entry], f"p={p}: U ≥ {float(prefix[entry])} ≥ p, trial true"
+                checked += 1
+            else:
+                going_on.append(entry)
+        readers = np.array(going_on, dtype=np.int64)
+    assert len(readers) == 0 and checked == 2000, f"p={p}: {len(readers)} trials left undecided"
+    deep = any(digits[1:])  # p has digits past its first chunk: some trials must read on
+    assert len(calls) >= 3 if deep else len(calls) == 1, f"p={p}: {len(calls)} levels of chunks were read"
 
 
 @pytest.mark.parametrize("chunk, p", [(0, 0.5), (0, 0.05), (None, 0.05), (None, 0.8)])
@@ -765,7 +842,7 @@ def test_undecided_gaps_follow_the_conditional_law(monkeypatch, chunk, p):
         chunk = int(1000 + np.flatnonzero(table[1000:] == 0)[0])
     assert table[chunk] == 0
     monkeypatch.setattr(
-        bit_flips, "_random_chunks", lambda count, generator, device: torch.full((count,), chunk, dtype=torch.int32)
+        bit_flips, "random_chunks", lambda count, generator, device: torch.full((count,), chunk, dtype=torch.int16)
     )
     gaps = bit_flips.geometric_gaps(200_000, p, gen(141)).numpy().astype(np.int64)
     mpmath.mp.dps = 60

@@ -15,11 +15,13 @@ from .checks import check_integer
 
 STAGES = {"selection": 0, "estimation": 1, "prediction": 2}
 """n₀ samples that pick class A, n samples that bound its probability, and ``predict``'s samples."""
-STREAM_VERSION = 2
+STREAM_VERSION = 3
 """How a block's generator is turned into samples (``hiersmooth.smoothing``): changes whenever the same generator
 state would give other samples. 1: float64 uniforms and logarithms for the sparse gaps, (n, N, C) noise for images;
 2: geometric gaps from 15-bit integer chunks and a table (``bit_flips.gap_table``), 0 → 1 flips on the line of
-0-bits only, one copy at a time, image noise drawn channel-major (NCHW) as the samples are laid out."""
+0-bits only, one copy at a time, image noise drawn channel-major (NCHW) as the samples are laid out; 3: 15-bit
+chunks as quarters of 63-bit words, Bernoulli selection exact from chunks (``random_bits.bernoulli_trials``, was
+a float64 uniform < p), gaussian samples x + σ·(ε·τ) (was x + σ·ε where τ = 1)."""
 
 
 @dataclass(frozen=True)

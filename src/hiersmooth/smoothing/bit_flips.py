@@ -9,13 +9,14 @@ independently. Drawing one Bernoulli per bit would cost N·D uniforms per sample
   trials are i.i.d. Geometric(p), G = ⌊log U / log(1 − p)⌋ + 1 with U uniform on (0, 1]. Their partial sums are
   the success positions, sorted and distinct, and each is one 0-bit that turns 1 (a 1-bit is governed by p₋ alone).
 
-U is the 53-bit uniform k·2⁻⁵³, k = 1 … 2⁵³, built from integer random bits: its top 15 bits come from half of a
-31-bit random word, and for all but a few of the 2¹⁵ values of those bits G is already decided by them (G is
-monotone in U and takes the same value at both ends of the interval they leave), so G is read from a table.
+U is the 53-bit uniform k·2⁻⁵³, k = 1 … 2⁵³, built from integer random bits: its top 15 bits are one chunk of
+``random_bits.random_chunks`` (a quarter of a 63-bit random word), and for all but a few of the 2¹⁵ values of
+those bits G is already decided by them (G is monotone in U and takes the same value at both ends of the interval
+they leave), so G is read from a table.
 Only where a threshold (1 − p)^k falls inside the interval are the remaining 38 bits of U drawn and G computed
 from the full U. The law of G is thus that of the float64 inversion of a 53-bit uniform, to the last bit of the
 logarithm — the same as drawing U in float64 and taking its logarithm, at a fraction of the random bits and with
-no logarithm for almost every gap (stream version 2; see ``hiersmooth.seeds``).
+no logarithm for almost every gap (stream version 3; see ``hiersmooth.seeds``).
 
 The result is exact (the same distribution as one Bernoulli per bit) and costs O(ones + p₊·N_selected·D).
 """
@@ -27,7 +28,9 @@ import math
 import numpy as np
 import torch
 
-_CHUNK_BITS = 15  # the top bits of U taken from half a 31-bit random word
+from .random_bits import CHUNK_BITS as _CHUNK_BITS  # the top bits of U, one chunk of random_chunks
+from .random_bits import random_chunks
+
 _LOW_BITS = 53 - _CHUNK_BITS  # the rest of U, drawn only where the top bits leave G undecided
 _TABLES: dict = {}  # (p, device) -> the gap table of p on that device
 
@@ -57,13 +60,6 @@ def _largest_gap(p: float) -> float:
     return math.floor(math.log(2.0**-53) / math.log1p(-p)) + 2
 
 
-def _random_chunks(count: int, generator, device) -> torch.Tensor:
-    """``count`` independent uniform integers in [0, 2¹⁵): both 15-bit halves of 31-bit random words (bits 0–14 and
-    16–30 of ``random_``'s uniform integers in [0, 2³¹)), as int32."""
-    words = torch.empty((count + 1) // 2, dtype=torch.int32, device=device).random_(generator=generator)
-    return words.view(torch.int16).bitwise_and_(2**_CHUNK_BITS - 1)[:count].to(torch.int32)
-
-
 def _nonzero(mask: torch.Tensor) -> torch.Tensor:
     """Indices of the true entries of a 1-D bool tensor, ascending (NumPy's scan on a CPU: several times faster)."""
     if mask.device.type == "cpu":
@@ -84,7 +80,7 @@ def geometric_gaps(count: int, p: float, generator=None, device=None, dtype=torc
     """``count`` i.i.d. Geometric(p) gaps (support 1, 2, …): G = ⌊log U / log(1 − p)⌋ + 1, U the 53-bit uniform
     on (0, 1] — read from :func:`gap_table` by U's top 15 bits, computed from all 53 where the table leaves G
     undecided. float64, or int32 (``dtype``) where p leaves every gap below 2³¹."""
-    chunks = _random_chunks(count, generator, device)
+    chunks = random_chunks(count, generator, device).to(torch.int32)
     gap_table(p, device)
     table = _TABLES[(p, str(device))][dtype == torch.int32]
     gaps = table.index_select(0, chunks)

@@ -386,20 +386,26 @@ class Gaussian(Noise):
         if sparse:
             raise ValueError("gaussian noise needs a dense input; convert sparse features with .to_dense()")
         rows = _floating(rows)
+        values = rows.shape[1]
+        # x + σ·(ε·τ) is x itself, bit for bit, on an unselected row (x + ±0 = x) unless x holds a −0 (−0 + 0 = +0)
+        # or σ overflows the dtype (∞·0); then, and where autograd records, x + σ·ε is taken where τ = 1 instead
+        masked_sum = math.isfinite(torch.tensor(self.sigma, dtype=rows.dtype).item()) and not bool(
+            torch.any((rows == 0) & torch.signbit(rows))
+        )
 
         def draw(mask, indicator, generator=None, token=None):
-            out = _empty_samples(rows, mask.shape[0], rows.shape[1] + indicator)
-            noise = _randn_like(out[..., : rows.shape[1]], generator)  # one N(0, 1) per value, in out's memory order
-            if _tracks_gradients(rows):  # x + σ·ε differentiable in x (out= would cut the graph)
+            out = _empty_samples(rows, mask.shape[0], values + indicator)
+            noise = _randn_like(out[..., :values], generator)  # one N(0, 1) per value, in out's memory order
+            if _tracks_gradients(rows) or not masked_sum:  # (out= would cut autograd's graph)
                 noisy = torch.where(mask.unsqueeze(-1), noise.mul_(self.sigma).add(rows), rows)
                 return _with_indicator(noisy, mask, indicator)
-            # unselected rows: x itself, bit for bit; selected: x + σ·ε, written straight into the sample tensor —
-            # for value-major rows in the (n, D, N) frame of its memory, where every operand is contiguous
-            frame = (lambda t: t.transpose(-1, -2)) if out.stride(1) == 1 and rows.shape[1] > 1 else (lambda t: t)
-            selected = frame(mask.unsqueeze(-1))
-            target = frame(out[..., : rows.shape[1]])
-            torch.where(selected, frame(noise).mul_(self.sigma).add_(frame(rows)), frame(rows), out=target)
-            return _fill_indicator(out, mask, indicator)
+            # written straight into the sample tensor — for value-major rows in the (n, D, N) frame of its memory,
+            # where every operand is contiguous; τ (as 0/1 in the dtype) is the factor that zeroes ε off S
+            frame = (lambda t: t.transpose(-1, -2)) if out.stride(1) == 1 and values > 1 else (lambda t: t)
+            _fill_indicator(out, mask, indicator)
+            tau = out[..., values:] if indicator else mask.unsqueeze(-1).to(rows.dtype)
+            torch.add(frame(rows), frame(noise).mul_(frame(tau)), alpha=self.sigma, out=frame(out[..., :values]))
+            return out
 
         return draw
 

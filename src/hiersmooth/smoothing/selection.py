@@ -112,13 +112,13 @@ class Bernoulli:
         return 1 if self.p == 1.0 else None
 
     def sample_mask(self, n: int, entities: int, generator=None, device=None):
-        """(n, N) boolean tensor: row i selected with probability p (or p[i]), independently."""
-        import torch
+        """(n, N) boolean tensor: row i selected with probability exactly p (or p[i]), independently
+        (:func:`~hiersmooth.smoothing.random_bits.bernoulli_trials`)."""
+        from .random_bits import bernoulli_trials
 
         if self.per_row and len(self.p) != entities:
             raise ValueError(f"selection.p has {len(self.p)} per-row probabilities but the input has {entities} rows")
-        p = torch.tensor(self.p, dtype=torch.float64, device=device) if self.per_row else self.p
-        return torch.rand(n, entities, generator=generator, device=device, dtype=torch.float64) < p
+        return bernoulli_trials(self.p, (n, entities), generator, device)
 
 
 @dataclass(frozen=True)
