@@ -122,34 +122,57 @@ def test_graph_votes_do_not_depend_on_batch_size_or_layout():
 
 
 def test_votes_do_not_depend_on_the_worker_threads(monkeypatch):
-    """Forward passes on 1, 2 or 3 CPU worker threads give the same votes; torch's thread count is restored."""
+    """Forward passes on 1, 2 or 3 CPU worker threads give the same votes — graphs, and images under the costly
+    sparse noise (binary pixels), through ``count`` and ``count_blocks`` — while the cheap gaussian draws keep to
+    one worker; torch's thread count is restored."""
     from hiersmooth import classifier as classifier_module
 
     x, edges = small_graph(3)
     torch.manual_seed(3)
     gcn, cnn, image = GCN(13, 3), SmallCNN(2, 4), torch.rand(1, 8, 8)
+    binary_image = (image > 0.5).float()
     threads = torch.get_num_threads()
-    votes = []
+    votes, pools = [], []
+    monkeypatch.setattr(classifier_module, "ThreadPoolExecutor", _counting_pool(pools))
     try:
         torch.set_num_threads(3)
         for workers in (1, 2, 3):
             monkeypatch.setattr(classifier_module, "CPU_WORKERS", workers)
+            sparse_images = SmoothedClassifier(cnn, HIERARCHICAL_SPARSE, 4, seed=6, block_size=10)
+            sampler, token = sparse_images.image_sampler(binary_image)
+            pools_before = len(pools)
+            gaussian = SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=6, block_size=10).count(
+                image, "estimation", 95, 20
+            )
+            assert len(pools) == pools_before, "cheap gaussian draws started a worker pool"
             votes.append(
                 (
                     SmoothedClassifier(gcn, HIERARCHICAL_SPARSE, 3, seed=6).count(
                         x.to_sparse_csr(), "estimation", 50, 8, edge_index=edges
                     ),
-                    SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=6, block_size=10).count(
-                        image, "estimation", 95, 20
-                    ),
+                    gaussian,
+                    sparse_images.count(binary_image, "estimation", 95, 20),
+                    sparse_images.count_blocks([(sampler, token, 0, b, 10) for b in range(6)], "estimation", 20),
                 )
             )
             assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(threads)
-    for graph_votes, image_votes in votes[1:]:
-        np.testing.assert_array_equal(graph_votes, votes[0][0])
-        np.testing.assert_array_equal(image_votes, votes[0][1])
+    assert pools == [2, 2, 2, 3, 3, 3], pools  # graph, sparse image, its blocks: on the workers asked for
+    for other in votes[1:]:
+        for got, expected in zip(other, votes[0]):
+            np.testing.assert_array_equal(got, expected)
+
+
+def _counting_pool(pools: list):
+    """A ThreadPoolExecutor that records the worker count of each pool started."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def pool(workers, *arguments, **options):
+        pools.append(workers)
+        return ThreadPoolExecutor(workers, *arguments, **options)
+
+    return pool
 
 
 class CountsPasses(torch.nn.Module):

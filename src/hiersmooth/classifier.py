@@ -36,7 +36,7 @@ from .smoothing import Smoothing, from_config
 
 ABSTAIN = -1
 DEFAULT_BLOCK_SIZE = {"image": 100, "graph": 4}
-CPU_WORKERS = 2  # forward passes run side by side on a CPU (``in_order``)
+CPU_WORKERS = 2  # forward passes run side by side on a CPU where the draws are costly (``in_order``, ``_workers``)
 # a round of ``block_votes``: the samples of up to ROUND_PASSES forward passes, drawn before the passes run, and at
 # most about ROUND_BYTES of them (counted as copies of the input), so that they stay in a core's cache. Small passes
 # gain: digits 8×8, batch 100: overhead over the bare model 40 % → 24 % on one thread, 68 % → 54 % on two; larger
@@ -323,7 +323,7 @@ class SmoothedClassifier:
         sizes, blocks = plan.blocks(n), plan.share(n, *share)
         group = max(1, batch_size // plan.block_size)
         passes = list(range(first_block, len(blocks), group))  # the first block of each forward pass
-        workers = min(CPU_WORKERS, torch.get_num_threads()) if self.device.type == "cpu" else 1
+        workers = self._workers()
         per_round = _passes_per_round(x, group * plan.block_size, len(passes), workers)
 
         def drawn(start: int) -> tuple[int, torch.Tensor]:
@@ -462,12 +462,22 @@ class SmoothedClassifier:
             slots = owner * self.num_classes + predicted
             return torch.bincount(slots, minlength=len(group) * self.num_classes).view(len(group), -1).cpu()
 
-        # on a CPU two halves side by side, each with its own draws, keep the cores busier (as in ``block_votes``)
-        workers = min(CPU_WORKERS, torch.get_num_threads(), len(blocks)) if self.device.type == "cpu" else 1
+        # where draws are costly, two halves side by side on a CPU, each with its own draws (as in ``block_votes``)
+        workers = min(self._workers(), len(blocks))
         half = -(-len(blocks) // max(workers, 1))
         with self._evaluating():
             counts = list(in_order(votes, [blocks[i : i + half] for i in range(0, len(blocks), half)], workers))
         return torch.cat(counts).numpy()
+
+    def _workers(self) -> int:
+        """Worker threads for forward passes: on a CPU ``CPU_WORKERS`` (at most torch's threads) where the noise's
+        draws are costly, each worker drawing its own passes' samples; else 1, with every thread for one pass.
+        Measured on 2 cores, 2 threads (overhead over the bare model, 1 worker / 2 workers): digits CNN batch 1,000
+        28 % / 44 %, 28×28 CNN batch 1,000 5 % / 10 %, batch 100 equal; GCN on Cora-ML batch 4 261 % / 149 %, GAT
+        batch 16 82 % / 31 % (benchmarks/smoothing_overhead.py)."""
+        if self.device.type != "cpu" or not self.smoothing.noise.costly_draw:
+            return 1
+        return min(CPU_WORKERS, torch.get_num_threads())
 
     @contextmanager
     def _evaluating(self):

@@ -82,7 +82,10 @@ class Noise(ABC):
     ``kind`` (the config name), ``threat_kinds`` (the :attr:`Threat.kind` values it certifies, with
     ``threat_example`` for errors), ``axes`` (the threat-grid axes beside ``rows``) and ``certificate``
     (the name of its per-point certificate method, e.g. ``largest_l2``, also reachable as
-    ``Certificate.<name>``).
+    ``Certificate.<name>``). ``costly_draw`` says whether drawing a sample costs about as much as a forward pass
+    (sparse bit flips on a graph); on a CPU such samples are drawn and classified by two worker threads side by
+    side, since one thread's draws would idle the other cores, while cheap draws leave every thread to one
+    forward pass at a time (``SmoothedClassifier.block_votes``).
     """
 
     kind: ClassVar[str]
@@ -90,6 +93,7 @@ class Noise(ABC):
     threat_example: ClassVar[str]
     axes: ClassVar[tuple[str, ...]]
     certificate: ClassVar[str]
+    costly_draw: ClassVar[bool] = False
 
     def check_threat(self, threat: Threat) -> None:
         """A ValueError unless ``threat`` is a :class:`Threat` of a kind this noise certifies."""
@@ -415,6 +419,7 @@ class Sparse(Noise):
     """Each bit of a selected row flips 0→1 with ``p_plus`` and 1→0 with ``p_minus``; certifies (ra, rd) threats."""
 
     kind: ClassVar[str] = "sparse"
+    costly_draw: ClassVar[bool] = True  # ~330,000 added bits per Cora-ML sample: 1–1.5× a GCN's forward pass
     threat_kinds: ClassVar[tuple[str, ...]] = ("bits",)
     threat_example: ClassVar[str] = "r=R,ra=A,rd=D (Threat(r=R, ra=A, rd=D))"
     axes: ClassVar[tuple[str, ...]] = ("added", "deleted")
