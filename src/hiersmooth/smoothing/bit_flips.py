@@ -120,6 +120,14 @@ def bernoulli_positions(length: int, p: float, generator=None, device=None, dtyp
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+def _repeat(values: torch.Tensor, counts: torch.Tensor, total: int) -> torch.Tensor:
+    """``values[k]`` repeated ``counts[k]`` times, in order (``total`` = counts.sum()): NumPy's ``repeat`` on a CPU,
+    one pass where ``repeat_interleave`` takes two (an index, then a gather) and several times longer."""
+    if values.device.type == "cpu":
+        return torch.from_numpy(np.repeat(values.numpy(), counts.numpy()))
+    return torch.repeat_interleave(values, counts, output_size=total)
+
+
 def _index_dtype(size: int) -> torch.dtype:
     """int32 for indices below 2³¹ (half the memory traffic of int64), int64 beyond."""
     return torch.int32 if size < 2**31 else torch.long
@@ -129,7 +137,7 @@ def _row_slots(first: torch.Tensor, counts: torch.Tensor, total: int) -> torch.T
     """Destinations (int64, for ``scatter_``) of the ``total`` entries of a list sorted by row, ``counts[k]`` of them
     in row k: entry j of row k goes to ``first[k]`` + j."""
     before = torch.cumsum(counts, 0) - counts  # the list's entries in earlier rows
-    slots = torch.repeat_interleave(first.long() - before, counts, output_size=total)
+    slots = _repeat(first.long() - before, counts, total)
     return slots.add_(torch.arange(total, device=slots.device))
 
 
@@ -186,11 +194,10 @@ class BitFlips:
         first_slots = (start + lead).index_select(0, selected)
         for c, (successes, per_row, to_zero_columns) in enumerate(added):
             total = successes.numel()
-            rows = torch.repeat_interleave(per_row, output_size=total)
-            entries = to_zero_columns.index_select(0, rows).add_(successes)
+            entries = _repeat(to_zero_columns, per_row, total).add_(successes)
             added_columns = self.zero_columns.index_select(0, entries).to(index)
-            first = first_slots[bounds[c] : bounds[c + 1]] - (torch.cumsum(per_row, 0) - per_row)
-            columns.scatter_(0, first.index_select(0, rows).add_(self._arange(total, mask.device)), added_columns)
+            first = first_slots[bounds[c] : bounds[c + 1]].long() - (torch.cumsum(per_row, 0) - per_row)
+            columns.scatter_(0, _repeat(first, per_row, total).add_(self._arange(total, mask.device)), added_columns)
         values = torch.ones(columns.numel(), dtype=dtype, device=mask.device)
         return torch.sparse_csr_tensor(
             crow, columns, values, size=(lead.numel(), self.columns + indicator), check_invariants=False
@@ -212,7 +219,7 @@ class BitFlips:
         )
         # (copy, entry) of each rare 1-bit, flattened: row k's 1-bits start at copy·E + row_starts[node] there
         shift = copies * ones + self.row_starts.index_select(0, nodes) - (exposed - degrees)
-        flipped = rare + torch.repeat_interleave(shift, rare_per_row, output_size=rare.numel())
+        flipped = rare + _repeat(shift, rare_per_row, rare.numel())
         mostly_deleted = self.p_minus > 0.5  # the rare outcome is "kept"
         if mostly_deleted:
             keep = (~mask).index_select(1, self.one_rows)
