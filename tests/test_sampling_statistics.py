@@ -335,6 +335,16 @@ def test_gaussian_sigma_beyond_the_dtype_keeps_unselected_rows(sigma):
 # 4. sparse bit flips
 
 
+@pytest.fixture(params=["fused", "torch"])
+def construction(request, monkeypatch):
+    """Both sparse constructions, on this CPU: the compiled pass (``fused_flips``, a CPU's default) and the torch
+    one that a GPU runs."""
+    from hiersmooth.smoothing import bit_flips
+
+    monkeypatch.setattr(bit_flips, "FUSED_ON_CPU", request.param == "fused")
+    return request.param
+
+
 def flip_statistics(x: np.ndarray, z: np.ndarray, tau: np.ndarray):
     """x (N, D) binary input; z (n, N, D) output bits; tau (n, N) selection. Counts of the two flip directions."""
     sel = tau[..., None]
@@ -366,7 +376,7 @@ def check_sparse_sample(
 
 
 @pytest.mark.parametrize("p_plus, p_minus", [(0.1, 0.4), (0.05, 0.8), (0.3, 0.0), (0.0, 0.6), (0.02, 0.5)])
-def test_sparse_flip_rates_dense_input(p_plus, p_minus):
+def test_sparse_flip_rates_dense_input(p_plus, p_minus, construction):
     entities, d, n, p = 30, 50, 2_000, 0.6
     x = binary_features(entities, d, 0.3, seed=30)
     s = smoothing({"kind": "bernoulli", "p": p}, {"kind": "sparse", "p_plus": p_plus, "p_minus": p_minus})
@@ -416,7 +426,7 @@ def test_sparse_flip_rates_dense_input(p_plus, p_minus):
 
 
 @pytest.mark.parametrize("layout", ["coo", "csr"])
-def test_sparse_flip_rates_sparse_input_match_dense(layout):
+def test_sparse_flip_rates_sparse_input_match_dense(layout, construction):
     entities, d, n, p, p_plus, p_minus = 30, 50, 1_200, 0.6, 0.1, 0.7
     x = binary_features(entities, d, 0.3, seed=32)
     s = smoothing({"kind": "bernoulli", "p": p}, {"kind": "sparse", "p_plus": p_plus, "p_minus": p_minus})
@@ -456,7 +466,7 @@ def test_sparse_flip_rates_sparse_input_match_dense(layout):
     )
 
 
-def test_sparse_indicator_equals_selection_and_no_indicator():
+def test_sparse_indicator_equals_selection_and_no_indicator(construction):
     """All-zero input, p₊ = 0.5 over 60 bits: a selected row stays all-zero with probability 2⁻⁶⁰."""
     entities, d, n = 12, 60, 500
     x = torch.zeros(entities, d)
@@ -487,7 +497,7 @@ def test_sparse_input_with_stored_zero_is_binary():
     assert torch.equal(s.sample(x, 2, gen(38)).to_dense().view(2, 3, 4), x.to_dense().expand(2, -1, -1))
 
 
-def test_sparse_all_selection_is_plain_sparse_smoothing():
+def test_sparse_all_selection_is_plain_sparse_smoothing(construction):
     entities, d, n = 20, 40, 1_000
     x = binary_features(entities, d, 0.2, seed=38)
     s = smoothing({"kind": "all"}, {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.8})
@@ -513,7 +523,7 @@ def cora_features() -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     return rows, indices[keep], shape
 
 
-def test_sparse_flips_on_cora_ml():
+def test_sparse_flips_on_cora_ml(construction):
     rows, cols, (entities, d) = cora_features()
     p, p_plus, p_minus, n = 0.81, 0.05, 0.8, 3  # the paper's graph settings (SPEC.md §5)
     x = torch.sparse_coo_tensor(
@@ -566,7 +576,7 @@ def test_sparse_flips_on_cora_ml():
     assert_binomial(added_per_node[has], trials_per_node[has], p_plus, "Cora-ML: 0→1 rate per node")
 
 
-def test_sparse_flips_on_cora_ml_dense_input_same_rates():
+def test_sparse_flips_on_cora_ml_dense_input_same_rates(construction):
     rows, cols, (entities, d) = cora_features()
     x = torch.zeros(entities, d)
     x[torch.from_numpy(rows), torch.from_numpy(cols)] = 1
@@ -658,7 +668,7 @@ def test_bernoulli_positions_tiny_p_stays_in_range(p):
         assert bool(torch.all(pos[1:] > pos[:-1]))
 
 
-def test_sparse_noise_with_tiny_flip_probabilities_terminates():
+def test_sparse_noise_with_tiny_flip_probabilities_terminates(construction):
     """p₊, p₋ down to the accepted minimum 1e-300 sample (nothing flips); run apart so a hang cannot stall the suite."""
     import subprocess
     import sys
@@ -873,14 +883,18 @@ def _exact_row_law(bits, p_select, p_plus, p_minus):
 
 
 @pytest.mark.parametrize("layout", ["sparse", "dense"])
-def test_sparse_noise_exact_joint_law_by_enumeration(layout):
+def test_sparse_noise_exact_joint_law_by_enumeration(layout, construction):
     """Two rows of four bits, bernoulli(0.6) selection, sparse(0.3, 0.4), indicator: the joint law of the two rows'
     samples (2·2⁵ outcomes each, 1,024 joint cells) equals the product of the per-row laws enumerated exactly from
     SPEC §2 — every bit flips independently, only on selected rows, τ is the selection."""
+    _check_joint_law_of_two_rows(layout, 60_000, gen(142), f"{layout}, {construction}")
+
+
+def _check_joint_law_of_two_rows(layout: str, n: int, generator, what: str):
+    """The chi-square check of :func:`test_sparse_noise_exact_joint_law_by_enumeration` on n samples."""
     x = torch.tensor([[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
     s = smoothing({"kind": "bernoulli", "p": 0.6}, {"kind": "sparse", "p_plus": 0.3, "p_minus": 0.4})
-    n = 60_000
-    z = s.sample(x.to_sparse_csr() if layout == "sparse" else x, n, gen(142))
+    z = s.sample(x.to_sparse_csr() if layout == "sparse" else x, n, generator)
     z = z.to_dense().view(n, 2, 5) if z.layout != torch.strided else z
     codes = (z.numpy().astype(np.int64) * (2 ** np.arange(5))).sum(axis=2)  # (n, 2): each row's outcome as 5 bits
     laws = [_exact_row_law(x[i].int().tolist(), 0.6, 0.3, 0.4) for i in range(2)]
@@ -889,10 +903,32 @@ def test_sparse_noise_exact_joint_law_by_enumeration(layout):
         for b, pb in laws[1].items():
             probability[sum(v << k for k, v in enumerate(a)), sum(v << k for k, v in enumerate(b))] += pa * pb
     observed = np.bincount(codes[:, 0] * 32 + codes[:, 1], minlength=1024)
-    chi2_goodness(observed, probability.reshape(-1), f"{layout}: joint law of two rows")
+    chi2_goodness(observed, probability.reshape(-1), f"{what}: joint law of two rows")
+    return z
 
 
-def test_sparse_added_and_kept_counts_per_row_are_binomial():
+def test_fused_flips_run_again_on_longer_streams_and_more_room(monkeypatch):
+    """Sizes far too small (8 chunks, room for 8 columns): the compiled pass stops, runs again on longer streams
+    drawn after the first and with more room, until the sample fits — its law stays exact (the two-row
+    enumeration) and the generator alone still fixes it."""
+    from hiersmooth.smoothing import fused_flips
+
+    statuses = []
+    compiled = fused_flips._draw_rows
+
+    def recorded(*arguments):
+        statuses.append(compiled(*arguments)[0])
+        return statuses[-1], 0, 0
+
+    monkeypatch.setattr(fused_flips, "_draw_rows", recorded)
+    monkeypatch.setattr(fused_flips.FusedFlips, "_sizes", lambda self, selected: (8, 8))
+    first = _check_joint_law_of_two_rows("sparse", 20_000, gen(143), "tiny sizes")
+    assert {fused_flips._OUT_OF_RANDOM, fused_flips._OUT_OF_ROOM, fused_flips._OK} <= set(statuses), set(statuses)
+    again = _check_joint_law_of_two_rows("sparse", 20_000, gen(143), "tiny sizes, again")
+    assert torch.equal(first, again)
+
+
+def test_sparse_added_and_kept_counts_per_row_are_binomial(construction):
     """Per row of a matrix with rows of every degree (all selected): added bits ~ Binomial(0-bits of the row, p₊),
     kept bits ~ Binomial(1-bits, 1 − p₋), no column twice in a row, and each 0-bit turns 1 with p₊ exactly."""
     x = binary_features(12, 40, 0.3, seed=143)
@@ -920,7 +956,7 @@ def test_sparse_added_and_kept_counts_per_row_are_binomial():
 
 
 @pytest.mark.parametrize("layout", ["csr", "coo", "dense"])
-def test_sparse_index_cache_sees_in_place_changes(layout):
+def test_sparse_index_cache_sees_in_place_changes(layout, construction):
     """The index of the input's bits is cached per tensor: changing the tensor in place (its indices or its values)
     must give samples of the new input, never of the cached one."""
     s = smoothing({"kind": "all"}, {"kind": "sparse", "p_plus": 0.0, "p_minus": 0.0}, indicator=False)

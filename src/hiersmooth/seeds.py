@@ -21,7 +21,9 @@ state would give other samples. 1: float64 uniforms and logarithms for the spars
 2: geometric gaps from 15-bit integer chunks and a table (``bit_flips.gap_table``), 0 → 1 flips on the line of
 0-bits only, one copy at a time, image noise drawn channel-major (NCHW) as the samples are laid out; 3: 15-bit
 chunks as quarters of 63-bit words, Bernoulli selection exact from chunks (``random_bits.bernoulli_trials``, was
-a float64 uniform < p), gaussian samples x + σ·(ε·τ) (was x + σ·ε where τ = 1)."""
+a float64 uniform < p), gaussian samples x + σ·(ε·τ) (was x + σ·ε where τ = 1), sparse flips on a CPU by the
+compiled pass of ``smoothing.fused_flips`` (each row's two processes afresh, 0 → 1 over all its cells; the rest of
+an undecided gap's U from a second stream)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ from the full U. The law of G is thus that of the float64 inversion of a 53-bit 
 logarithm — the same as drawing U in float64 and taking its logarithm, at a fraction of the random bits and with
 no logarithm for almost every gap (stream version 3; see ``hiersmooth.seeds``).
 
-The result is exact (the same distribution as one Bernoulli per bit) and costs O(ones + p₊·N_selected·D).
+The result is exact (the same distribution as one Bernoulli per bit) and costs O(ones + p₊·N_selected·D). This
+torch construction is what a GPU runs; on a CPU the compiled pass of ``fused_flips`` draws the same law with each
+column written once (``FUSED_ON_CPU``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import torch
 from .random_bits import CHUNK_BITS as _CHUNK_BITS  # the top bits of U, one chunk of random_chunks
 from .random_bits import random_chunks
 
+FUSED_ON_CPU = True  # draw on a CPU by the compiled pass of ``fused_flips`` (off: the torch construction, as on a GPU)
 _LOW_BITS = 53 - _CHUNK_BITS  # the rest of U, drawn only where the top bits leave G undecided
 _TABLES: dict = {}  # (p, device) -> the gap table of p on that device
 
@@ -167,12 +170,20 @@ class BitFlips:
             every_column = torch.arange(self.columns, dtype=narrow, device=bits.device).repeat(self.nodes)
             self.zero_columns = torch.masked_select(every_column, ~bits.reshape(-1))
         self._range = None  # see _arange
+        self._fused = None
+        if bits.device.type == "cpu":
+            from .fused_flips import FusedFlips
+
+            self._fused = FusedFlips(self.degrees, self.row_starts, self.one_columns, bits, p_plus, p_minus)
 
     def draw(self, mask: torch.Tensor, indicator: bool, dtype=torch.float32, generator=None) -> torch.Tensor:
         """n noisy copies under selection ``mask`` (n, N) as one (n·N, D [+1]) sparse CSR tensor, the copies
         stacked as rows. Each row holds its kept 1-bits, then τ (the last column) when ``indicator`` is on, then
         its added bits; columns within a row are unsorted and never repeat (``torch.sparse.mm`` and ``to_dense``
-        accept this). Indices are int32 when n·N·(D + 1) fits."""
+        accept this). Indices are int32 when n·N·(D + 1) fits. On a CPU the compiled pass of ``fused_flips`` draws
+        them (unless ``FUSED_ON_CPU`` is off); elsewhere the torch construction below."""
+        if self._fused is not None and FUSED_ON_CPU:
+            return self._fused.draw(mask, indicator, dtype, generator)
         index = _index_dtype(mask.numel() * (self.columns + 1))  # bounds every position and slot below
         flat = mask.reshape(-1)
         selected = _nonzero(flat).to(mask.device)  # the smoothed rows of the stack

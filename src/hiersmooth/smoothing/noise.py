@@ -419,7 +419,7 @@ class Sparse(Noise):
     """Each bit of a selected row flips 0→1 with ``p_plus`` and 1→0 with ``p_minus``; certifies (ra, rd) threats."""
 
     kind: ClassVar[str] = "sparse"
-    costly_draw: ClassVar[bool] = True  # ~330,000 added bits per Cora-ML sample: 1–1.5× a GCN's forward pass
+    costly_draw: ClassVar[bool] = True  # ~330,000 added bits per Cora-ML sample: ~0.4× a GCN's forward pass
     threat_kinds: ClassVar[tuple[str, ...]] = ("bits",)
     threat_example: ClassVar[str] = "r=R,ra=A,rd=D (Threat(r=R, ra=A, rd=D))"
     axes: ClassVar[tuple[str, ...]] = ("added", "deleted")

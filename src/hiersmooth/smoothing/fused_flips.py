@@ -1,0 +1,229 @@
+"""Sparse bit flips on a CPU in one compiled pass (numba): the same law as ``bit_flips``, each column written once.
+
+The torch construction of ``BitFlips.draw`` makes about a dozen vectorised passes over the ~330,000 added bits of
+a Cora-ML sample (gaps, partial sums, rows, the 0-bit's column, CSR slots) and reads a 16 MB table of 0-bit
+columns; on a CPU that costs more than a GCN's forward pass. Here one loop over the rows of the stack builds the
+CSR rows in order, for every selected row (SPEC.md §2.2):
+
+- 1 → 0: the rarer outcome of "deleted" (p₋) and "kept" (1 − p₋) is a Bernoulli process on the row's 1-bits,
+  drawn by its geometric gaps from the row's first 1-bit on;
+- 0 → 1: a Bernoulli(p₊) process on all D cells of the row, drawn by its geometric gaps from column 0 on; a success
+  on a 1-bit is dropped (a 1-bit is governed by p₋ alone), every other success is an added bit at that column —
+  so each 0-bit turns 1 with probability p₊, independently, and no table of 0-bit columns is needed (a bitmap of
+  the 1-bits, N·D/8 bytes, answers "is this cell a 1-bit").
+
+A row's processes start afresh at the row (the gap that overshoots its end is discarded), which keeps each row's
+trials exact and independent. A gap G = ⌊log U / log(1 − p)⌋ + 1 is read as in ``bit_flips``: U's top 15 bits are
+one chunk (``random_bits.random_chunks``) that decides G through the gap table for all but a few chunks, where
+the remaining 38 bits of U come from a second stream of 38-bit words and G is computed from the full U. The kernel
+reads both streams in order; should either run out (or the output fill its room) it stops and is run again on
+longer streams — drawn after the first from the same generator, so the sample depends on the generator alone.
+Each sample thus costs one read of a chunk and of the table per success (stream version 3, ``hiersmooth.seeds``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import torch
+
+from .random_bits import CHUNK_BITS, random_chunks
+
+_LOW_BITS = 53 - CHUNK_BITS
+_OK, _OUT_OF_RANDOM, _OUT_OF_ROOM = 0, 1, 2
+_NO_GAP = np.zeros(2**CHUNK_BITS, dtype=np.int32)  # the table for p = 0 or 1 (never read)
+
+
+@numba.njit(cache=True)
+def _draw_rows(
+    selected,
+    nodes,
+    degrees,
+    row_starts,
+    one_columns,
+    bitmap,
+    width,
+    indicator,
+    plus_table,
+    log_plus,
+    p_plus,
+    rare_table,
+    log_rare,
+    p_rare,
+    mostly_deleted,
+    chunks,
+    lows,
+    crow,
+    columns,
+    rare,
+):
+    """Fill ``crow`` and ``columns`` (CSR) for the rows of the stack; returns (status, chunks used, lows used).
+
+    A gap is the table's for its chunk, or, where the table holds 0 (undecided), that of the full 53-bit U with
+    the next 38-bit word of ``lows`` (written out in both loops: a helper returning the gap and the position in
+    ``lows`` compiles to code several times slower)."""
+    at, low_at, out = 0, 0, 0
+    last_chunk, last_low, room = chunks.shape[0], lows.shape[0] - 1, columns.shape[0]
+    crow[0] = 0
+    for row in range(selected.shape[0]):
+        node = row % nodes
+        degree, start = degrees[node], row_starts[node]
+        if out + degree + 1 > room:
+            return _OUT_OF_ROOM, at, low_at
+        if not selected[row]:
+            for i in range(degree):
+                columns[out + i] = one_columns[start + i]
+            out += degree
+            crow[row + 1] = out
+            continue
+        for i in range(degree):  # 1 → 0: mark the rare outcome among the row's 1-bits
+            rare[i] = False
+        if p_rare > 0.0:
+            position = -1
+            while True:
+                if at >= last_chunk or low_at > last_low:
+                    return _OUT_OF_RANDOM, at, low_at
+                chunk = chunks[at]
+                gap = np.int64(rare_table[chunk])
+                if gap == 0:
+                    u = (chunk * 2.0**_LOW_BITS + lows[low_at] + 1) * 2.0**-53  # exact: 53 bits
+                    gap = np.int64(min(math.floor(math.log(u) / log_rare) + 1.0, 4.0e18))
+                    low_at += 1
+                at += 1
+                position += gap
+                if position >= degree:
+                    break
+                rare[position] = True
+        for i in range(degree):
+            if rare[i] == mostly_deleted:  # kept: the rare "kept", or not the rare "deleted"
+                columns[out] = one_columns[start + i]
+                out += 1
+        if indicator:
+            columns[out] = width
+            out += 1
+        if p_plus >= 1.0:  # every 0-bit turns 1
+            if out + width - degree > room:
+                return _OUT_OF_ROOM, at, low_at
+            for column in range(width):
+                if not (bitmap[node, column >> 3] >> (column & 7)) & 1:
+                    columns[out] = column
+                    out += 1
+        elif p_plus > 0.0:  # 0 → 1: a Bernoulli(p₊) process on the row's cells, successes on 1-bits dropped
+            column = -1
+            while True:
+                if at >= last_chunk or low_at > last_low:
+                    return _OUT_OF_RANDOM, at, low_at
+                chunk = chunks[at]
+                gap = np.int64(plus_table[chunk])
+                if gap == 0:
+                    u = (chunk * 2.0**_LOW_BITS + lows[low_at] + 1) * 2.0**-53  # exact: 53 bits
+                    gap = np.int64(min(math.floor(math.log(u) / log_plus) + 1.0, 4.0e18))
+                    low_at += 1
+                at += 1
+                column += gap
+                if column >= width:
+                    break
+                if (bitmap[node, column >> 3] >> (column & 7)) & 1:
+                    continue
+                if out >= room:
+                    return _OUT_OF_ROOM, at, low_at
+                columns[out] = column
+                out += 1
+        crow[row + 1] = out
+    return _OK, at, low_at
+
+
+class FusedFlips:
+    """The compiled draw of one binary (N, D) matrix on a CPU: its 1-bits as CSR rows and as a bitmap."""
+
+    def __init__(
+        self, degrees: torch.Tensor, row_starts: torch.Tensor, one_columns: torch.Tensor, bits, p_plus, p_minus
+    ):
+        self.degrees, self.row_starts = degrees.numpy(), row_starts.numpy()
+        self.one_columns = one_columns.numpy().astype(np.int32)
+        self.nodes, self.width = bits.shape
+        self.bitmap = np.packbits(bits.numpy(), axis=1, bitorder="little")  # bit c & 7 of byte c >> 3: column c
+        self.p_plus, self.p_rare = p_plus, min(p_minus, 1 - p_minus)
+        self.mostly_deleted = p_minus > 0.5  # the rare outcome is "kept"
+        self.plus_gaps, self.rare_gaps = _table(self.p_plus), _table(self.p_rare)
+        self.widest = max(1, int(self.degrees.max()) if self.degrees.size else 1)
+
+    def draw(self, mask: torch.Tensor, indicator: bool, dtype, generator) -> torch.Tensor:
+        """n noisy copies under ``mask`` (n, N) as one (n·N, D [+1]) sparse CSR tensor (``BitFlips.draw``)."""
+        selected = mask.reshape(-1).contiguous().numpy()
+        chunk_count, room = self._sizes(selected)
+        index = np.int32 if selected.size * (self.width + 1) < 2**31 else np.int64
+        chunks = random_chunks(chunk_count, generator).numpy()
+        lows = _lows(chunk_count // 64 + 16, generator)
+        rare = np.empty(self.widest, dtype=np.bool_)
+        while True:
+            crow = np.empty(selected.size + 1, dtype=index)
+            columns = np.empty(room, dtype=index)
+            status, _, _ = _draw_rows(
+                selected,
+                self.nodes,
+                self.degrees,
+                self.row_starts,
+                self.one_columns,
+                self.bitmap,
+                self.width,
+                indicator,
+                *self.plus_gaps,
+                self.p_plus,
+                *self.rare_gaps,
+                self.p_rare,
+                self.mostly_deleted,
+                chunks,
+                lows,
+                crow,
+                columns,
+                rare,
+            )
+            if status == _OK:
+                break
+            if status == _OUT_OF_ROOM:
+                room *= 2
+            else:  # streams twice as long, the second half drawn after the first from the same generator
+                chunks = np.concatenate([chunks, random_chunks(len(chunks), generator).numpy()])
+                lows = np.concatenate([lows, _lows(len(lows), generator)])
+        total = int(crow[-1])
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(crow),
+            torch.from_numpy(columns[:total]),
+            torch.ones(total, dtype=dtype),
+            size=(selected.size, self.width + indicator),
+            check_invariants=False,
+        )
+
+    def _sizes(self, selected: np.ndarray) -> tuple[int, int]:
+        """Chunks to draw and room for columns, 8 standard deviations above what the rows of ``selected`` need on
+        average: a success per p₊ of the selected rows' cells and per p_rare of their 1-bits, and the gap that
+        overshoots each of a row's two processes; every 1-bit, τ and the added bits."""
+        chosen = self.degrees[np.flatnonzero(selected) % self.nodes]
+        rows, ones = len(chosen), int(chosen.sum())
+        expected = self.p_plus * rows * self.width + self.p_rare * ones + 2 * rows
+        added = self.p_plus * (rows * self.width - ones)
+        every_one = int(self.degrees.sum()) * (selected.size // self.nodes)
+        return int(expected * 1.01 + 8 * math.sqrt(expected) + 64), int(
+            every_one + rows + added * 1.01 + 8 * math.sqrt(added) + 64
+        )
+
+
+def _table(p: float) -> tuple[np.ndarray, float]:
+    """(the gap table of p as integers — int32 where every gap fits, int64 with gaps capped at 2⁶² otherwise —,
+    log(1 − p)) for :func:`_gap`; p = 0 or 1 is never read."""
+    from .bit_flips import gap_table
+
+    if not 0 < p < 1:
+        return _NO_GAP, -math.inf
+    table = gap_table(p).numpy()
+    narrow = table.max() < 2**31
+    return (table.astype(np.int32) if narrow else np.minimum(table, 2.0**62).astype(np.int64)), math.log1p(-p)
+
+
+def _lows(count: int, generator) -> np.ndarray:
+    """``count`` uniform 38-bit integers (the top 38 of 63 random bits), the rest of U for undecided gaps."""
+    words = torch.empty(count, dtype=torch.int64).random_(generator=generator)
+    return words.bitwise_right_shift_(63 - _LOW_BITS).numpy()
