@@ -25,6 +25,7 @@ column written once (``FUSED_ON_CPU``).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -160,21 +161,28 @@ class BitFlips:
         self.row_starts = torch.cumsum(self.degrees, 0) - self.degrees  # index of each row's first 1-bit
         self.zero_counts = self.columns - self.degrees  # 0-bits per row
         self.zero_starts = torch.cumsum(self.zero_counts, 0) - self.zero_counts  # index of each row's first 0-bit
-        narrow = torch.int16 if self.columns < 2**15 else _index_dtype(self.columns + 1)  # half the table's memory
-        if bits.device.type == "cpu":  # NumPy's boolean indexing: several times faster than masked_select here
-            every_column = np.tile(
-                np.arange(self.columns, dtype=torch.empty(0, dtype=narrow).numpy().dtype), self.nodes
-            )
-            self.zero_columns = torch.from_numpy(every_column[~bits.numpy().reshape(-1)])
-        else:
-            every_column = torch.arange(self.columns, dtype=narrow, device=bits.device).repeat(self.nodes)
-            self.zero_columns = torch.masked_select(every_column, ~bits.reshape(-1))
+        self._bits = bits
         self._range = None  # see _arange
         self._fused = None
         if bits.device.type == "cpu":
             from .fused_flips import FusedFlips
 
             self._fused = FusedFlips(self.degrees, self.row_starts, self.one_columns, bits, p_plus, p_minus)
+
+    @functools.cached_property
+    def zero_columns(self) -> torch.Tensor:
+        """The columns of the 0-bits, row after row (int16 while D < 2¹⁵: half the memory): the torch construction's
+        map from the 0 → 1 line to columns (16 MB for Cora-ML), built on first use — a CPU's compiled pass needs
+        none."""
+        narrow = torch.int16 if self.columns < 2**15 else _index_dtype(self.columns + 1)
+        bits = self._bits
+        if bits.device.type == "cpu":  # NumPy's boolean indexing: several times faster than masked_select here
+            every_column = np.tile(
+                np.arange(self.columns, dtype=torch.empty(0, dtype=narrow).numpy().dtype), self.nodes
+            )
+            return torch.from_numpy(every_column[~bits.numpy().reshape(-1)])
+        every_column = torch.arange(self.columns, dtype=narrow, device=bits.device).repeat(self.nodes)
+        return torch.masked_select(every_column, ~bits.reshape(-1))
 
     def draw(self, mask: torch.Tensor, indicator: bool, dtype=torch.float32, generator=None) -> torch.Tensor:
         """n noisy copies under selection ``mask`` (n, N) as one (n·N, D [+1]) sparse CSR tensor, the copies
