@@ -57,7 +57,6 @@ def _draw_rows(
     lows,
     crow,
     columns,
-    rare,
 ):
     """Fill ``crow`` and ``columns`` (CSR) for the rows of the stack; returns (status, chunks used, lows used).
 
@@ -78,28 +77,34 @@ def _draw_rows(
             out += degree
             crow[row + 1] = out
             continue
-        for i in range(degree):  # 1 → 0: mark the rare outcome among the row's 1-bits
-            rare[i] = False
-        if p_rare > 0.0:
-            position = -1
-            while True:
-                if at >= last_chunk or low_at > last_low:
-                    return _OUT_OF_RANDOM, at, low_at
-                chunk = chunks[at]
-                gap = np.int64(rare_table[chunk])
-                if gap == 0:
-                    u = (chunk * 2.0**_LOW_BITS + lows[low_at] + 1) * 2.0**-53  # exact: 53 bits
-                    gap = np.int64(min(math.floor(math.log(u) / log_rare) + 1.0, 4.0e18))
-                    low_at += 1
-                at += 1
-                position += gap
-                if position >= degree:
-                    break
-                rare[position] = True
-        for i in range(degree):
-            if rare[i] == mostly_deleted:  # kept: the rare "kept", or not the rare "deleted"
-                columns[out] = one_columns[start + i]
+        # 1 → 0: the rare outcome's positions among the row's 1-bits, in order; a 1-bit is kept where it is the rare
+        # "kept" (p₋ > 1/2), or where it is not the rare "deleted"
+        done, position = 0, -1  # the row's 1-bits before ``done`` are written or dropped
+        while p_rare > 0.0:
+            if at >= last_chunk or low_at > last_low:
+                return _OUT_OF_RANDOM, at, low_at
+            chunk = chunks[at]
+            gap = np.int64(rare_table[chunk])
+            if gap == 0:
+                u = (chunk * 2.0**_LOW_BITS + lows[low_at] + 1) * 2.0**-53  # exact: 53 bits
+                gap = np.int64(min(math.floor(math.log(u) / log_rare) + 1.0, 4.0e18))
+                low_at += 1
+            at += 1
+            position += gap
+            if not mostly_deleted:  # the 1-bits up to the next deletion are kept
+                for i in range(done, min(position, degree)):
+                    columns[out] = one_columns[start + i]
+                    out += 1
+            if position >= degree:
+                break
+            if mostly_deleted:  # a rare "kept"
+                columns[out] = one_columns[start + position]
                 out += 1
+            done = position + 1
+        if p_rare == 0.0:  # p₋ = 0: every 1-bit is kept
+            for i in range(degree):
+                columns[out + i] = one_columns[start + i]
+            out += degree
         if indicator:
             columns[out] = width
             out += 1
@@ -148,7 +153,6 @@ class FusedFlips:
         self.p_plus, self.p_rare = p_plus, min(p_minus, 1 - p_minus)
         self.mostly_deleted = p_minus > 0.5  # the rare outcome is "kept"
         self.plus_gaps, self.rare_gaps = _table(self.p_plus), _table(self.p_rare)
-        self.widest = max(1, int(self.degrees.max()) if self.degrees.size else 1)
 
     def draw(self, mask: torch.Tensor, indicator: bool, dtype, generator) -> torch.Tensor:
         """n noisy copies under ``mask`` (n, N) as one (n·N, D [+1]) sparse CSR tensor (``BitFlips.draw``)."""
@@ -157,7 +161,6 @@ class FusedFlips:
         index = np.int32 if selected.size * (self.width + 1) < 2**31 else np.int64
         chunks = random_chunks(chunk_count, generator).numpy()
         lows = _lows(chunk_count // 64 + 16, generator)
-        rare = np.empty(self.widest, dtype=np.bool_)
         while True:
             crow = np.empty(selected.size + 1, dtype=index)
             columns = np.empty(room, dtype=index)
@@ -179,7 +182,6 @@ class FusedFlips:
                 lows,
                 crow,
                 columns,
-                rare,
             )
             if status == _OK:
                 break
