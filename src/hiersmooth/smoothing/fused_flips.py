@@ -101,7 +101,7 @@ def _draw_rows(
                 columns[out] = one_columns[start + position]
                 out += 1
             done = position + 1
-        if p_rare == 0.0:  # p₋ = 0: every 1-bit is kept
+        if p_rare == 0.0 and not mostly_deleted:  # p₋ = 0: every 1-bit kept (p₋ = 1, as sparse ablation draws: none)
             for i in range(degree):
                 columns[out + i] = one_columns[start + i]
             out += degree
