@@ -907,6 +907,30 @@ def _check_joint_law_of_two_rows(layout: str, n: int, generator, what: str):
     return z
 
 
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+def test_blocks_drawn_together_equal_the_blocks_drawn_apart(monkeypatch, construction, layout):
+    """``Sampler.draw_blocks`` (one pass over several blocks' rows, each block from its own generator) gives exactly
+    the blocks' own draws joined — also when a block's streams or the room run out — so votes cannot depend on how
+    blocks are grouped into forward passes; and the same for gaussian images (joined draws)."""
+    from hiersmooth.smoothing import fused_flips
+    from hiersmooth.smoothing.sampler import concat_samples
+
+    x = (torch.rand(40, 30, generator=gen(150)) < 0.15).float()
+    x = x.to_sparse_csr() if layout == "sparse" else x
+    sampler = smoothing({"kind": "bernoulli", "p": 0.7}, {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.6}).sampler(x)
+    sizes = [4, 4, 3, 4]
+    for tight in (False, True):
+        if tight:  # every block runs short of random bits and of room
+            monkeypatch.setattr(fused_flips.FusedFlips, "_sizes", lambda self, selected: (8, 8))
+        together = sampler.draw_blocks(sizes, [gen(160 + b) for b in range(4)])
+        apart = concat_samples([sampler.draw(size, gen(160 + b)) for b, size in enumerate(sizes)])
+        assert together.layout == apart.layout and together.shape == apart.shape
+        assert torch.equal(together.to_dense(), apart.to_dense()), f"{layout}, tight={tight}"
+    images = smoothing({"kind": "bernoulli", "p": 0.7}, {"kind": "gaussian", "sigma": 0.5}).sampler(torch.rand(2, 5, 5))
+    joined = concat_samples([images.draw(3, gen(170 + b)) for b in range(3)])
+    assert torch.equal(images.draw_blocks([3, 3, 3], [gen(170 + b) for b in range(3)]), joined)
+
+
 def test_fused_flips_run_again_on_longer_streams_and_more_room(monkeypatch):
     """Sizes far too small (8 chunks, room for 8 columns): the compiled pass stops, runs again on longer streams
     drawn after the first and with more room, until the sample fits — its law stays exact (the two-row
@@ -917,8 +941,9 @@ def test_fused_flips_run_again_on_longer_streams_and_more_room(monkeypatch):
     compiled = fused_flips._draw_rows
 
     def recorded(*arguments):
-        statuses.append(compiled(*arguments)[0])
-        return statuses[-1], 0, 0
+        result = compiled(*arguments)
+        statuses.append(result[0])
+        return result
 
     monkeypatch.setattr(fused_flips, "_draw_rows", recorded)
     monkeypatch.setattr(fused_flips.FusedFlips, "_sizes", lambda self, selected: (8, 8))

@@ -33,6 +33,7 @@ from .inputs import node_indices
 from .progress import progress_bar
 from .seeds import SeedPlan
 from .smoothing import Smoothing, from_config
+from .smoothing.sampler import concat_samples
 
 ABSTAIN = -1
 DEFAULT_BLOCK_SIZE = {"image": 100, "graph": 4}
@@ -50,40 +51,6 @@ _dense_notice_given = False
 
 def _positive(name: str, value) -> int:
     return check_integer(name, value, 1)
-
-
-def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
-    """Stack sample blocks along the first axis (dense) or as more rows of one disjoint union (sparse CSR).
-
-    Parameters
-    ----------
-    samples : list of torch.Tensor
-        Blocks from ``Sampler.draw``: dense (n_i, ...) tensors, or sparse CSR (n_i·N, D) disjoint unions.
-
-    Returns
-    -------
-    torch.Tensor
-        (Σ n_i, ...) dense, or one sparse CSR (Σ n_i·N, D) union (int32 indices while they fit).
-    """
-    if len(samples) == 1:
-        return samples[0]
-    if samples[0].layout != torch.sparse_csr:
-        return torch.cat(samples)
-    entries = [block.col_indices().numel() for block in samples]
-    narrow = all(block.crow_indices().dtype == torch.int32 for block in samples) and sum(entries) < 2**31
-    index = torch.int32 if narrow else torch.long  # the blocks' int32 indices while the union's still fit
-    offsets = np.cumsum([0] + entries[:-1]).tolist()
-    crows = [samples[0].crow_indices().to(index)] + [
-        block.crow_indices()[1:].to(index) + offset for block, offset in zip(samples[1:], offsets[1:])
-    ]
-    rows = sum(block.shape[0] for block in samples)
-    return torch.sparse_csr_tensor(
-        torch.cat(crows),
-        torch.cat([block.col_indices().to(index) for block in samples]),
-        torch.cat([block.values() for block in samples]),
-        size=(rows, samples[0].shape[1]),
-        check_invariants=False,
-    )
 
 
 def split_samples(samples: torch.Tensor, size: int, rows_per_sample: int = 1):
@@ -329,12 +296,9 @@ class SmoothedClassifier:
         def drawn(start: int) -> tuple[int, torch.Tensor]:
             """The end of the pass from block ``start`` on and its samples, each block drawn from its own generator."""
             stop = min(start + group, len(blocks))
-            return stop, concat_samples(
-                [
-                    sampler.draw(sizes[b], plan.generator(point, stage, b, self.device), token)
-                    for b in blocks[start:stop]
-                ]
-            )
+            chosen = blocks[start:stop]
+            generators = [plan.generator(point, stage, b, self.device) for b in chosen]
+            return stop, sampler.draw_blocks([sizes[b] for b in chosen], generators, token)
 
         def round_votes(starts: list[int]):
             """Yield ``(next_block, counts)`` of the passes from ``starts``, in order: the samples of all of them are

@@ -191,7 +191,7 @@ class BitFlips:
         accept this). Indices are int32 when n·N·(D + 1) fits. On a CPU the compiled pass of ``fused_flips`` draws
         them (unless ``FUSED_ON_CPU`` is off); elsewhere the torch construction below."""
         if self._fused is not None and FUSED_ON_CPU:
-            return self._fused.draw(mask, indicator, dtype, generator)
+            return self._fused.draw_blocks([mask], indicator, dtype, [generator])
         index = _index_dtype(mask.numel() * (self.columns + 1))  # bounds every position and slot below
         flat = mask.reshape(-1)
         selected = _nonzero(flat).to(mask.device)  # the smoothed rows of the stack
@@ -221,6 +221,15 @@ class BitFlips:
         return torch.sparse_csr_tensor(
             crow, columns, values, size=(lead.numel(), self.columns + indicator), check_invariants=False
         )
+
+    def draw_blocks(self, masks: list, indicator: bool, dtype, generators: list) -> torch.Tensor:
+        """Several blocks at once, block k's ``masks[k]`` drawn from ``generators[k]``: the blocks' :meth:`draw`
+        stacked as one CSR tensor — on a CPU written at once by the compiled pass, elsewhere joined after."""
+        if self._fused is not None and FUSED_ON_CPU:
+            return self._fused.draw_blocks(masks, indicator, dtype, generators)
+        from .sampler import concat_samples
+
+        return concat_samples([self.draw(mask, indicator, dtype, g) for mask, g in zip(masks, generators)])
 
     def _kept(self, mask: torch.Tensor, selected: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """1 → 0: the columns of the surviving 1-bits of all copies (sorted by row) and how many each row keeps.

@@ -55,22 +55,31 @@ def _draw_rows(
     mostly_deleted,
     chunks,
     lows,
+    block_rows,
+    chunk_bounds,
+    low_bounds,
     crow,
     columns,
 ):
-    """Fill ``crow`` and ``columns`` (CSR) for the rows of the stack; returns (status, chunks used, lows used).
+    """Fill ``crow`` and ``columns`` (CSR) for the rows of the stack; returns (status, block): the block whose
+    streams ran out, or whose rows were being drawn when the room ran out. Block b holds the rows from
+    ``block_rows[b]`` on and reads ``chunks`` and ``lows`` between its ``chunk_bounds`` and ``low_bounds``.
 
     A gap is the table's for its chunk, or, where the table holds 0 (undecided), that of the full 53-bit U with
     the next 38-bit word of ``lows`` (written out in both loops: a helper returning the gap and the position in
     ``lows`` compiles to code several times slower)."""
-    at, low_at, out = 0, 0, 0
-    last_chunk, last_low, room = chunks.shape[0], lows.shape[0] - 1, columns.shape[0]
+    out, room, block = 0, columns.shape[0], -1
+    at = low_at = last_chunk = last_low = 0
     crow[0] = 0
     for row in range(selected.shape[0]):
+        if row == block_rows[block + 1]:  # the next block: its own streams
+            block += 1
+            at, last_chunk = chunk_bounds[block], chunk_bounds[block + 1]
+            low_at, last_low = low_bounds[block], low_bounds[block + 1] - 1
         node = row % nodes
         degree, start = degrees[node], row_starts[node]
         if out + degree + 1 > room:
-            return _OUT_OF_ROOM, at, low_at
+            return _OUT_OF_ROOM, block
         if not selected[row]:
             for i in range(degree):
                 columns[out + i] = one_columns[start + i]
@@ -82,7 +91,7 @@ def _draw_rows(
         done, position = 0, -1  # the row's 1-bits before ``done`` are written or dropped
         while p_rare > 0.0:
             if at >= last_chunk or low_at > last_low:
-                return _OUT_OF_RANDOM, at, low_at
+                return _OUT_OF_RANDOM, block
             chunk = chunks[at]
             gap = np.int64(rare_table[chunk])
             if gap == 0:
@@ -110,7 +119,7 @@ def _draw_rows(
             out += 1
         if p_plus >= 1.0:  # every 0-bit turns 1
             if out + width - degree > room:
-                return _OUT_OF_ROOM, at, low_at
+                return _OUT_OF_ROOM, block
             for column in range(width):
                 if not (bitmap[node, column >> 3] >> (column & 7)) & 1:
                     columns[out] = column
@@ -119,7 +128,7 @@ def _draw_rows(
             column = -1
             while True:
                 if at >= last_chunk or low_at > last_low:
-                    return _OUT_OF_RANDOM, at, low_at
+                    return _OUT_OF_RANDOM, block
                 chunk = chunks[at]
                 gap = np.int64(plus_table[chunk])
                 if gap == 0:
@@ -133,11 +142,11 @@ def _draw_rows(
                 if (bitmap[node, column >> 3] >> (column & 7)) & 1:
                     continue
                 if out >= room:
-                    return _OUT_OF_ROOM, at, low_at
+                    return _OUT_OF_ROOM, block
                 columns[out] = column
                 out += 1
         crow[row + 1] = out
-    return _OK, at, low_at
+    return _OK, block
 
 
 class FusedFlips:
@@ -154,18 +163,22 @@ class FusedFlips:
         self.mostly_deleted = p_minus > 0.5  # the rare outcome is "kept"
         self.plus_gaps, self.rare_gaps = _table(self.p_plus), _table(self.p_rare)
 
-    def draw(self, mask: torch.Tensor, indicator: bool, dtype, generator) -> torch.Tensor:
-        """n noisy copies under ``mask`` (n, N) as one (n·N, D [+1]) sparse CSR tensor (``BitFlips.draw``)."""
-        selected = mask.reshape(-1).contiguous().numpy()
-        chunk_count, room = self._sizes(selected)
-        index = np.int32 if selected.size * (self.width + 1) < 2**31 else np.int64
-        chunks = random_chunks(chunk_count, generator).numpy()
-        lows = _lows(chunk_count // 64 + 16, generator)
+    def draw_blocks(self, masks: list, indicator: bool, dtype, generators: list) -> torch.Tensor:
+        """The noisy copies of several blocks, block k's ``masks[k]`` (n_k, N) drawn from ``generators[k]``, as one
+        (Σ n_k·N, D [+1]) sparse CSR tensor: the blocks' ``BitFlips.draw`` one after the other, written at once."""
+        selected = [mask.reshape(-1).contiguous().numpy() for mask in masks]
+        sizes = [self._sizes(rows) for rows in selected]
+        chunks = [random_chunks(count, generator).numpy() for (count, _), generator in zip(sizes, generators)]
+        lows = [_lows(count // 64 + 16, generator) for (count, _), generator in zip(sizes, generators)]
+        every = np.concatenate(selected)
+        index = np.int32 if every.size * (self.width + 1) < 2**31 else np.int64
+        block_rows = np.cumsum([0] + [len(rows) for rows in selected] + [0])  # a sentinel past the last row
+        room = sum(space for _, space in sizes)
         while True:
-            crow = np.empty(selected.size + 1, dtype=index)
+            crow = np.empty(every.size + 1, dtype=index)
             columns = np.empty(room, dtype=index)
-            status, _, _ = _draw_rows(
-                selected,
+            status, block = _draw_rows(
+                every,
                 self.nodes,
                 self.degrees,
                 self.row_starts,
@@ -178,8 +191,11 @@ class FusedFlips:
                 *self.rare_gaps,
                 self.p_rare,
                 self.mostly_deleted,
-                chunks,
-                lows,
+                np.concatenate(chunks),
+                np.concatenate(lows),
+                block_rows,
+                np.cumsum([0] + [len(part) for part in chunks]),
+                np.cumsum([0] + [len(part) for part in lows]),
                 crow,
                 columns,
             )
@@ -187,15 +203,17 @@ class FusedFlips:
                 break
             if status == _OUT_OF_ROOM:
                 room *= 2
-            else:  # streams twice as long, the second half drawn after the first from the same generator
-                chunks = np.concatenate([chunks, random_chunks(len(chunks), generator).numpy()])
-                lows = np.concatenate([lows, _lows(len(lows), generator)])
+            else:  # that block's streams twice as long, the second half drawn after the first from its generator
+                chunks[block] = np.concatenate(
+                    [chunks[block], random_chunks(len(chunks[block]), generators[block]).numpy()]
+                )
+                lows[block] = np.concatenate([lows[block], _lows(len(lows[block]), generators[block])])
         total = int(crow[-1])
         return torch.sparse_csr_tensor(
             torch.from_numpy(crow),
             torch.from_numpy(columns[:total]),
             torch.ones(total, dtype=dtype),
-            size=(selected.size, self.width + indicator),
+            size=(every.size, self.width + indicator),
             check_invariants=False,
         )
 

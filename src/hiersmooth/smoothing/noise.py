@@ -75,6 +75,14 @@ class Draw(Protocol):
     def __call__(self, mask, indicator: bool, generator=None, token=None): ...
 
 
+class BlockDraw(Draw, Protocol):
+    """A :class:`Draw` that also draws several blocks at once: ``blocks(masks, indicator, generators, token)`` is
+    the blocks' draws, block k's ``masks[k]`` from ``generators[k]``, stacked as one tensor (``Sampler.draw_blocks``
+    uses it where present)."""
+
+    def blocks(self, masks, indicator: bool, generators, token=None): ...
+
+
 class Noise(ABC):
     """A noise family (the lower level): its bounds L, U, its threats, and its per-point certificate.
 
@@ -805,15 +813,28 @@ def _prepare_bit_flips(rows, sparse: bool, p_plus: float, p_minus: float, what: 
         if len(_PREPARED_BITS) >= _PREPARED_LIMIT:
             _PREPARED_BITS.pop(next(iter(_PREPARED_BITS)))
         _PREPARED_BITS[key] = (rows, flips)
-    dtype = rows.dtype if torch.is_floating_point(rows) else torch.float32
+    return _BitFlipDraw(flips, rows.dtype if torch.is_floating_point(rows) else torch.float32, sparse, what)
 
-    def draw(mask, indicator, generator=None, token=None):
+
+@dataclass(frozen=True)
+class _BitFlipDraw:
+    """The :class:`BlockDraw` of prepared binary rows: sparse CSR samples for sparse input, dense for dense."""
+
+    flips: object  # BitFlips
+    dtype: object
+    sparse: bool
+    what: str
+
+    def __call__(self, mask, indicator, generator=None, token=None):
+        return self.blocks([mask], indicator, [generator], token)
+
+    def blocks(self, masks, indicator, generators, token=None):
         if token is not None:
-            raise ValueError(f"token: {what} takes no token")
-        samples = flips.draw(mask, indicator, dtype, generator)
-        return samples if sparse else samples.to_dense().view(*mask.shape, samples.shape[1])
-
-    return draw
+            raise ValueError(f"token: {self.what} takes no token")
+        samples = self.flips.draw_blocks(masks, indicator, self.dtype, generators)
+        if self.sparse:
+            return samples
+        return samples.to_dense().view(sum(mask.shape[0] for mask in masks), masks[0].shape[1], samples.shape[1])
 
 
 def _versions(rows) -> tuple:

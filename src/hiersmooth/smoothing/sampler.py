@@ -12,6 +12,7 @@ An input is one of
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..checks import check_integer
@@ -58,3 +59,51 @@ class Sampler:
             # families of this package do), one copy otherwise
             samples = samples.transpose(1, 2).reshape(n, samples.shape[-1], *self.image_shape)
         return samples
+
+    def draw_blocks(self, sizes: list[int], generators: list, token: torch.Tensor | None = None) -> torch.Tensor:
+        """The samples of several blocks, block k's ``sizes[k]`` samples from ``generators[k]``, stacked as one
+        tensor: ``concat_samples`` of their :meth:`draw` — written at once where the noise draws blocks together
+        (sparse flips on a CPU), which saves joining them."""
+        blocks = getattr(self._draw, "blocks", None)
+        if blocks is None or self.image_shape is not None or len(sizes) == 1:
+            return concat_samples([self.draw(size, generator, token) for size, generator in zip(sizes, generators)])
+        sizes = [check_integer("n", n, 1, rule="the number of samples must be an integer >= 1") for n in sizes]
+        masks = [
+            self.smoothing.selection.sample_mask(size, self.entities, generator, self.device)
+            for size, generator in zip(sizes, generators)
+        ]
+        return blocks(masks, self.smoothing.indicator, generators, token)
+
+
+def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
+    """Stack sample blocks along the first axis (dense) or as more rows of one disjoint union (sparse CSR).
+
+    Parameters
+    ----------
+    samples : list of torch.Tensor
+        Blocks from ``Sampler.draw``: dense (n_i, ...) tensors, or sparse CSR (n_i·N, D) disjoint unions.
+
+    Returns
+    -------
+    torch.Tensor
+        (Σ n_i, ...) dense, or one sparse CSR (Σ n_i·N, D) union (int32 indices while they fit).
+    """
+    if len(samples) == 1:
+        return samples[0]
+    if samples[0].layout != torch.sparse_csr:
+        return torch.cat(samples)
+    entries = [block.col_indices().numel() for block in samples]
+    narrow = all(block.crow_indices().dtype == torch.int32 for block in samples) and sum(entries) < 2**31
+    index = torch.int32 if narrow else torch.long  # the blocks' int32 indices while the union's still fit
+    offsets = np.cumsum([0] + entries[:-1]).tolist()
+    crows = [samples[0].crow_indices().to(index)] + [
+        block.crow_indices()[1:].to(index) + offset for block, offset in zip(samples[1:], offsets[1:])
+    ]
+    rows = sum(block.shape[0] for block in samples)
+    return torch.sparse_csr_tensor(
+        torch.cat(crows),
+        torch.cat([block.col_indices().to(index) for block in samples]),
+        torch.cat([block.values() for block in samples]),
+        size=(rows, samples[0].shape[1]),
+        check_invariants=False,
+    )
