@@ -11,12 +11,12 @@ with two, ``count`` runs two forward passes side by side, one thread each), this
   < 25 % for graphs;
 - others: the share of the machine other processes used meanwhile (a busy neighbour voids the figures).
 
-``--stages`` adds, on one thread, where the time of ``count`` goes per sample: draw (the seeded blocks from the
-sampler), assemble (blocks joined into forward batches, union edge indices), forward (the model on those batches)
-and count (the rest of ``count``: argmax, votes, checks, bookkeeping = smoothed − draw − assemble − forward). count
-also holds what draws and forward passes cost each other when they alternate, which the stages timed apart do not
-pay: the caches each one leaves cold for the other (Cora-ML: the GCN's forward passes run about 0.8 ms a sample
-slower right after a draw than back to back; for small images ``count`` draws several passes ahead to avoid it).
+``--stages`` adds, on one thread, where the time of ``count`` goes per sample: draw (each forward pass's seeded
+blocks, drawn together by ``Sampler.draw_blocks`` into one batch), assemble (the union edge indices of a batch),
+forward (the model on those batches) and count (the rest of ``count``: argmax, votes, checks, bookkeeping =
+smoothed − draw − assemble − forward). count also holds what draws and forward passes cost each other when they
+alternate, which the stages timed apart do not pay: the caches each one leaves cold for the other (for small
+images ``count`` draws several passes ahead to avoid it).
 
 Cases (random weights; throughput does not depend on them):
 (a) SmallCNN on a 1×28×28 image, bernoulli p = 1 − 150/784, gaussian σ = 0.25, indicator;
@@ -39,7 +39,7 @@ from contention import OtherProcesses
 from cora_ml import CLASSES, SMOOTHING, load_cora_ml
 from sklearn.datasets import load_digits
 
-from hiersmooth.classifier import SmoothedClassifier, concat_samples
+from hiersmooth.classifier import SmoothedClassifier
 from hiersmooth.models.graphs import GAT, GCN
 from hiersmooth.models.images import SmallCNN
 
@@ -168,15 +168,19 @@ def stages(case: Case, batch_size: int) -> None:
     sizes = plan.blocks(case.samples)
     group = max(1, batch_size // plan.block_size)
 
-    def draw_blocks():
-        return [sampler.draw(size, plan.generator(0, "estimation", b)) for b, size in enumerate(sizes)]
+    passes = [range(start, min(start + group, len(sizes))) for start in range(0, len(sizes), group)]
 
-    blocks = draw_blocks()
-    groups = [blocks[start : start + group] for start in range(0, len(blocks), group)]
+    def draw_blocks():
+        """Each pass's blocks, drawn together as count draws them (``Sampler.draw_blocks``)."""
+        return [
+            sampler.draw_blocks([sizes[b] for b in chosen], [plan.generator(0, "estimation", b) for b in chosen])
+            for chosen in passes
+        ]
+
+    batches = draw_blocks()
     entities = case.x.shape[0]
 
     def assemble():
-        batches = [concat_samples(blocks_of_pass) for blocks_of_pass in groups]
         if not case.graph:
             return [(batch,) for batch in batches]
         return [(batch, union_edges(case.edge_index, entities, batch.shape[0] // entities)) for batch in batches]
