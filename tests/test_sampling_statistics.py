@@ -921,7 +921,7 @@ def test_blocks_drawn_together_equal_the_blocks_drawn_apart(monkeypatch, constru
     sizes = [4, 4, 3, 4]
     for tight in (False, True):
         if tight:  # every block runs short of random bits and of room
-            monkeypatch.setattr(fused_flips.FusedFlips, "_sizes", lambda self, selected: (8, 8))
+            monkeypatch.setattr(fused_flips.FusedFlips, "_sizes", lambda self, selected: (8, 1, 8))
         together = sampler.draw_blocks(sizes, [gen(160 + b) for b in range(4)])
         apart = concat_samples([sampler.draw(size, gen(160 + b)) for b, size in enumerate(sizes)])
         assert together.layout == apart.layout and together.shape == apart.shape
@@ -946,7 +946,7 @@ def test_fused_flips_run_again_on_longer_streams_and_more_room(monkeypatch):
         return result
 
     monkeypatch.setattr(fused_flips, "_draw_rows", recorded)
-    monkeypatch.setattr(fused_flips.FusedFlips, "_sizes", lambda self, selected: (8, 8))
+    monkeypatch.setattr(fused_flips.FusedFlips, "_sizes", lambda self, selected: (8, 1, 8))
     first = _check_joint_law_of_two_rows("sparse", 20_000, gen(143), "tiny sizes")
     assert {fused_flips._OUT_OF_RANDOM, fused_flips._OUT_OF_ROOM, fused_flips._OK} <= set(statuses), set(statuses)
     again = _check_joint_law_of_two_rows("sparse", 20_000, gen(143), "tiny sizes, again")

@@ -125,10 +125,10 @@ def _draw_rows(
                     columns[out] = column
                     out += 1
         elif p_plus > 0.0:  # 0 → 1: a Bernoulli(p₊) process on the row's cells, successes on 1-bits dropped
-            column = -1
+            if last_chunk - at <= width or last_low - low_at < width or room - out < width:
+                return _OUT_OF_RANDOM if room - out >= width else _OUT_OF_ROOM, block
+            column = -1  # at most ``width`` + 1 gaps and ``width`` columns ahead: no checks inside
             while True:
-                if at >= last_chunk or low_at > last_low:
-                    return _OUT_OF_RANDOM, block
                 chunk = chunks[at]
                 gap = np.int64(plus_table[chunk])
                 if gap == 0:
@@ -141,8 +141,6 @@ def _draw_rows(
                     break
                 if (bitmap[node, column >> 3] >> (column & 7)) & 1:
                     continue
-                if out >= room:
-                    return _OUT_OF_ROOM, block
                 columns[out] = column
                 out += 1
         crow[row + 1] = out
@@ -168,12 +166,14 @@ class FusedFlips:
         (Σ n_k·N, D [+1]) sparse CSR tensor: the blocks' ``BitFlips.draw`` one after the other, written at once."""
         selected = [mask.reshape(-1).contiguous().numpy() for mask in masks]
         sizes = [self._sizes(rows) for rows in selected]
-        chunks = [random_chunks(count, generator).numpy() for (count, _), generator in zip(sizes, generators)]
-        lows = [_lows(count // 64 + 16, generator) for (count, _), generator in zip(sizes, generators)]
+        chunks, lows = [], []
+        for (chunk_count, low_count, _), generator in zip(sizes, generators):
+            chunks.append(random_chunks(chunk_count, generator).numpy())
+            lows.append(_lows(low_count, generator))
         every = np.concatenate(selected)
         index = np.int32 if every.size * (self.width + 1) < 2**31 else np.int64
         block_rows = np.cumsum([0] + [len(rows) for rows in selected] + [0])  # a sentinel past the last row
-        room = sum(space for _, space in sizes)
+        room = sum(space for *_, space in sizes)
         while True:
             crow = np.empty(every.size + 1, dtype=index)
             columns = np.empty(room, dtype=index)
@@ -217,18 +217,20 @@ class FusedFlips:
             check_invariants=False,
         )
 
-    def _sizes(self, selected: np.ndarray) -> tuple[int, int]:
-        """Chunks to draw and room for columns, 8 standard deviations above what the rows of ``selected`` need on
-        average: a success per p₊ of the selected rows' cells and per p_rare of their 1-bits, and the gap that
-        overshoots each of a row's two processes; every 1-bit, τ and the added bits."""
+    def _sizes(self, selected: np.ndarray) -> tuple[int, int, int]:
+        """Chunks, 38-bit words and room for columns to start with, 8 standard deviations above what the rows of
+        ``selected`` need on average — a chunk per success, p₊ of the selected rows' cells and p_rare of their
+        1-bits, and per gap overshooting the end of each of a row's two processes; a word per 64 chunks (undecided
+        gaps are rarer); every 1-bit, τ and the added bits — plus D + 1 of each, which a row's 0 → 1 loop may use
+        without a check."""
         chosen = self.degrees[np.flatnonzero(selected) % self.nodes]
         rows, ones = len(chosen), int(chosen.sum())
         expected = self.p_plus * rows * self.width + self.p_rare * ones + 2 * rows
         added = self.p_plus * (rows * self.width - ones)
         every_one = int(self.degrees.sum()) * (selected.size // self.nodes)
-        return int(expected * 1.01 + 8 * math.sqrt(expected) + 64), int(
-            every_one + rows + added * 1.01 + 8 * math.sqrt(added) + 64
-        )
+        chunks = int(expected * 1.01 + 8 * math.sqrt(expected) + 64)
+        room = int(every_one + rows + added * 1.01 + 8 * math.sqrt(added) + 64)
+        return chunks + self.width + 1, chunks // 64 + self.width + 1, room + self.width + 1
 
 
 def _table(p: float) -> tuple[np.ndarray, float]:
