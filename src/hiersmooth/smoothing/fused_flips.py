@@ -36,7 +36,7 @@ _OK, _OUT_OF_RANDOM, _OUT_OF_ROOM = 0, 1, 2
 _NO_GAP = np.zeros(2**CHUNK_BITS, dtype=np.int32)  # the table for p = 0 or 1 (never read)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # no Python objects inside: two workers draw at once
 def _draw_rows(
     selected,
     nodes,
