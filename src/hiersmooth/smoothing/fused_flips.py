@@ -36,6 +36,17 @@ _OK, _OUT_OF_RANDOM, _OUT_OF_ROOM = 0, 1, 2
 _NO_GAP = np.zeros(2**CHUNK_BITS, dtype=np.int32)  # the table for p = 0 or 1 (never read)
 
 
+@numba.njit(cache=True, inline="always")
+def _gap(chunk, table, low, log_q):
+    """G of a chunk: the table's, or where it holds 0 (undecided) that of the full 53-bit U, ``low`` its last 38
+    bits (the caller reads the next 38-bit word, and moves past it only then)."""
+    gap = np.int64(table[chunk])
+    if gap == 0:
+        u = (chunk * 2.0**_LOW_BITS + low + 1) * 2.0**-53  # exact: 53 bits
+        gap = np.int64(min(math.floor(math.log(u) / log_q) + 1.0, 4.0e18))
+    return gap
+
+
 @numba.njit(cache=True, nogil=True)  # no Python objects inside: two workers draw at once
 def _draw_rows(
     selected,
@@ -65,9 +76,9 @@ def _draw_rows(
     streams ran out, or whose rows were being drawn when the room ran out. Block b holds the rows from
     ``block_rows[b]`` on and reads ``chunks`` and ``lows`` between its ``chunk_bounds`` and ``low_bounds``.
 
-    A gap is the table's for its chunk, or, where the table holds 0 (undecided), that of the full 53-bit U with
-    the next 38-bit word of ``lows`` (written out in both loops: a helper returning the gap and the position in
-    ``lows`` compiles to code several times slower)."""
+    A gap (:func:`_gap`) reads the next chunk, and the next 38-bit word of ``lows`` only where the table leaves it
+    undecided: the position in ``lows`` is moved by the caller (a helper returning it too compiles to code several
+    times slower)."""
     out, room, block = 0, columns.shape[0], -1
     at = low_at = last_chunk = last_low = 0
     crow[0] = 0
@@ -92,12 +103,8 @@ def _draw_rows(
         while p_rare > 0.0:
             if at >= last_chunk or low_at > last_low:
                 return _OUT_OF_RANDOM, block
-            chunk = chunks[at]
-            gap = np.int64(rare_table[chunk])
-            if gap == 0:
-                u = (chunk * 2.0**_LOW_BITS + lows[low_at] + 1) * 2.0**-53  # exact: 53 bits
-                gap = np.int64(min(math.floor(math.log(u) / log_rare) + 1.0, 4.0e18))
-                low_at += 1
+            gap = _gap(chunks[at], rare_table, lows[low_at], log_rare)
+            low_at += rare_table[chunks[at]] == 0
             at += 1
             position += gap
             if not mostly_deleted:  # the 1-bits up to the next deletion are kept
@@ -129,12 +136,8 @@ def _draw_rows(
                 return _OUT_OF_RANDOM if room - out >= width else _OUT_OF_ROOM, block
             column = -1  # at most ``width`` + 1 gaps and ``width`` columns ahead: no checks inside
             while True:
-                chunk = chunks[at]
-                gap = np.int64(plus_table[chunk])
-                if gap == 0:
-                    u = (chunk * 2.0**_LOW_BITS + lows[low_at] + 1) * 2.0**-53  # exact: 53 bits
-                    gap = np.int64(min(math.floor(math.log(u) / log_plus) + 1.0, 4.0e18))
-                    low_at += 1
+                gap = _gap(chunks[at], plus_table, lows[low_at], log_plus)
+                low_at += plus_table[chunks[at]] == 0
                 at += 1
                 column += gap
                 if column >= width:
