@@ -931,6 +931,42 @@ def test_blocks_drawn_together_equal_the_blocks_drawn_apart(monkeypatch, constru
     assert torch.equal(images.draw_blocks([3, 3, 3], [gen(170 + b) for b in range(3)]), joined)
 
 
+def test_fused_flips_with_int64_indices_give_the_same_samples(monkeypatch):
+    """A stack too large for int32 indices gets int64 ones (here forced by lowering the limit): the same samples."""
+    from hiersmooth.smoothing import fused_flips
+
+    x = (torch.rand(40, 30, generator=gen(151)) < 0.15).float().to_sparse_csr()
+    sampler = smoothing({"kind": "bernoulli", "p": 0.7}, {"kind": "sparse", "p_plus": 0.1, "p_minus": 0.6}).sampler(x)
+    narrow = sampler.draw_blocks([5, 5], [gen(152), gen(153)])
+    monkeypatch.setattr(fused_flips, "INT32_INDICES_BELOW", 0)
+    wide = sampler.draw_blocks([5, 5], [gen(152), gen(153)])
+    assert narrow.col_indices().dtype == torch.int32 and wide.col_indices().dtype == torch.int64
+    assert torch.equal(narrow.to_dense(), wide.to_dense())
+
+
+def test_bernoulli_trials_on_torch_tensors_match_the_numpy_path(monkeypatch):
+    """The torch branch of the trials (what a GPU runs) decides the same chunks exactly as the CPU's NumPy branch —
+    scalar and per-entry p, ties included (chunks forced onto p's first digit for a third of the entries)."""
+    from hiersmooth.smoothing import random_bits
+
+    rng = np.random.default_rng(8)
+    for p in (0.3 + 2**-40, [0.1, 0.5 + 2**-30, 0.9, 2**-20]):
+        first = np.floor(np.asarray(p, dtype=float) * 2**15).astype(np.int16)
+        streams = [rng.integers(0, 2**15, 4000).astype(np.int16) for _ in range(8)]
+        streams[0][::3] = np.broadcast_to(first, (1000, 4)).reshape(-1)[: len(streams[0][::3])]
+        results = []
+        for as_torch in (False, True):
+            calls = iter([s.copy() for s in streams])
+            supply = (
+                (lambda count, g, d: torch.from_numpy(next(calls)[:count]))
+                if as_torch
+                else (lambda count, g, d: next(calls)[:count])
+            )
+            monkeypatch.setattr(random_bits, "_chunks", supply)
+            results.append(random_bits.bernoulli_trials(p, (1000, 4), None))
+        assert torch.equal(results[0], results[1]), p
+
+
 def test_fused_flips_run_again_on_longer_streams_and_more_room(monkeypatch):
     """Sizes far too small (8 chunks, room for 8 columns): the compiled pass stops, runs again on longer streams
     drawn after the first and with more room, until the sample fits — its law stays exact (the two-row

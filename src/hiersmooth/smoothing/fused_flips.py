@@ -32,6 +32,7 @@ import torch
 from .random_bits import CHUNK_BITS, random_chunks
 
 _LOW_BITS = 53 - CHUNK_BITS
+INT32_INDICES_BELOW = 2**31  # CSR indices are int32 while every position of the stack is below this, else int64
 _OK, _OUT_OF_RANDOM, _OUT_OF_ROOM = 0, 1, 2
 _NO_GAP = np.zeros(2**CHUNK_BITS, dtype=np.int32)  # the table for p = 0 or 1 (never read)
 
@@ -174,7 +175,7 @@ class FusedFlips:
             chunks.append(random_chunks(chunk_count, generator).numpy())
             lows.append(_lows(low_count, generator))
         every = np.concatenate(selected)
-        index = np.int32 if every.size * (self.width + 1) < 2**31 else np.int64
+        index = np.int32 if every.size * (self.width + 1) < INT32_INDICES_BELOW else np.int64
         block_rows = np.cumsum([0] + [len(rows) for rows in selected] + [0])  # a sentinel past the last row
         room = sum(space for *_, space in sizes)
         while True:
