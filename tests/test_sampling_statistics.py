@@ -735,7 +735,7 @@ def test_gap_table_is_the_exact_inversion_on_every_decided_interval(p):
     the interval."""
     import mpmath
 
-    from hiersmooth.smoothing.bit_flips import gap_table
+    from hiersmooth.smoothing.random_bits import gap_table
 
     mpmath.mp.dps = 60
     table = gap_table(p).numpy()
@@ -845,9 +845,9 @@ def test_undecided_gaps_follow_the_conditional_law(monkeypatch, chunk, p):
     P(G = g | c) = |(q^g, q^(g−1)] ∩ interval| / 2⁻¹⁵ (60-digit arithmetic)."""
     import mpmath
 
-    from hiersmooth.smoothing import bit_flips
+    from hiersmooth.smoothing import bit_flips, random_bits
 
-    table = bit_flips.gap_table(p).numpy()
+    table = random_bits.gap_table(p).numpy()
     if chunk is None:
         chunk = int(1000 + np.flatnonzero(table[1000:] == 0)[0])
     assert table[chunk] == 0

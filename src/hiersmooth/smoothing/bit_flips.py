@@ -31,32 +31,9 @@ import math
 import numpy as np
 import torch
 
-from .random_bits import CHUNK_BITS as _CHUNK_BITS  # the top bits of U, one chunk of random_chunks
-from .random_bits import random_chunks
+from .random_bits import LOW_BITS, gap_table, gaps_from_uniform, random_chunks
 
 FUSED_ON_CPU = True  # draw on a CPU by the compiled pass of ``fused_flips`` (off: the torch construction, as on a GPU)
-_LOW_BITS = 53 - _CHUNK_BITS  # the rest of U, drawn only where the top bits leave G undecided
-_TABLES: dict = {}  # (p, device) -> the gap table of p on that device
-
-
-def gap_table(p: float, device=None) -> torch.Tensor:
-    """float64 (2¹⁵,): G = ⌊log U / log(1 − p)⌋ + 1 for every U = (c·2³⁸ + k)·2⁻⁵³, k = 1 … 2³⁸, whose top 15
-    bits are c — where G takes one value on that whole interval — and 0 where it does not (G is then computed from
-    all 53 bits of U, :func:`_gaps_from_uniform`). G is non-increasing in U, so its values at both ends decide."""
-    key = (p, str(device))
-    table = _TABLES.get(key)
-    if table is None:
-        chunk = torch.arange(2**_CHUNK_BITS, dtype=torch.float64)
-        lowest = _gaps_from_uniform((chunk * 2.0**_LOW_BITS + 1) * 2.0**-53, p)  # U at the interval's low end
-        highest = _gaps_from_uniform((chunk + 1) * 2.0**-_CHUNK_BITS, p)  # ... and at its high end
-        table = torch.where(lowest == highest, lowest, 0.0)
-        table = _TABLES[key] = (table.to(device), table.to(torch.int32).to(device) if table.max() < 2**31 else None)
-    return table[0]
-
-
-def _gaps_from_uniform(u: torch.Tensor, p: float) -> torch.Tensor:
-    """G = ⌊log U / log(1 − p)⌋ + 1 (float64; ∞ or huge for tiny p, cut off by the caller)."""
-    return u.log().div_(math.log1p(-p)).floor_().add_(1)
 
 
 def _largest_gap(p: float) -> float:
@@ -85,15 +62,13 @@ def geometric_gaps(count: int, p: float, generator=None, device=None, dtype=torc
     on (0, 1] — read from :func:`gap_table` by U's top 15 bits, computed from all 53 where the table leaves G
     undecided. float64, or int32 (``dtype``) where p leaves every gap below 2³¹."""
     chunks = random_chunks(count, generator, device).to(torch.int32)
-    gap_table(p, device)
-    table = _TABLES[(p, str(device))][dtype == torch.int32]
-    gaps = table.index_select(0, chunks)
+    gaps = gap_table(p, device, dtype).index_select(0, chunks)
     undecided = _nonzero(gaps == 0)
     if undecided.numel():
         low = torch.empty(undecided.numel(), dtype=torch.int64, device=device).random_(generator=generator)
-        low.bitwise_right_shift_(63 - _LOW_BITS)  # 38 uniform bits (random_ gives 63)
-        u = (chunks.index_select(0, undecided).double() * 2.0**_LOW_BITS + low.double() + 1) * 2.0**-53  # exact
-        gaps.index_copy_(0, undecided, _gaps_from_uniform(u, p).to(dtype))
+        low.bitwise_right_shift_(63 - LOW_BITS)  # 38 uniform bits (random_ gives 63)
+        u = (chunks.index_select(0, undecided).double() * 2.0**LOW_BITS + low.double() + 1) * 2.0**-53  # exact
+        gaps.index_copy_(0, undecided, gaps_from_uniform(u, p).to(dtype))
     return gaps
 
 

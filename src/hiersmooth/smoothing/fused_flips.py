@@ -29,9 +29,8 @@ import numba
 import numpy as np
 import torch
 
-from .random_bits import CHUNK_BITS, random_chunks
+from .random_bits import CHUNK_BITS, LOW_BITS, gap_table, random_chunks
 
-_LOW_BITS = 53 - CHUNK_BITS
 INT32_INDICES_BELOW = 2**31  # CSR indices are int32 while every position of the stack is below this, else int64
 _OK, _OUT_OF_RANDOM, _OUT_OF_ROOM = 0, 1, 2
 _NO_GAP = np.zeros(2**CHUNK_BITS, dtype=np.int32)  # the table for p = 0 or 1 (never read)
@@ -43,7 +42,7 @@ def _gap(chunk, table, low, log_q):
     bits (the caller reads the next 38-bit word, and moves past it only then)."""
     gap = np.int64(table[chunk])
     if gap == 0:
-        u = (chunk * 2.0**_LOW_BITS + low + 1) * 2.0**-53  # exact: 53 bits
+        u = (chunk * 2.0**LOW_BITS + low + 1) * 2.0**-53  # exact: 53 bits
         gap = np.int64(min(math.floor(math.log(u) / log_q) + 1.0, 4.0e18))
     return gap
 
@@ -240,8 +239,6 @@ class FusedFlips:
 def _table(p: float) -> tuple[np.ndarray, float]:
     """(the gap table of p as integers — int32 where every gap fits, int64 with gaps capped at 2⁶² otherwise —,
     log(1 − p)) for :func:`_gap`; p = 0 or 1 is never read."""
-    from .bit_flips import gap_table
-
     if not 0 < p < 1:
         return _NO_GAP, -math.inf
     table = gap_table(p).numpy()
@@ -252,4 +249,4 @@ def _table(p: float) -> tuple[np.ndarray, float]:
 def _lows(count: int, generator) -> np.ndarray:
     """``count`` uniform 38-bit integers (the top 38 of 63 random bits), the rest of U for undecided gaps."""
     words = torch.empty(count, dtype=torch.int64).random_(generator=generator)
-    return words.bitwise_right_shift_(63 - _LOW_BITS).numpy()
+    return words.bitwise_right_shift_(63 - LOW_BITS).numpy()

@@ -8,6 +8,9 @@ masks and the sparse flips' geometric gaps (``bit_flips``) are read from these c
 A Bernoulli(p) trial compares a uniform U on [0, 1) with p, reading U's binary digits 15 at a time only as far as
 needed, so its law is that of p itself — exactly, for any float64 p, where ``rand() < p`` on a 53-bit grid is true
 with probability ⌈p·2⁵³⌉·2⁻⁵³, a little more than p wherever p has digits below 2⁻⁵³ (p < 1/2).
+
+A Geometric(p) gap — the distance between successes of Bernoulli(p) trials, which the sparse flips draw — is read
+from one chunk through a table of p for all but a few chunks (:func:`gap_table`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import numpy as np
 import torch
 
 CHUNK_BITS = 15
+LOW_BITS = 53 - CHUNK_BITS  # the rest of a 53-bit uniform U below its top chunk
 _CHUNK_MASK = 2**CHUNK_BITS - 1
+_GAP_TABLES: dict = {}  # (p, device) -> the gap table of p on that device: float64, int32 (None if a gap is too wide)
 
 
 def random_chunks(count: int, generator=None, device=None) -> torch.Tensor:
@@ -37,6 +42,29 @@ def _chunks(count: int, generator, device):
         chunks = words.numpy().view(np.int16)[:count]
         return np.bitwise_and(chunks, _CHUNK_MASK, out=chunks)
     return words.view(torch.int16)[:count].bitwise_and_(_CHUNK_MASK)
+
+
+def gap_table(p: float, device=None, dtype=torch.float64) -> torch.Tensor:
+    """(2¹⁵,) G = ⌊log U / log(1 − p)⌋ + 1, the Geometric(p) gap (support 1, 2, …) of U uniform on (0, 1], for
+    every U = (c·2³⁸ + k)·2⁻⁵³, k = 1 … 2³⁸, whose top 15 bits are the chunk c — where G takes one value on that
+    whole interval — and 0 where it does not (G is then computed from all 53 bits of U, :func:`gaps_from_uniform`).
+    G is non-increasing in U, so its values at both ends decide. float64, or int32 (``dtype``) where every gap
+    of the table is below 2³¹."""
+    key = (p, str(device))
+    tables = _GAP_TABLES.get(key)
+    if tables is None:
+        chunk = torch.arange(2**CHUNK_BITS, dtype=torch.float64)
+        lowest = gaps_from_uniform((chunk * 2.0**LOW_BITS + 1) * 2.0**-53, p)  # U at the interval's low end
+        highest = gaps_from_uniform((chunk + 1) * 2.0**-CHUNK_BITS, p)  # ... and at its high end
+        table = torch.where(lowest == highest, lowest, 0.0)
+        narrow = table.to(torch.int32).to(device) if table.max() < 2**31 else None
+        tables = _GAP_TABLES[key] = (table.to(device), narrow)
+    return tables[dtype == torch.int32]
+
+
+def gaps_from_uniform(u: torch.Tensor, p: float) -> torch.Tensor:
+    """G = ⌊log U / log(1 − p)⌋ + 1 (float64; ∞ or huge for tiny p, cut off by the caller)."""
+    return u.log().div_(math.log1p(-p)).floor_().add_(1)
 
 
 def bernoulli_trials(p, shape: tuple[int, ...], generator=None, device=None) -> torch.Tensor:
