@@ -173,7 +173,7 @@ class FusedFlips:
         for (chunk_count, low_count, _), generator in zip(sizes, generators):
             chunks.append(random_chunks(chunk_count, generator).numpy())
             lows.append(_lows(low_count, generator))
-        every = np.concatenate(selected)
+        every = _joined(selected)
         index = np.int32 if every.size * (self.width + 1) < INT32_INDICES_BELOW else np.int64
         block_rows = np.cumsum([0] + [len(rows) for rows in selected] + [0])  # a sentinel past the last row
         room = sum(space for *_, space in sizes)
@@ -194,8 +194,8 @@ class FusedFlips:
                 *self.rare_gaps,
                 self.p_rare,
                 self.mostly_deleted,
-                np.concatenate(chunks),
-                np.concatenate(lows),
+                _joined(chunks),
+                _joined(lows),
                 block_rows,
                 np.cumsum([0] + [len(part) for part in chunks]),
                 np.cumsum([0] + [len(part) for part in lows]),
@@ -244,6 +244,12 @@ def _table(p: float) -> tuple[np.ndarray, float]:
     table = gap_table(p).numpy()
     narrow = table.max() < 2**31
     return (table.astype(np.int32) if narrow else np.minimum(table, 2.0**62).astype(np.int64)), math.log1p(-p)
+
+
+def _joined(parts: list) -> np.ndarray:
+    """The arrays one after the other: the one itself when there is one (a pass of one block, as on graphs at the
+    default batch size: no copy of its 2.8 MB of chunks)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _lows(count: int, generator) -> np.ndarray:
