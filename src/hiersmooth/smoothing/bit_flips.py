@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .random_bits import LOW_BITS, gap_table, gaps_from_uniform, random_chunks
+from .sampler import concat_samples
 
 FUSED_ON_CPU = True  # draw on a CPU by the compiled pass of ``fused_flips`` (off: the torch construction, as on a GPU)
 
@@ -202,8 +203,6 @@ class BitFlips:
         stacked as one CSR tensor — on a CPU written at once by the compiled pass, elsewhere joined after."""
         if self._fused is not None and FUSED_ON_CPU:
             return self._fused.draw_blocks(masks, indicator, dtype, generators)
-        from .sampler import concat_samples
-
         return concat_samples([self.draw(mask, indicator, dtype, g) for mask, g in zip(masks, generators)])
 
     def _kept(self, mask: torch.Tensor, selected: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
