@@ -1,4 +1,4 @@
-"""Uniform 15-bit integers and exact Bernoulli trials from a generator's integer stream (SPEC.md §2).
+"""Uniform 15-bit integers, exact Bernoulli trials and geometric gap tables from a generator's integer stream (SPEC §2).
 
 ``random_`` on an int64 tensor gives words uniform on [0, 2⁶³) at about the cost per element of a 32-bit word or a
 float32 uniform, so a word's four 15-bit pieces are four uniform chunks for the price of one draw. The selection
