@@ -929,6 +929,11 @@ def test_blocks_drawn_together_equal_the_blocks_drawn_apart(monkeypatch, constru
     images = smoothing({"kind": "bernoulli", "p": 0.7}, {"kind": "gaussian", "sigma": 0.5}).sampler(torch.rand(2, 5, 5))
     joined = concat_samples([images.draw(3, gen(170 + b)) for b in range(3)])
     assert torch.equal(images.draw_blocks([3, 3, 3], [gen(170 + b) for b in range(3)]), joined)
+    for bad_sizes, generators in [([4, 4], [gen(1)]), ([], [])]:
+        with pytest.raises(ValueError, match="generators: one per block"):
+            sampler.draw_blocks(bad_sizes, generators)
+    with pytest.raises(ValueError, match="n="):
+        sampler.draw_blocks([4, 0], [gen(1), gen(2)])
 
 
 def test_fused_flips_with_int64_indices_give_the_same_samples(monkeypatch):

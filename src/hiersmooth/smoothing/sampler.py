@@ -64,6 +64,8 @@ class Sampler:
         """The samples of several blocks, block k's ``sizes[k]`` samples from ``generators[k]``, stacked as one
         tensor: ``concat_samples`` of their :meth:`draw` — written at once where the noise draws blocks together
         (sparse flips on a CPU), which saves joining them."""
+        if len(sizes) != len(generators) or not sizes:
+            raise ValueError(f"generators: one per block, for {len(sizes)} block sizes; got {len(generators)}")
         blocks = getattr(self._draw, "blocks", None)
         if blocks is None or self.image_shape is not None or len(sizes) == 1:
             return concat_samples([self.draw(size, generator, token) for size, generator in zip(sizes, generators)])
