@@ -124,7 +124,7 @@ def test_graph_votes_do_not_depend_on_batch_size_or_layout():
 def test_votes_do_not_depend_on_the_worker_threads(monkeypatch):
     """Forward passes on 1, 2 or 3 CPU worker threads give the same votes — graphs, and images under the costly
     sparse noise (binary pixels), through ``count`` and ``count_blocks`` — while the cheap gaussian draws keep to
-    one worker; torch's thread count is restored."""
+    one worker on two threads; torch's thread count is restored."""
     from hiersmooth import classifier as classifier_module
 
     x, edges = small_graph(3)
@@ -141,16 +141,22 @@ def test_votes_do_not_depend_on_the_worker_threads(monkeypatch):
             sparse_images = SmoothedClassifier(cnn, HIERARCHICAL_SPARSE, 4, seed=6, block_size=10)
             sampler, token = sparse_images.image_sampler(binary_image)
             pools_before = len(pools)
+            torch.set_num_threads(2)
             gaussian = SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=6, block_size=10).count(
                 image, "estimation", 95, 20
             )
-            assert len(pools) == pools_before, "cheap gaussian draws started a worker pool"
+            torch.set_num_threads(3)
+            assert len(pools) == pools_before, "cheap gaussian draws started a worker pool on two threads"
+            gaussian_on_three = SmoothedClassifier(cnn, HIERARCHICAL_GAUSSIAN, 4, seed=6, block_size=10).count(
+                image, "estimation", 95, 20
+            )
             votes.append(
                 (
                     SmoothedClassifier(gcn, HIERARCHICAL_SPARSE, 3, seed=6).count(
                         x.to_sparse_csr(), "estimation", 50, 8, edge_index=edges
                     ),
                     gaussian,
+                    gaussian_on_three,
                     sparse_images.count(binary_image, "estimation", 95, 20),
                     sparse_images.count_blocks([(sampler, token, 0, b, 10) for b in range(6)], "estimation", 20),
                 )
@@ -158,7 +164,10 @@ def test_votes_do_not_depend_on_the_worker_threads(monkeypatch):
             assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(threads)
-    assert pools == [2, 2, 2, 3, 3, 3], pools  # graph, sparse image, its blocks: on the workers asked for
+    # gaussian on three threads, graph, sparse image, its blocks: on the workers asked for
+    assert pools == [2, 2, 2, 2, 3, 3, 3, 3], pools
+    for other in votes:
+        np.testing.assert_array_equal(other[1], other[2])  # two threads or three: the same gaussian votes
     for other in votes[1:]:
         for got, expected in zip(other, votes[0]):
             np.testing.assert_array_equal(got, expected)

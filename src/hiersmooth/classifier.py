@@ -434,14 +434,18 @@ class SmoothedClassifier:
         return torch.cat(counts).numpy()
 
     def _workers(self) -> int:
-        """Worker threads for forward passes: on a CPU ``CPU_WORKERS`` (at most torch's threads) where the noise's
-        draws are costly, each worker drawing its own passes' samples; else 1, with every thread for one pass.
+        """Worker threads for forward passes on a CPU: ``CPU_WORKERS`` (at most torch's threads), each drawing its
+        own passes' samples — except for cheap draws on two threads or fewer, where one pass gets every thread.
         Measured on 2 cores, 2 threads (overhead over the bare model, 1 worker / 2 workers): digits CNN batch 1,000
         28 % / 44 %, 28×28 CNN batch 1,000 5 % / 10 %, batch 100 equal; GCN on Cora-ML batch 4 261 % / 149 %, GAT
-        batch 16 82 % / 31 % (benchmarks/smoothing_overhead.py)."""
-        if self.device.type != "cpu" or not self.smoothing.noise.costly_draw:
+        batch 16 82 % / 31 % (benchmarks/smoothing_overhead.py). On more threads one worker's draws, which are
+        serial, would weigh more against a forward spread over more cores (not measured here)."""
+        if self.device.type != "cpu":
             return 1
-        return min(CPU_WORKERS, torch.get_num_threads())
+        threads = torch.get_num_threads()
+        if threads <= 2 and not self.smoothing.noise.costly_draw:
+            return 1
+        return min(CPU_WORKERS, threads)
 
     @contextmanager
     def _evaluating(self):
