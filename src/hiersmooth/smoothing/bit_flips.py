@@ -164,10 +164,8 @@ class BitFlips:
         """n noisy copies under selection ``mask`` (n, N) as one (n·N, D [+1]) sparse CSR tensor, the copies
         stacked as rows. Each row holds its kept 1-bits, then τ (the last column) when ``indicator`` is on, then
         its added bits; columns within a row are unsorted and never repeat (``torch.sparse.mm`` and ``to_dense``
-        accept this). Indices are int32 when n·N·(D + 1) fits. On a CPU the compiled pass of ``fused_flips`` draws
-        them (unless ``FUSED_ON_CPU`` is off); elsewhere the torch construction below."""
-        if self._fused is not None and FUSED_ON_CPU:
-            return self._fused.draw_blocks([mask], indicator, dtype, [generator])
+        accept this). Indices are int32 when n·N·(D + 1) fits. This is the torch construction, which a GPU runs;
+        :meth:`draw_blocks` chooses between it and a CPU's compiled pass."""
         index = _index_dtype(mask.numel() * (self.columns + 1))  # bounds every position and slot below
         flat = mask.reshape(-1)
         selected = _nonzero(flat).to(mask.device)  # the smoothed rows of the stack
@@ -199,8 +197,9 @@ class BitFlips:
         )
 
     def draw_blocks(self, masks: list, indicator: bool, dtype, generators: list) -> torch.Tensor:
-        """Several blocks at once, block k's ``masks[k]`` drawn from ``generators[k]``: the blocks' :meth:`draw`
-        stacked as one CSR tensor — on a CPU written at once by the compiled pass, elsewhere joined after."""
+        """Several blocks at once, block k's ``masks[k]`` drawn from ``generators[k]``, stacked as one CSR tensor:
+        on a CPU written at once by the compiled pass of ``fused_flips`` (unless ``FUSED_ON_CPU`` is off), elsewhere
+        the blocks' :meth:`draw` joined."""
         if self._fused is not None and FUSED_ON_CPU:
             return self._fused.draw_blocks(masks, indicator, dtype, generators)
         return concat_samples([self.draw(mask, indicator, dtype, g) for mask, g in zip(masks, generators)])

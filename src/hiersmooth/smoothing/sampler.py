@@ -51,7 +51,7 @@ class Sampler:
 
     def draw(self, n: int, generator: torch.Generator | None = None, token: torch.Tensor | None = None) -> torch.Tensor:
         """n samples of Ψ_x; ``token`` (a tensor with one value per row entry) overrides the ablation token."""
-        n = check_integer("n", n, 1, rule="the number of samples must be an integer >= 1")
+        n = _sample_count(n)
         mask = self.smoothing.selection.sample_mask(n, self.entities, generator, self.device)
         samples = self._draw(mask, self.smoothing.indicator, generator, token)
         if self.image_shape is not None:
@@ -69,12 +69,17 @@ class Sampler:
         blocks = getattr(self._draw, "blocks", None)
         if blocks is None or self.image_shape is not None or len(sizes) == 1:
             return concat_samples([self.draw(size, generator, token) for size, generator in zip(sizes, generators)])
-        sizes = [check_integer("n", n, 1, rule="the number of samples must be an integer >= 1") for n in sizes]
+        sizes = [_sample_count(n) for n in sizes]
         masks = [
             self.smoothing.selection.sample_mask(size, self.entities, generator, self.device)
             for size, generator in zip(sizes, generators)
         ]
         return blocks(masks, self.smoothing.indicator, generators, token)
+
+
+def _sample_count(n) -> int:
+    """n, the number of samples of a draw or a block, checked: an integer >= 1."""
+    return check_integer("n", n, 1, rule="the number of samples must be an integer >= 1")
 
 
 def concat_samples(samples: list[torch.Tensor]) -> torch.Tensor:
