@@ -169,10 +169,8 @@ class FusedFlips:
         (Σ n_k·N, D [+1]) sparse CSR tensor: the blocks' ``BitFlips.draw`` one after the other, written at once."""
         selected = [mask.reshape(-1).contiguous().numpy() for mask in masks]
         sizes = [self._sizes(rows) for rows in selected]
-        chunks, lows = [], []
-        for (chunk_count, low_count, _), generator in zip(sizes, generators):
-            chunks.append(random_chunks(chunk_count, generator).numpy())
-            lows.append(_lows(low_count, generator))
+        streams = [_streams(chunk_count, low_count, g) for (chunk_count, low_count, _), g in zip(sizes, generators)]
+        chunks, lows = [part for part, _ in streams], [part for _, part in streams]
         every = _joined(selected)
         index = np.int32 if every.size * (self.width + 1) < INT32_INDICES_BELOW else np.int64
         block_rows = np.cumsum([0] + [len(rows) for rows in selected] + [0])  # a sentinel past the last row
@@ -207,10 +205,9 @@ class FusedFlips:
             if status == _OUT_OF_ROOM:
                 room *= 2
             else:  # that block's streams twice as long, the second half drawn after the first from its generator
-                chunks[block] = np.concatenate(
-                    [chunks[block], random_chunks(len(chunks[block]), generators[block]).numpy()]
-                )
-                lows[block] = np.concatenate([lows[block], _lows(len(lows[block]), generators[block])])
+                more_chunks, more_lows = _streams(len(chunks[block]), len(lows[block]), generators[block])
+                chunks[block] = np.concatenate([chunks[block], more_chunks])
+                lows[block] = np.concatenate([lows[block], more_lows])
         total = int(crow[-1])
         return torch.sparse_csr_tensor(
             torch.from_numpy(crow),
@@ -250,6 +247,12 @@ def _joined(parts: list) -> np.ndarray:
     """The arrays one after the other: the one itself when there is one (a pass of one block, as on graphs at the
     default batch size: no copy of its 2.8 MB of chunks)."""
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _streams(chunk_count: int, low_count: int, generator) -> tuple[np.ndarray, np.ndarray]:
+    """A block's random streams, in this order from its generator: ``chunk_count`` chunks, ``low_count`` 38-bit
+    words."""
+    return random_chunks(chunk_count, generator).numpy(), _lows(low_count, generator)
 
 
 def _lows(count: int, generator) -> np.ndarray:
