@@ -1,7 +1,8 @@
 """Overhead of smoothing: ``SmoothedClassifier.count`` against the bare model on already-noised inputs.
 
 For each case and batch size (samples per forward pass), on one thread and on two (``torch.set_num_threads``;
-with two, ``count`` runs two forward passes side by side, one thread each), this prints, best of 3 repeats each
+with two, ``count`` runs graphs' forward passes two side by side, one thread each, and images' one at a time on
+both threads: ``SmoothedClassifier._workers``), this prints, best of 3 repeats each
 (bare and smoothed repeats alternate):
 - bare: samples/s of ``model(batch)`` alone (model.eval(), torch.inference_mode) on noisy batches drawn once
   beforehand by the same sampler, in the layout the smoothed path feeds the model;
