@@ -37,14 +37,11 @@ _NO_GAP = np.zeros(2**CHUNK_BITS, dtype=np.int32)  # the table for p = 0 or 1 (n
 
 
 @numba.njit(cache=True, inline="always")
-def _gap(chunk, table, low, log_q):
-    """G of a chunk: the table's, or where it holds 0 (undecided) that of the full 53-bit U, ``low`` its last 38
-    bits (the caller reads the next 38-bit word, and moves past it only then)."""
-    gap = np.int64(table[chunk])
-    if gap == 0:
-        u = (chunk * 2.0**LOW_BITS + low + 1) * 2.0**-53  # exact: 53 bits
-        gap = np.int64(min(math.floor(math.log(u) / log_q) + 1.0, 4.0e18))
-    return gap
+def _gap_of_uniform(chunk, low, log_q):
+    """G = ⌊log U / log(1 − p)⌋ + 1 of the full 53-bit U whose top 15 bits are ``chunk`` and last 38 ``low``: the
+    gap where the table leaves it undecided."""
+    u = (chunk * 2.0**LOW_BITS + low + 1) * 2.0**-53  # exact: 53 bits
+    return np.int64(min(math.floor(math.log(u) / log_q) + 1.0, 4.0e18))
 
 
 @numba.njit(cache=True, nogil=True)  # no Python objects inside: two workers draw at once
@@ -76,76 +73,87 @@ def _draw_rows(
     streams ran out, or whose rows were being drawn when the room ran out. Block b holds the rows from
     ``block_rows[b]`` on and reads ``chunks`` and ``lows`` between its ``chunk_bounds`` and ``low_bounds``.
 
-    A gap (:func:`_gap`) reads the next chunk, and the next 38-bit word of ``lows`` only where the table leaves it
-    undecided: the position in ``lows`` is moved by the caller (a helper returning it too compiles to code several
-    times slower)."""
-    out, room, block = 0, columns.shape[0], -1
-    at = low_at = last_chunk = last_low = 0
+    A gap reads the next chunk and its entry of the table, and the next 38-bit word of ``lows`` only where the
+    table leaves it undecided (:func:`_gap_of_uniform`)."""
+    # positions in the streams and the output are unsigned: numba then indexes without a check for negative
+    # indices, which halves the time of the 0 → 1 loop (a signed operand would turn them into floats: all uint64)
+    one, three, seven = np.uint64(1), np.uint64(3), np.uint64(7)
+    cells = np.uint64(width)
+    out, room, block = np.uint64(0), np.uint64(columns.shape[0]), -1
+    at = low_at = chunk_end = low_end = np.uint64(0)
     crow[0] = 0
     for row in range(selected.shape[0]):
         if row == block_rows[block + 1]:  # the next block: its own streams
             block += 1
-            at, last_chunk = chunk_bounds[block], chunk_bounds[block + 1]
-            low_at, last_low = low_bounds[block], low_bounds[block + 1] - 1
+            at, chunk_end = np.uint64(chunk_bounds[block]), np.uint64(chunk_bounds[block + 1])
+            low_at, low_end = np.uint64(low_bounds[block]), np.uint64(low_bounds[block + 1])
         node = row % nodes
         degree, start = degrees[node], row_starts[node]
-        if out + degree + 1 > room:
+        if out + np.uint64(degree + 1) > room:
             return _OUT_OF_ROOM, block
         if not selected[row]:
             for i in range(degree):
-                columns[out + i] = one_columns[start + i]
-            out += degree
+                columns[out] = one_columns[start + i]
+                out += one
             crow[row + 1] = out
             continue
         # 1 → 0: the rare outcome's positions among the row's 1-bits, in order; a 1-bit is kept where it is the rare
         # "kept" (p₋ > 1/2), or where it is not the rare "deleted"
         done, position = 0, -1  # the row's 1-bits before ``done`` are written or dropped
         while p_rare > 0.0:
-            if at >= last_chunk or low_at > last_low:
+            if at >= chunk_end or low_at >= low_end:
                 return _OUT_OF_RANDOM, block
-            gap = _gap(chunks[at], rare_table, lows[low_at], log_rare)
-            low_at += rare_table[chunks[at]] == 0
-            at += 1
+            chunk = chunks[at]
+            gap = np.int64(rare_table[chunk])
+            at += one
+            if gap == 0:
+                gap = _gap_of_uniform(chunk, lows[low_at], log_rare)
+                low_at += one
             position += gap
             if not mostly_deleted:  # the 1-bits up to the next deletion are kept
                 for i in range(done, min(position, degree)):
                     columns[out] = one_columns[start + i]
-                    out += 1
+                    out += one
             if position >= degree:
                 break
             if mostly_deleted:  # a rare "kept"
                 columns[out] = one_columns[start + position]
-                out += 1
+                out += one
             done = position + 1
         if p_rare == 0.0 and not mostly_deleted:  # p₋ = 0: every 1-bit kept (p₋ = 1, as sparse ablation draws: none)
             for i in range(degree):
-                columns[out + i] = one_columns[start + i]
-            out += degree
+                columns[out] = one_columns[start + i]
+                out += one
         if indicator:
             columns[out] = width
-            out += 1
+            out += one
         if p_plus >= 1.0:  # every 0-bit turns 1
-            if out + width - degree > room:
+            if out + np.uint64(width - degree) > room:
                 return _OUT_OF_ROOM, block
             for column in range(width):
                 if not (bitmap[node, column >> 3] >> (column & 7)) & 1:
                     columns[out] = column
-                    out += 1
+                    out += one
         elif p_plus > 0.0:  # 0 → 1: a Bernoulli(p₊) process on the row's cells, successes on 1-bits dropped
-            if last_chunk - at <= width or last_low - low_at < width or room - out < width:
-                return _OUT_OF_RANDOM if room - out >= width else _OUT_OF_ROOM, block
+            if chunk_end - at <= cells or low_end - low_at <= cells or room - out < cells:
+                return _OUT_OF_RANDOM if room - out >= cells else _OUT_OF_ROOM, block
+            bits = bitmap[node]
             column = -1  # at most ``width`` + 1 gaps and ``width`` columns ahead: no checks inside
             while True:
-                gap = _gap(chunks[at], plus_table, lows[low_at], log_plus)
-                low_at += plus_table[chunks[at]] == 0
-                at += 1
+                chunk = chunks[at]
+                gap = np.int64(plus_table[chunk])
+                at += one
+                if gap == 0:
+                    gap = _gap_of_uniform(chunk, lows[low_at], log_plus)
+                    low_at += one
                 column += gap
                 if column >= width:
                     break
-                if (bitmap[node, column >> 3] >> (column & 7)) & 1:
+                cell = np.uint64(column)
+                if (bits[cell >> three] >> (cell & seven)) & 1:
                     continue
                 columns[out] = column
-                out += 1
+                out += one
         crow[row + 1] = out
     return _OK, block
 
@@ -235,7 +243,7 @@ class FusedFlips:
 
 def _table(p: float) -> tuple[np.ndarray, float]:
     """(the gap table of p as integers — int32 where every gap fits, int64 with gaps capped at 2⁶² otherwise —,
-    log(1 − p)) for :func:`_gap`; p = 0 or 1 is never read."""
+    log(1 − p)) for the kernel; p = 0 or 1 is never read."""
     if not 0 < p < 1:
         return _NO_GAP, -math.inf
     table = gap_table(p).numpy()
@@ -252,7 +260,7 @@ def _joined(parts: list) -> np.ndarray:
 def _streams(chunk_count: int, low_count: int, generator) -> tuple[np.ndarray, np.ndarray]:
     """A block's random streams, in this order from its generator: ``chunk_count`` chunks, ``low_count`` 38-bit
     words."""
-    return random_chunks(chunk_count, generator).numpy(), _lows(low_count, generator)
+    return random_chunks(chunk_count, generator).numpy().view(np.uint16), _lows(low_count, generator)
 
 
 def _lows(count: int, generator) -> np.ndarray:
