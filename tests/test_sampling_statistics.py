@@ -759,21 +759,43 @@ def test_gap_table_is_the_exact_inversion_on_every_decided_interval(p):
     assert (table == 0).mean() < 0.02 or p < 0.01, f"p={p}: too many undecided chunks ({(table == 0).mean():.1%})"
 
 
-def test_random_chunks_are_uniform_independent_15_bit_integers():
-    """The four 15-bit quarters of the 63-bit words: every value equally likely, every bit fair, the quarters of a
-    word independent (each pair of them, by its top 4 bits)."""
-    from hiersmooth.smoothing.random_bits import random_chunks
-
-    chunks = random_chunks(2_000_000, gen(140), None).numpy().astype(np.int64)
-    assert chunks.min() >= 0 and chunks.max() < 2**15
-    chi2_goodness(np.bincount(chunks, minlength=2**15), np.full(2**15, 2.0**-15), "15-bit chunks uniform")
+def _check_uniform_chunks(chunks: np.ndarray, what: str) -> None:
+    """Chunks cut from 64-bit words, four to a word: every 15-bit value equally likely, every bit fair, the
+    quarters of a word independent (each pair of them, by its top 4 bits)."""
+    assert chunks.min() >= 0 and chunks.max() < 2**15, what
+    chi2_goodness(np.bincount(chunks, minlength=2**15), np.full(2**15, 2.0**-15), f"{what}: uniform")
     bits = (chunks[:, None] >> np.arange(15)) & 1
-    assert_binomial(bits.sum(axis=0), len(chunks), 0.5, "each bit of a chunk")
+    assert_binomial(bits.sum(axis=0), len(chunks), 0.5, f"{what}: each bit")
     quarters = chunks.reshape(-1, 4) >> 11  # top 4 bits of the four quarters of each word
     for first, second in itertools.combinations(range(4), 2):
         pair = quarters[:, first] * 16 + quarters[:, second]
-        chi2_goodness(np.bincount(pair, minlength=256), np.full(256, 1 / 256), f"quarters {first}, {second}")
+        chi2_goodness(np.bincount(pair, minlength=256), np.full(256, 1 / 256), f"{what}: quarters {first}, {second}")
+
+
+def test_random_chunks_are_uniform_independent_15_bit_integers():
+    """The four 15-bit quarters of ``random_`` 63-bit words (the torch construction's and the masks' chunks)."""
+    from hiersmooth.smoothing.random_bits import random_chunks
+
+    _check_uniform_chunks(random_chunks(2_000_000, gen(140), None).numpy().astype(np.int64), "random_chunks")
     assert len(random_chunks(7, gen(1), None)) == 7 and len(random_chunks(0, gen(1), None)) == 0
+
+
+def test_fused_streams_are_uniform_15_bit_chunks_and_38_bit_rests():
+    """The compiled pass's streams (NumPy SFC64 seeded by the block's generator): chunks as above; the rests
+    below 2³⁸ with every bit fair and their top byte uniform; the same generator state, the same streams."""
+    from hiersmooth.smoothing import fused_flips
+
+    chunks, lows = fused_flips._streams(2_000_001, 300_000, gen(142))
+    assert chunks.dtype == np.uint16 and len(chunks) == 2_000_001 and len(lows) == 300_000
+    _check_uniform_chunks(chunks[:2_000_000].astype(np.int64), "fused chunks")
+    lows = lows.astype(np.int64)
+    assert lows.min() >= 0 and lows.max() < 2**38
+    assert_binomial(((lows[:, None] >> np.arange(38)) & 1).sum(axis=0), len(lows), 0.5, "each bit of a rest")
+    chi2_goodness(np.bincount(lows >> 30, minlength=256), np.full(256, 1 / 256), "top byte of the rests")
+    again = fused_flips._streams(2_000_001, 300_000, gen(142))
+    assert np.array_equal(again[0], chunks) and np.array_equal(again[1], lows)
+    other = fused_flips._streams(1000, 10, gen(143))
+    assert not np.array_equal(other[0], chunks[:1000])
 
 
 def _chunk_digits(p: float, levels: int) -> list[int]:

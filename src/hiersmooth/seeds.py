@@ -15,7 +15,7 @@ from .checks import check_integer
 
 STAGES = {"selection": 0, "estimation": 1, "prediction": 2}
 """n₀ samples that pick class A, n samples that bound its probability, and ``predict``'s samples."""
-STREAM_VERSION = 3
+STREAM_VERSION = 4
 """How a block's generator is turned into samples (``hiersmooth.smoothing``): changes whenever the same generator
 state would give other samples. 1: float64 uniforms and logarithms for the sparse gaps, (n, N, C) noise for images;
 2: geometric gaps from 15-bit integer chunks and a table (``bit_flips.gap_table``), 0 → 1 flips on the line of
@@ -23,7 +23,8 @@ state would give other samples. 1: float64 uniforms and logarithms for the spars
 chunks as quarters of 63-bit words, Bernoulli selection exact from chunks (``random_bits.bernoulli_trials``, was
 a float64 uniform < p), gaussian samples x + σ·(ε·τ) (was x + σ·ε where τ = 1), sparse flips on a CPU by the
 compiled pass of ``smoothing.fused_flips`` (each row's two processes afresh, 0 → 1 over all its cells; the rest of
-an undecided gap's U from a second stream)."""
+an undecided gap's U from a second stream); 4: the compiled pass's two streams from NumPy's SFC64 seeded by one
+word of the block's generator (were ``random_`` words of the generator itself)."""
 
 
 @dataclass(frozen=True)
