@@ -2,8 +2,8 @@
 
 ``random_`` on an int64 tensor gives words uniform on [0, 2⁶³) at about the cost per element of a 32-bit word or a
 float32 uniform, so a word's four 15-bit pieces are four uniform chunks for the price of one draw. The selection
-masks and the sparse flips' geometric gaps (``bit_flips``) are read from these chunks (stream version 3, see
-``hiersmooth.seeds``).
+masks and the torch construction's geometric gaps (``bit_flips``) are read from these chunks (see
+``hiersmooth.seeds``); the compiled pass of ``fused_flips`` cuts its chunks the same way from NumPy SFC64 words.
 
 A Bernoulli(p) trial compares a uniform U on [0, 1) with p, reading U's binary digits 15 at a time only as far as
 needed, so its law is that of p itself — exactly, for any float64 p, where ``rand() < p`` on a 53-bit grid is true
