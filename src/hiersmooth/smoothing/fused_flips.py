@@ -77,7 +77,8 @@ def _draw_rows(
     ``block_rows[b]`` on and reads ``chunks`` and ``lows`` between its ``chunk_bounds`` and ``low_bounds``.
 
     A gap reads the next chunk and its entry of the table, and the next 38-bit word of ``lows`` only where the
-    table leaves it undecided (:func:`_gap_of_uniform`)."""
+    table leaves it undecided (:func:`_gap_of_uniform`). Both loops spell this out: an inlined helper that takes
+    the table and the stream of rests made the draw six times slower (5.4 against 0.83 ms per Cora-ML sample)."""
     # positions in the streams and the output are unsigned: numba then indexes without a check for negative
     # indices, which halves the time of the 0 → 1 loop (a signed operand would turn them into floats: all uint64)
     one, three, seven = np.uint64(1), np.uint64(3), np.uint64(7)
