@@ -16,7 +16,7 @@ they leave), so G is read from a table.
 Only where a threshold (1 − p)^k falls inside the interval are the remaining 38 bits of U drawn and G computed
 from the full U. The law of G is thus that of the float64 inversion of a 53-bit uniform, to the last bit of the
 logarithm — the same as drawing U in float64 and taking its logarithm, at a fraction of the random bits and with
-no logarithm for almost every gap (stream version 3; see ``hiersmooth.seeds``).
+no logarithm for almost every gap (since stream version 3; see ``hiersmooth.seeds``).
 
 The result is exact (the same distribution as one Bernoulli per bit) and costs O(ones + p₊·N_selected·D). This
 torch construction is what a GPU runs; on a CPU the compiled pass of ``fused_flips`` draws the same law with each

@@ -31,12 +31,11 @@ import numba
 import numpy as np
 import torch
 
-from .random_bits import CHUNK_BITS, LOW_BITS, gap_table
+from .random_bits import CHUNK_BITS, LOW_BITS, chunks_of, gap_table
 
 INT32_INDICES_BELOW = 2**31  # CSR indices are int32 while every position of the stack is below this, else int64
 _OK, _OUT_OF_RANDOM, _OUT_OF_ROOM = 0, 1, 2
 _NO_GAP = np.zeros(2**CHUNK_BITS, dtype=np.int32)  # the table for p = 0 or 1 (never read)
-_CHUNK_MASK = 2**CHUNK_BITS - 1
 
 
 @numba.njit(cache=True, inline="always")
@@ -268,6 +267,5 @@ def _streams(chunk_count: int, low_count: int, generator) -> tuple[np.ndarray, n
     of a 16-bit quarter of a word, a 38-bit word the top 38 bits of one."""
     seed = int(torch.empty(1, dtype=torch.int64).random_(generator=generator))
     bits = np.random.SFC64(seed)
-    chunks = bits.random_raw(-(-chunk_count // 4)).view(np.uint16)[:chunk_count]
-    np.bitwise_and(chunks, _CHUNK_MASK, out=chunks)
+    chunks = chunks_of(bits.random_raw(-(-chunk_count // 4)), chunk_count).view(np.uint16)
     return chunks, bits.random_raw(low_count) >> np.uint64(64 - LOW_BITS)

@@ -39,9 +39,15 @@ def _chunks(count: int, generator, device):
     there), as a torch tensor elsewhere."""
     words = torch.empty(-(-count // 4), dtype=torch.int64, device=device).random_(generator=generator)
     if words.device.type == "cpu":
-        chunks = words.numpy().view(np.int16)[:count]
-        return np.bitwise_and(chunks, _CHUNK_MASK, out=chunks)
+        return chunks_of(words.numpy(), count)
     return words.view(torch.int16)[:count].bitwise_and_(_CHUNK_MASK)
+
+
+def chunks_of(words: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` 15-bit chunks of 64-bit ``words``, in place (int16): the low 15 bits of each 16-bit
+    quarter, quarter after quarter."""
+    chunks = words.view(np.int16)[:count]
+    return np.bitwise_and(chunks, _CHUNK_MASK, out=chunks)
 
 
 def gap_table(p: float, device=None, dtype=torch.float64) -> torch.Tensor:
