@@ -362,6 +362,35 @@ def test_model_mode_is_restored_and_no_gradients_are_kept():
     assert all(parameter.grad is None for parameter in model.parameters())
 
 
+class Recorder(torch.nn.Module):
+    """Keeps a copy of every batch it is given; class 0 for all."""
+
+    def __init__(self, classes=3):
+        super().__init__()
+        self.classes, self.batches = classes, []
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, z):
+        self.batches.append(z.clone())
+        return torch.zeros(z.shape[0], self.classes)
+
+
+def test_an_input_that_requires_grad_gets_the_same_samples_and_the_caller_keeps_its_mode():
+    """σ = 0.3: x + σ·ε rounds differently when autograd records the draw (the two constructions of the gaussian
+    draw); count draws without autograd, so the samples are those of the same x without requires_grad, bit for bit."""
+    smoothing = {**HIERARCHICAL_GAUSSIAN, "noise": {"kind": "gaussian", "sigma": 0.3}}
+    image = torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(2))
+    recorded = []
+    for x in (image, image.clone().requires_grad_()):
+        model = Recorder()
+        classifier = SmoothedClassifier(model, smoothing, 3, seed=4)
+        for _ in classifier.block_votes(x, "estimation", 300, 100):
+            assert not torch.is_inference_mode_enabled()  # the draws' inference mode ends before each yield
+        recorded.append(torch.cat(model.batches))
+    assert recorded[0].shape == (300, 2, 6, 6)
+    assert torch.equal(recorded[0], recorded[1])
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

@@ -15,8 +15,10 @@ the worker threads that run forward passes side by side on a CPU (``in_order``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+import operator
 import warnings
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -303,16 +305,21 @@ class SmoothedClassifier:
         def round_votes(starts: list[int]):
             """Yield ``(next_block, counts)`` of the passes from ``starts``, in order: the samples of all of them are
             drawn first, then the passes run one after the other (each phase keeps its memory and code warm)."""
-            for start, (stop, samples) in zip(starts, [drawn(start) for start in starts]):
+            with torch.inference_mode():  # (left before each yield: the caller's code runs in its own mode)
+                drawn_round = [drawn(start) for start in starts]
+            for start, (stop, samples) in zip(starts, drawn_round):
                 where = f"{stage} blocks {blocks[start]}-{blocks[stop - 1]} of point {point}"
                 chunks = split_samples(samples, batch_size, entities if samples.layout == torch.sparse_csr else 1)
                 yield (
                     stop,
-                    sum(
-                        self._classify_graphs(chunk, edge_index, nodes, entities, edge_weight, where)
-                        if graph
-                        else self._classify_images(chunk, where)
-                        for chunk in chunks
+                    functools.reduce(
+                        operator.add,
+                        (
+                            self._classify_graphs(chunk, edge_index, nodes, entities, edge_weight, where)
+                            if graph
+                            else self._classify_images(chunk, where)
+                            for chunk in chunks
+                        ),
                     ).cpu(),
                 )
 
