@@ -12,6 +12,9 @@ both threads: ``SmoothedClassifier._workers``), this prints, best of 3 repeats e
   < 25 % for graphs;
 - others: the share of the machine other processes used meanwhile (a busy neighbour voids the figures).
 
+``--floor`` adds, for the images on one thread, the overhead over the bare model of forward passes fed by only what
+any exact draw of this seed plan must do (module function ``floor``): a lower bound on what ``count`` can reach.
+
 ``--stages`` adds, on one thread, where the time of ``count`` goes per sample: draw (each forward pass's seeded
 blocks, drawn together by ``Sampler.draw_blocks`` into one batch), assemble (the union edge indices of a batch),
 forward (the model on those batches) and count (the rest of ``count``: argmax, votes, checks, bookkeeping =
@@ -40,7 +43,7 @@ from contention import OtherProcesses
 from cora_ml import CLASSES, SMOOTHING, load_cora_ml
 from sklearn.datasets import load_digits
 
-from hiersmooth.classifier import SmoothedClassifier
+from hiersmooth.classifier import SmoothedClassifier, _passes_per_round
 from hiersmooth.models.graphs import GAT, GCN
 from hiersmooth.models.images import SmallCNN
 
@@ -209,6 +212,55 @@ def stages(case: Case, batch_size: int) -> None:
     )
 
 
+def floor(case: Case, batch_size: int) -> None:
+    """Overhead over the bare model of forward passes whose samples cost only what an exact draw cannot avoid.
+
+    Per block of the seed plan: its generator (``SeedPlan.generator``: NumPy's SeedSequence, then a
+    ``torch.Generator``), one 63-bit word per four selection trials and one normal per value (torch's CPU
+    generators, the cheapest here), and a copy of samples drawn beforehand (the memory a draw writes), in
+    ``count``'s rounds of passes (the draws of a round, then its passes). "plain seeds": the same with a
+    ``torch.Generator`` seeded directly, which shows the share of the SeedSequence. The passes' logits are
+    counted (argmax, bincount) without checks.
+    """
+    classifier = case.classifier
+    plan = classifier.seed_plan(False)
+    sampler = classifier.smoothing.sampler(case.x)
+    generator = torch.Generator().manual_seed(1)
+    passes = case.samples // batch_size
+    inputs = [sampler.draw(batch_size, generator) for _ in range(passes)]
+    per_round = _passes_per_round(case.x, batch_size, passes, 1)
+    blocks, pixels = batch_size // plan.block_size, case.x.shape[1] * case.x.shape[2]
+    model = classifier.model.eval()
+
+    def least_draw(index: int, seeded: bool) -> torch.Tensor:
+        for block in range(index * blocks, (index + 1) * blocks):
+            stream = plan.generator(0, "estimation", block) if seeded else torch.Generator().manual_seed(block)
+            torch.empty(-(-plan.block_size * pixels // 4), dtype=torch.int64).random_(generator=stream)
+            torch.randn(plan.block_size, case.x.shape[0], pixels, generator=stream)
+        return inputs[index].clone()
+
+    def rounds(seeded: bool):
+        def run():
+            with torch.inference_mode():
+                for first in range(0, passes, per_round):
+                    batches = [least_draw(i, seeded) for i in range(first, min(passes, first + per_round))]
+                    for batch in batches:
+                        torch.bincount(model(batch).argmax(1), minlength=classifier.num_classes)
+
+        return run
+
+    def bare():
+        with torch.inference_mode():
+            for batch in inputs:
+                model(batch)
+
+    bare_rate, seeded_rate, plain_rate = best_rates([bare, rounds(True), rounds(False)], case.samples)
+    print(
+        f"{case.name:<24} {batch_size:>6} {bare_rate / seeded_rate - 1:>12.1%} {bare_rate / plain_rate - 1:>12.1%}",
+        flush=True,
+    )
+
+
 def profile(case: Case) -> None:
     """Top operators (self CPU time) of one smoothed ``count`` at the largest batch size."""
     from torch.profiler import ProfilerActivity
@@ -224,6 +276,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke test (< 1 minute)")
     parser.add_argument("--stages", action="store_true", help="also the time per sample of each stage (one thread)")
+    parser.add_argument("--floor", action="store_true", help="also the least overhead of an exact draw (images)")
     parser.add_argument("--profile", action="store_true", help="also print torch.profiler's top operators per case")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads to run on (1 2)")
     args = parser.parse_args()
@@ -250,6 +303,13 @@ def main():
         for case in cases:
             for batch_size in case.batch_sizes:
                 stages(case, batch_size)
+    if args.floor:
+        torch.set_num_threads(1)
+        print("\nleast overhead of an exact draw, one thread (function floor):")
+        print(f"{'case':<24} {'batch':>6} {'seed plan':>12} {'plain seeds':>12}")
+        for case in cases:
+            for batch_size in case.batch_sizes if not case.graph else ():
+                floor(case, batch_size)
     if args.profile:
         for case in cases:
             profile(case)
