@@ -155,6 +155,21 @@ def test_a_view_based_model_trains_and_certifies():
     assert result.votes.sum() == 30
 
 
+@pytest.mark.parametrize(
+    "image",
+    [
+        torch.rand(4, 4, 3).permute(2, 0, 1),  # channels last in memory: the pixels are not value-major rows
+        torch.tensor([[[-0.0, 0.5, 0.25, 1.0]] * 4]),  # −0 takes the draw's other construction (torch.where)
+    ],
+    ids=["strided image", "negative zero"],
+)
+def test_images_drawn_the_other_ways_are_contiguous_too(image):
+    smoothing = hs.from_config(GAUSSIAN)
+    assert smoothing.sampler(image).draw(3, torch.Generator().manual_seed(0)).is_contiguous()
+    result = SmoothedClassifier(Flat(image.shape[0] + 1), smoothing, 3).certify(image, 10, 30, batch_size=7)
+    assert result.votes.sum() == 30
+
+
 # 4.-6. the command line: modules from the working directory, the class count, weights ---------------------------
 @pytest.fixture
 def user_folder(tmp_path, monkeypatch):

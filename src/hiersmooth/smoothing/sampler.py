@@ -56,8 +56,9 @@ class Sampler:
         samples = self._draw(mask, self.smoothing.indicator, generator, token)
         if self.image_shape is not None:
             # contiguous NCHW, the layout a model may ``view``: a view when the noise drew value-major samples (the
-            # families of this package do), one copy otherwise
-            samples = samples.transpose(1, 2).reshape(n, samples.shape[-1], *self.image_shape)
+            # families of this package do from a contiguous image without −0), one copy otherwise (``reshape``
+            # alone would return a strided view of pixel-major samples)
+            samples = samples.transpose(1, 2).reshape(n, samples.shape[-1], *self.image_shape).contiguous()
         return samples
 
     def draw_blocks(self, sizes: list[int], generators: list, token: torch.Tensor | None = None) -> torch.Tensor:
