@@ -406,6 +406,37 @@ def test_bad_image_input(call, message):
         call(classifier, torch.rand(1, 6, 6), None)
 
 
+class Returns(torch.nn.Module):
+    """Returns ``make(batch)`` whatever the input."""
+
+    def __init__(self, make):
+        super().__init__()
+        self.make = make
+
+    def forward(self, z, *edges):
+        return self.make(z.shape[0])
+
+
+@pytest.mark.parametrize(
+    "make, described",
+    [
+        (lambda b: torch.ones(b, 3, dtype=torch.bool), r"a bool tensor of shape \([14], 3\)"),
+        (lambda b: torch.ones(b, 3).to_sparse(), r"a sparse tensor of shape \([14], 3\)"),
+        (lambda b: torch.ones(b, 3, device="meta"), r"a meta tensor of shape \([14], 3\)"),
+        (lambda b: torch.nested.nested_tensor([torch.ones(3)] * b), "a nested tensor"),
+        (lambda b: torch.ones(b, 3).numpy(), "a ndarray"),
+    ],
+    ids=["bool", "sparse", "meta", "nested", "numpy"],
+)
+def test_logits_that_are_not_a_dense_real_tensor_are_refused_in_one_line(make, described):
+    classifier = SmoothedClassifier(Returns(make), HIERARCHICAL_GAUSSIAN, 3)
+    expected = rf"model: Returns returned {described} for 4 samples .*expected a \(4, 3\) tensor of real logits"
+    with pytest.raises(ValueError, match=expected):
+        classifier.count(torch.rand(1, 4, 4), "estimation", 4, 4)
+    with pytest.raises(ValueError, match=rf"model: Returns returned {described}; expected a \(batch, classes\)"):
+        classifier.output_width(torch.rand(1, 4, 4))
+
+
 def test_bad_graph_input_and_models():
     x, edges = small_graph()
     classifier = SmoothedClassifier(GCN(13, 3), HIERARCHICAL_SPARSE, 3)

@@ -765,7 +765,7 @@ class SmoothedClassifier:
         inference, autocast = self._context()
         with self._evaluating(), inference, autocast:
             logits = self.model(*inputs)
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        if not _real_dense(logits) or logits.dim() != 2:
             raise ValueError(
                 f"model: {type(self.model).__name__} returned {_described(logits)}; expected a (batch, classes) "
                 "logits tensor"
@@ -792,7 +792,7 @@ class SmoothedClassifier:
     def _checked_logits(self, logits, rows: int, where: str, what: str) -> torch.Tensor:
         """Refuse an output that is not a finite (rows, K) tensor, naming the model and the batch."""
         model = type(self.model).__name__
-        if not isinstance(logits, torch.Tensor) or logits.shape != (rows, self.num_classes) or logits.is_complex():
+        if not _real_dense(logits) or logits.shape != (rows, self.num_classes):
             raise ValueError(
                 f"model: {model} returned {_described(logits)} for {what} ({where}); expected a ({rows}, "
                 f"{self.num_classes}) tensor of real logits (batch, num_classes={self.num_classes})"
@@ -866,8 +866,35 @@ def _passes_per_round(x: torch.Tensor, samples_per_pass: int, passes: int, worke
     return max(1, min(ROUND_PASSES, ROUND_BYTES // max(1, stored * samples_per_pass), -(-passes // workers)))
 
 
+def _real_dense(output) -> bool:
+    """Whether ``output`` is a dense tensor of real numbers with data: what logits must be (not bool, complex,
+    sparse, nested or on the meta device)."""
+    return (
+        isinstance(output, torch.Tensor)
+        and not output.is_nested
+        and output.layout == torch.strided
+        and not output.is_meta
+        and output.dtype != torch.bool
+        and not output.is_complex()
+    )
+
+
 def _described(output) -> str:
-    """``a tensor of shape (4, 3)``, ``a tuple`` ...: what a model returned, for errors."""
-    if isinstance(output, torch.Tensor):
-        return f"a {'complex ' if output.is_complex() else ''}tensor of shape {tuple(output.shape)}"
-    return f"a {type(output).__name__}"
+    """``a tensor of shape (4, 3)``, ``a sparse tensor of shape (4, 3)``, ``a tuple`` ...: what a model returned, for
+    errors."""
+    if not isinstance(output, torch.Tensor):
+        return f"a {type(output).__name__}"
+    if output.is_nested:
+        return "a nested tensor"
+    kind = (
+        "sparse "
+        if output.layout != torch.strided
+        else "meta "
+        if output.is_meta
+        else "complex "
+        if output.is_complex()
+        else "bool "
+        if output.dtype == torch.bool
+        else ""
+    )
+    return f"a {kind}tensor of shape {tuple(output.shape)}"
