@@ -466,3 +466,18 @@ def test_bad_graph_input_and_models():
         SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 1)
     with pytest.raises(ValueError, match="seed=-1"):
         SmoothedClassifier(SmallCNN(2, 3), hs.from_config(HIERARCHICAL_GAUSSIAN), 3, seed=-1)
+    with pytest.raises(ValueError, match="block_size=0: must be an integer >= 1"):
+        SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3, block_size=0)
+    with pytest.raises(ValueError, match="device='tpu': not a torch device"):
+        SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda:1': CUDA is not available on this machine"):
+            SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3, device="cuda:1")
+    classifier = SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3)
+    for call, message in [
+        (lambda: classifier.count(torch.rand(1, 4, 4), "estimate", 4, 4), "stage='estimate': must be one of selection"),
+        (lambda: classifier.count(torch.rand(1, 4, 4), "estimation", 4, 4, point=-1), "point=-1: must be an integer"),
+        (lambda: classifier.predict(torch.rand(1, 4, 4), 4, point=1.5), "point=1.5: must be an integer >= 0"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()

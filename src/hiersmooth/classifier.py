@@ -29,7 +29,7 @@ import torch
 
 from .certify.certification import VoteCertificates, certify_votes
 from .certify.votes import Votes
-from .checks import check_integer
+from .checks import check_device, check_integer
 from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .inputs import node_indices
 from .progress import progress_bar
@@ -213,16 +213,11 @@ class SmoothedClassifier:
         self.num_classes = _positive("num_classes", num_classes)
         if self.num_classes < 2:
             raise ValueError(f"num_classes={num_classes}: must be >= 2")
-        SeedPlan(seed, block_size or 1)  # validates both
-        self.seed, self.block_size = int(seed), block_size
+        SeedPlan(seed, 1 if block_size is None else block_size)  # validates both
+        self.seed, self.block_size = int(seed), None if block_size is None else int(block_size)
         parameter = next(model.parameters(), None)
-        self.device = (
-            torch.device(device)
-            if device is not None
-            else parameter.device
-            if parameter is not None
-            else torch.device("cpu")
-        )
+        default = parameter.device if parameter is not None else torch.device("cpu")
+        self.device = default if device is None else check_device(device)
         self.model = model.to(self.device)
         self.autocast = bool(autocast)
         self.progress = progress

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .checks import check_device
+
 
 @dataclass
 class Ranks:
@@ -63,28 +65,10 @@ class Ranks:
             self.communication_seconds += time.perf_counter() - started
 
 
-def check_device(device: str) -> torch.device:
-    """``torch.device(device)`` if this machine has it; a one-line ValueError naming ``--device`` otherwise."""
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"--device={device!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device={device!r}: CUDA is not available on this machine (use --device cpu)")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"--device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif parsed.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"--device={device!r}: MPS is not available on this machine (use --device cpu)")
-    elif parsed.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"--device={device!r}: hiersmooth runs on cpu, cuda or mps devices")
-    return parsed
-
-
 def init_ranks(device: str = "cpu") -> Ranks:
     """Join the process group torchrun describes in the environment (gloo for CPU, nccl for CUDA), if any; the
-    device is checked first (:func:`check_device`)."""
-    check_device(device)
+    device is checked first (:func:`~hiersmooth.checks.check_device`)."""
+    check_device(device, "--device")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Ranks()

@@ -50,6 +50,11 @@ class SeedPlan:
         """The generator of block ``block`` of ``stage`` for point ``point``."""
         import torch
 
+        if stage not in STAGES:
+            raise ValueError(f"stage={stage!r}: must be one of {', '.join(STAGES)}")
+        if type(point) is not int or point < 0:  # (the common case checked without a call)
+            point = check_integer("point", point, 0)
+
         state = np.random.SeedSequence([self.seed, point, STAGES[stage], block]).generate_state(1, np.uint64)[0]
         return torch.Generator(device=device).manual_seed(int(state) & (2**63 - 1))
 
