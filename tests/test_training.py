@@ -176,6 +176,12 @@ def _write(tmp_path, config) -> str:
             r"sparse noise needs binary features",
         ),
         ({"data": {"name": "mnist", "download": False}}, r"mnist"),
+        ({"training": {"epochs": 1, "lr": float("nan")}}, r"training.lr=nan: must be a finite number > 0"),
+        ({"training": {"epochs": 1, "lr": float("inf")}}, r"training.lr=inf: must be a finite number > 0"),
+        ({"training": {"epochs": 1, "weight_decay": float("nan")}}, r"training.weight_decay=nan: must be a finite"),
+        ({"training": {"epochs": 1, "seed": -1}}, r"training.seed=-1: must be an integer >= 0"),
+        ({"training": {"epochs": 1, "device": 3}}, r"training.device=3: must be a device name"),
+        ({"training": {"epochs": 1, "device": "tpu"}}, r"training.device='tpu': not a torch device"),
     ],
 )
 def test_bad_run_configs_fail_with_one_line(tmp_path, capsys, change, message):

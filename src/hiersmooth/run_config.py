@@ -19,6 +19,7 @@ epochs; graphs use the paper's Adam (lr 1e-3, weight decay 5e-4) for up to 1,000
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,10 +153,19 @@ def _check_training(training: TrainingConfig) -> None:
         check_integer(f"training.{name}", getattr(training, name), 1)
     if training.patience is not None:
         check_integer("training.patience", training.patience, 1, rule="must be an integer >= 1 or null")
+    check_integer("training.seed", training.seed, 0)
     for name in ("lr", "weight_decay", "momentum"):
         value = getattr(training, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (name == "lr" and value == 0):
-            raise ValueError(f"training.{name}={value!r}: must be a number {'> 0' if name == 'lr' else '>= 0'}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+            or (name == "lr" and value == 0)
+        ):
+            raise ValueError(f"training.{name}={value!r}: must be a finite number {'> 0' if name == 'lr' else '>= 0'}")
+    if not isinstance(training.device, str):
+        raise ValueError(f"training.device={training.device!r}: must be a device name such as cpu or cuda")
     if training.optimizer not in OPTIMIZERS:
         raise ValueError(f"training.optimizer={training.optimizer!r}: must be one of {', '.join(OPTIMIZERS)}")
     if training.schedule not in SCHEDULES:

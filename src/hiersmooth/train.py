@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .checks import check_device
 from .data.graphs import GraphSplit
 from .inputs import ImageSet
 from .progress import progress_bar
@@ -50,7 +51,7 @@ def train_images(
     model: torch.nn.Module, smoothing: Smoothing, train: ImageSet, training: TrainingConfig, progress: bool = True
 ) -> list[dict]:
     """Train ``model`` on noisy samples of ``train``; returns one dict per epoch (loss, noisy accuracy)."""
-    device = torch.device(training.device)
+    device = check_device(training.device, "training.device")
     model.to(device).train()
     images, labels = train.images.to(device), torch.as_tensor(train.labels, device=device)
     batches = math.ceil(train.points / training.batch_size)
@@ -93,7 +94,7 @@ def train_graph(
     """Train ``model`` on noisy samples of the training graph with early stopping on the validation graph's loss
     (best state restored); returns one dict per epoch (loss, accuracy, val_loss, val_accuracy, restored: whether
     this epoch's state is the one kept)."""
-    device = torch.device(training.device)
+    device = check_device(training.device, "training.device")
     model.to(device)
     token = _token(model)
     stages = []
