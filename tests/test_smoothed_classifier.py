@@ -437,6 +437,36 @@ def test_logits_that_are_not_a_dense_real_tensor_are_refused_in_one_line(make, d
         classifier.output_width(torch.rand(1, 4, 4))
 
 
+class MustNotRun(torch.nn.Module):
+    """A model that fails the test if it is ever called."""
+
+    def forward(self, z):
+        raise AssertionError("a sample was classified before the options were checked")
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda c, x: c.certify(x, 0, 10), "n0=0: must be an integer >= 1"),
+        (lambda c, x: c.certify(x, 10, 10, alpha=1.5), r"alpha=1.5: must be in \(0, 1\)"),
+        (lambda c, x: c.certify(x, 10, 10, runner_up="second"), "runner_up='second': must be one of"),
+        (lambda c, x: c.certify_dataset(x[None], 0, 10), "n0=0: must be an integer >= 1"),
+        (lambda c, x: c.certify_dataset(x[None], 10, 10, alpha=0), r"alpha=0: must be in \(0, 1\)"),
+        (lambda c, x: c.certify_dataset(x[None], 10, 10, batch_size=0), "batch_size=0: must be an integer >= 1"),
+        (lambda c, x: c.certify_dataset(x[None], 10, 10, eps=[0.5]), "eps: the threat grid of the files written"),
+        (lambda c, x: c.certify_dataset(x[None], 10, 10, out="unused", rows="1-x"), "--rows='1-x': must be a"),
+        (lambda c, x: c.certify_dataset(x[None], 10, 10, out="unused", epsilon=[1]), "--epsilon is no threat axis"),
+        (lambda c, x: c.certify_dataset(x[None], 10, 10, out="unused", eps=[-1]), "eps: values must be finite"),
+    ],
+)
+def test_certify_options_are_checked_before_a_sample_is_drawn(call, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    classifier = SmoothedClassifier(MustNotRun(), HIERARCHICAL_GAUSSIAN, 3)
+    with pytest.raises(ValueError, match=message):
+        call(classifier, torch.rand(1, 4, 4))
+    assert not (tmp_path / "unused").exists()
+
+
 def test_bad_graph_input_and_models():
     x, edges = small_graph()
     classifier = SmoothedClassifier(GCN(13, 3), HIERARCHICAL_SPARSE, 3)

@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .certify.certification import VoteCertificates, certify_votes
+from .certify.certification import VoteCertificates, certify_votes, check_certify_options
 from .certify.sequential import SequentialCertificates, SequentialTest
+from .certify.tables import given_axes
 from .certify.votes import Votes, save_votes
+from .checks import check_integer
 from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .distributed import Ranks
 from .inputs import Graph, ImageSet
@@ -283,6 +285,16 @@ def certify_dataset(
     from .results import LOCK, check_output, output_lock
 
     started = time.perf_counter()
+    # every option checked before the first sample: a typo must not cost a count
+    for name, value in (("n0", n0), ("n", n), ("batch_size", batch_size)):
+        check_integer(name, value, 1)
+    check_certify_options(alpha, runner_up)
+    grid = given_axes(classifier.smoothing.noise, rows=rows, **budget)
+    if out is None and targets is None and grid:
+        raise ValueError(
+            f"{', '.join(name for name in grid)}: the threat grid of the files written to out; without out, call "
+            ".grid(...) on the result"
+        )
     dataset = as_dataset(data, labels=labels, edge_index=edge_index, nodes=nodes)
     token = getattr(classifier.model, "ablation_token", None) is not None
     if isinstance(dataset, Graph) and (token or classifier.smoothing.noise.dense_input):

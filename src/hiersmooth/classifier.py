@@ -27,7 +27,7 @@ from contextlib import contextmanager, nullcontext
 import numpy as np
 import torch
 
-from .certify.certification import VoteCertificates, certify_votes
+from .certify.certification import VoteCertificates, certify_votes, check_certify_options
 from .certify.votes import Votes
 from .checks import check_device, check_integer
 from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
@@ -530,6 +530,8 @@ class SmoothedClassifier:
             a :class:`~hiersmooth.certify.sequential.SequentialCertificates` (``.certified[name]`` per target,
             ``.samples`` used).
         """
+        n0, n = _positive("n0", n0), _positive("n", n)
+        check_certify_options(alpha, runner_up)  # before a sample is drawn
         if targets is not None:
             from .sequential_run import certify_one
 

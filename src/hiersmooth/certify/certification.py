@@ -187,11 +187,17 @@ def certify_votes(
     return result
 
 
-def _certificates(votes: Votes, smoothing: Smoothing, alpha: float, runner_up: str) -> VoteCertificates:
-    """Clopper–Pearson bounds on p_A (binary: at α; multi-class: at α/K, with p_B) for every point."""
-    alpha = check_alpha(alpha)
+def check_certify_options(alpha, runner_up) -> float:
+    """α as a float in (0, 1) and ``runner_up`` one of ``RUNNER_UP_CHOICES``, or a one-line ValueError naming the
+    option: checked before any sample is drawn by the callers that count votes."""
     if runner_up not in RUNNER_UP_CHOICES:
         raise ValueError(f"runner_up={runner_up!r}: must be one of {', '.join(RUNNER_UP_CHOICES)}")
+    return check_alpha(alpha)
+
+
+def _certificates(votes: Votes, smoothing: Smoothing, alpha: float, runner_up: str) -> VoteCertificates:
+    """Clopper–Pearson bounds on p_A (binary: at α; multi-class: at α/K, with p_B) for every point."""
+    alpha = check_certify_options(alpha, runner_up)
     points, classes = votes.votes.shape
     index = np.arange(points)
     selected = votes.pre_votes.argmax(axis=1)

@@ -33,17 +33,8 @@ def grid_axes(result: VoteCertificates, **given) -> dict[str, list]:
     on the command line such as ``1-4`` or ``0:1:0.05``; None for the default) checked by
     :func:`hiersmooth.threat.axis_values`, the others from :func:`default_axes`. An axis that does not fit the
     noise, or a grid of more than ``MAX_THREATS`` threats, is a ValueError naming it."""
-    given = {name: values for name, values in given.items() if values is not None}
     fits = threat_axes(result.smoothing.noise)
-    for name in given:
-        if name not in fits:
-            kind = result.smoothing.noise.kind
-            known = name in GRID_AXES
-            raise ValueError(
-                f"--{name} {'does not apply to' if known else 'is no threat axis of'} {kind} noise "
-                f"(threat options for it: {', '.join(f'--{n}' for n in sorted(fits))})"
-            )
-    axes = {name: axis_values(name, values) for name, values in given.items()}
+    axes = given_axes(result.smoothing.noise, **given)
     if set(axes) != set(fits):
         axes = {**default_axes(result), **axes}
     size = math.prod(len(values) for values in axes.values())
@@ -54,6 +45,22 @@ def grid_axes(result: VoteCertificates, **given) -> dict[str, list]:
             f"give shorter {'/'.join(f'--{axis}' for axis in axes)} lists"
         )
     return {name: axes[name] for name in fits}
+
+
+def given_axes(noise, **given) -> dict[str, list]:
+    """The threat-grid axes given (not None), each checked by :func:`hiersmooth.threat.axis_values`; an axis the
+    noise has not (a typo, or ``eps`` for sparse noise) is a ValueError naming it. Callers that count votes check
+    their grid with it before the first sample."""
+    given = {name: values for name, values in given.items() if values is not None}
+    fits = threat_axes(noise)
+    for name in given:
+        if name not in fits:
+            known = name in GRID_AXES
+            raise ValueError(
+                f"--{name} {'does not apply to' if known else 'is no threat axis of'} {noise.kind} noise "
+                f"(threat options for it: {', '.join(f'--{n}' for n in sorted(fits))})"
+            )
+    return {name: axis_values(name, values) for name, values in given.items()}
 
 
 def column_name(axis: str) -> str:
