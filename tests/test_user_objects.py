@@ -71,6 +71,9 @@ def test_a_boolean_node_mask_selects_those_nodes():
         (np.ones(12, dtype=np.float64), "float64"),
         (torch.ones(11, dtype=torch.bool), "length 11"),
         (np.ones(13, dtype=bool), "length 13"),
+        ([], "no target nodes"),
+        (np.zeros(12, dtype=bool), "the boolean mask selects no node"),
+        ([3, 1, 3], "node 3 is given 2 times"),
     ],
 )
 def test_other_node_selections_are_refused_in_one_line(nodes, message):

@@ -37,10 +37,12 @@ def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        (M,) int64 node indices (M ≥ 1). Any other dtype, a mask of another length or an index out of range is
-        refused with a one-line ``ValueError``.
+        (M,) int64 node indices (M ≥ 1), distinct. Any other dtype, no node, a mask of another length, an index out
+        of range or a repeated index is refused with a one-line ``ValueError``.
     """
     array = nodes.detach().cpu().numpy() if isinstance(nodes, torch.Tensor) else np.asarray(nodes)
+    if array.size == 0:
+        raise ValueError(f"{name}: no target nodes; give node indices in [0, {entities - 1}] or a boolean mask")
     if array.dtype == np.bool_:
         if array.ndim != 1 or len(array) != entities:
             raise ValueError(
@@ -54,8 +56,16 @@ def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
         raise ValueError(
             f"{name}: must be integer node indices or a boolean mask of length {entities}, got dtype {array.dtype}"
         )
-    if array.size == 0 or array.min() < 0 or array.max() >= entities:
+    if array.size == 0:
+        raise ValueError(f"{name}: the boolean mask selects no node; give at least one target node")
+    if array.min() < 0 or array.max() >= entities:
         raise ValueError(f"{name}: must be a non-empty list of node indices in [0, {entities - 1}] (or a boolean mask)")
+    values, counts = np.unique(array, return_counts=True)
+    if counts.max() > 1:
+        raise ValueError(
+            f"{name}: node {values[counts.argmax()]} is given {counts.max()} times; each target node is one point "
+            "(a repeated one would count twice in the certified accuracy)"
+        )
     return array
 
 
