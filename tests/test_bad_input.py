@@ -1,6 +1,7 @@
 """Bad input: every rule gives a ValueError naming the parameter, and the CLI prints that same message on one
 line with exit status 2 and no traceback."""
 
+import pickle
 import subprocess
 import sys
 
@@ -163,6 +164,17 @@ def test_pickled_and_corrupt_files_are_refused_without_unpickling(tmp_path, caps
         capsys,
         ["certify-votes", str(tmp_path / "absent.npz"), "--smoothing", str(config), "--out", str(tmp_path / "o.csv")],
     )
+    whole_pickle = tmp_path / "whole.npz"  # a pickle file, not an archive holding one
+    whole_pickle.write_bytes(pickle.dumps(_Trap(str(marker))))
+    assert "holds pickled objects" in _cli_error(
+        capsys, ["certify-votes", str(whole_pickle), "--smoothing", str(config), "--out", str(tmp_path / "o.csv")]
+    )
+    assert not marker.exists(), "the pickle was executed"
+    # the config given where the votes go: named as no archive, not as a pickle
+    message = _cli_error(
+        capsys, ["certify-votes", str(config), "--smoothing", str(config), "--out", str(tmp_path / "o.csv")]
+    )
+    assert "is not an .npz archive (it starts with" in message and "holds pickled" not in message
 
 
 class _Trap:

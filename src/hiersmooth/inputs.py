@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .certify.votes import read_npz_arrays
+from .certify.votes import not_loadable, read_npz_arrays
 
 
 def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
@@ -183,7 +183,7 @@ def load_arrays(path) -> ImageSet | Graph:
         raise ValueError(f"--data {path}: not a readable .npz archive ({error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):
-            raise ValueError(f"--data {path}: holds pickled objects; hiersmooth never unpickles files") from None
+            raise ValueError(f"--data {path}: {not_loadable(path)}") from None
         if str(error).startswith(f"--data {path}:"):
             raise
         raise ValueError(f"--data {path}: not a readable .npz archive ({error})") from None

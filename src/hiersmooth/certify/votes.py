@@ -65,6 +65,17 @@ def _common_total(name: str, counts: np.ndarray) -> int:
     return int(totals[0]) if totals.size else 0
 
 
+def not_loadable(path) -> str:
+    """Why ``np.load(path, allow_pickle=False)`` refused a file as pickled data: an archive (zip) or .npy file holds
+    an object array, or the file is a pickle (first byte 0x80, protocol 2 and later) — or it is neither, since numpy
+    takes whatever is not a zip or an .npy file for a pickle: a YAML or CSV file given by mistake."""
+    with open(path, "rb") as file:
+        start = file.read(8)
+    if start.startswith((b"PK", b"\x93NUMPY", b"\x80")):
+        return "holds pickled objects; hiersmooth never unpickles files"
+    return f"is not an .npz archive (it starts with {start!r}; an .npz file is a zip of .npy arrays)"
+
+
 MAX_NPZ_BYTES = 4 << 30  # the arrays of one .npz together; a larger claim is refused before anything is allocated
 
 
@@ -193,9 +204,7 @@ def load_votes(path) -> Votes:
         raise ValueError(f"{path}: not a readable .npz file ({error})") from None
     except ValueError as error:
         if "allow_pickle" in str(error):
-            raise ValueError(
-                f"{path}: holds pickled objects; hiersmooth never unpickles files, save plain integer arrays"
-            ) from None
+            raise ValueError(f"{path}: {not_loadable(path)}; a votes file holds plain integer arrays") from None
         if str(error).startswith(str(path)):
             raise
         raise ValueError(f"{path}: not a readable .npz file ({error})") from None
