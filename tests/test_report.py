@@ -413,13 +413,22 @@ def test_threat_not_in_results(tmp_path):
         (lambda text: text.replace(",binary,", ",ternary,", 1), "certificate='ternary'"),
         (lambda text: "\n".join(text.splitlines()[:1]) + "\n", "no rows"),
         (lambda text: text.replace(",0.0,", ",0.0,0.5,", 1), "11 values for 10 columns"),
+        (lambda text: text.replace("\n", '\n"', 1) + "x" * 200_000, r"results.csv: not a readable CSV file \(field"),
+        (lambda text: text + "\udcff", r"results.csv: not a readable CSV file \('utf-8' codec"),
     ],
 )
 def test_malformed_results(tmp_path, edit, message):
     folder = _copy(tmp_path)
     path = folder / "results.csv"
-    path.write_text(edit(path.read_text()))
+    path.write_bytes(edit(path.read_text()).encode("utf-8", "surrogateescape"))
     with pytest.raises(ValueError, match=message):
+        make_report(folder)
+
+
+def test_a_cells_file_that_is_not_text_is_refused_in_one_line(tmp_path):
+    folder = _copy(tmp_path)
+    (folder / "cells.csv").write_bytes(b"\xff\xfe status")
+    with pytest.raises(ValueError, match=r"cells.csv: not a readable CSV file \('utf-8' codec"):
         make_report(folder)
 
 

@@ -210,7 +210,7 @@ def aggregate(experiment: Experiment, results) -> tuple[Path, Path]:
                             "clean_accuracy": clean,
                         }
                     )
-        except (OSError, ValueError, KeyError, TypeError) as error:  # a damaged cell: name the file, no traceback
+        except (OSError, ValueError, KeyError, TypeError, csv.Error) as error:  # a damaged cell: name the file
             what = f"missing column or threat {error}" if isinstance(error, KeyError) else str(error)
             raise ValueError(
                 f"results folder: {table_path} is damaged ({what}); delete {table_path.parent} to recertify the cell"

@@ -161,14 +161,17 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
         raise ValueError(f"{path}: file not found (the tidy results the runner writes)")
     with open(path, newline="") as file:
         reader = csv.reader(file)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{path}: empty file")
-        rows = []
-        for line, values in enumerate(reader, start=2):
-            if len(values) != len(header):
-                raise ValueError(f"{path} line {line}: {len(values)} values for {len(header)} columns")
-            rows.append((line, dict(zip(header, values))))
+        try:
+            header = next(reader, None)
+            if not header:
+                raise ValueError(f"{path}: empty file")
+            rows = []
+            for line, values in enumerate(reader, start=2):
+                if len(values) != len(header):
+                    raise ValueError(f"{path} line {line}: {len(values)} values for {len(header)} columns")
+                rows.append((line, dict(zip(header, values))))
+        except (csv.Error, UnicodeDecodeError) as error:  # not text, or a field beyond the csv module's limit
+            raise ValueError(f"{path}: not a readable CSV file ({error})") from None
     if not rows:
         raise ValueError(f"{path}: no rows")
     return header, rows
@@ -234,9 +237,12 @@ def _read_statuses(path: Path) -> Counter:
         return Counter()
     with open(path, newline="") as file:
         reader = csv.DictReader(file)
-        if "status" not in (reader.fieldnames or []):
-            raise ValueError(f"{path}: missing column 'status'")
-        return Counter(row["status"] for row in reader)
+        try:
+            if "status" not in (reader.fieldnames or []):
+                raise ValueError(f"{path}: missing column 'status'")
+            return Counter(row["status"] for row in reader)
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: not a readable CSV file ({error})") from None
 
 
 def _number_text(value: float | str, short: bool = False) -> str:
