@@ -16,9 +16,9 @@ from hiersmooth.certify.certification import certify_votes
 from hiersmooth.certify.outputs import format_table
 from hiersmooth.certify.tables import certified_accuracy_table
 from hiersmooth.certify.votes import Votes, load_votes
-from hiersmooth.checks import check_device
 from hiersmooth.cli import main
 from hiersmooth.config_files import MAX_YAML_BYTES, read_yaml
+from hiersmooth.devices import check_device
 from hiersmooth.inputs import load_arrays
 from hiersmooth.smoothing import from_config
 from hiersmooth.threat import MAX_THREATS, parse_list

@@ -1,6 +1,6 @@
-"""Checks of user-given values shared by every layer: integers and devices.
+"""Checks of user-given values shared by every layer: one integer validator.
 
-Base layer: imports nothing from hiersmooth (and torch only inside ``check_device``), so any module may use it.
+Base layer: imports nothing from hiersmooth, so any module may use it.
 """
 
 from __future__ import annotations
@@ -27,23 +27,3 @@ def check_integer(name: str, value, least: int = 0, most: int | None = None, *, 
     if rule is None:
         rule = f"must be an integer >= {least}" + ("" if most is None else f" and <= {most}")
     raise ValueError(f"{name}={value!r}: {rule}")
-
-
-def check_device(device, name: str = "device"):
-    """``torch.device(device)`` if this machine has it; a one-line ValueError naming ``name`` otherwise."""
-    import torch
-
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{name}={device!r}: not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{name}={device!r}: CUDA is not available on this machine (use cpu)")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"{name}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif parsed.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"{name}={device!r}: MPS is not available on this machine (use cpu)")
-    elif parsed.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"{name}={device!r}: hiersmooth runs on cpu, cuda or mps devices")
-    return parsed

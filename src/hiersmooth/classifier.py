@@ -29,8 +29,9 @@ import torch
 
 from .certify.certification import VoteCertificates, certify_votes, check_certify_options
 from .certify.votes import Votes
-from .checks import check_device, check_integer
+from .checks import check_integer
 from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
+from .devices import check_device
 from .inputs import node_indices
 from .progress import progress_bar
 from .seeds import SeedPlan

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .checks import check_device
+from .devices import check_device
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Ranks:
 
 def init_ranks(device: str = "cpu") -> Ranks:
     """Join the process group torchrun describes in the environment (gloo for CPU, nccl for CUDA), if any; the
-    device is checked first (:func:`~hiersmooth.checks.check_device`)."""
+    device is checked first (:func:`~hiersmooth.devices.check_device`)."""
     check_device(device, "--device")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .checks import check_device
 from .data.graphs import GraphSplit
+from .devices import check_device
 from .inputs import ImageSet
 from .progress import progress_bar
 from .run_config import TrainingConfig
