@@ -338,7 +338,8 @@ def test_the_quickstart_notebook_is_committed_without_outputs():
 
 
 LAYERS = [  # each layer imports only itself and the layers before it (README, "Layout")
-    ["checks", "rounding", "threat", "defaults", "config_files", "shared_data", "results", "seeds", "distributed"]
+    ["checks", "devices", "rounding", "threat", "defaults", "config_files", "shared_data", "results", "seeds"]
+    + ["distributed"]
     + ["progress"],
     ["smoothing"],
     ["certify"],
