@@ -205,6 +205,18 @@ def test_a_folder_of_another_experiment_is_refused(tiny_results, tmp_path, capsy
             r"experiment.pareto: .* must give one value for each threat axis \(rows, eps\)",
         ),
         ({"pareto": [{"rows": 1, "eps": 0.3}]}, r"experiment.pareto: .* has eps=0.3, not in experiment.threats"),
+        ({"certify": {"n0": 0, "n": 12}}, r"experiment.certify.n0=0: must be an integer >= 1"),
+        ({"certify": {"n0": 4, "n": 12.5}}, r"experiment.certify.n=12.5: must be an integer >= 1"),
+        ({"certify": {"n0": 4, "n": 12, "alpha": 1}}, r"experiment.certify.alpha=1: must be a number in \(0, 1\)"),
+        ({"seeds": [0, 0]}, r"two cells would share the folder hierarchical__noise.sigma=0.25__seed0"),
+        (
+            {"methods": {"h": {**TINY["methods"]["hierarchical"], "grid": {"noise.sigma": [0.5, 0.5]}}}},
+            r"two cells would share the folder h__noise.sigma=0.5__seed0",
+        ),
+        (
+            {"methods": {"a/b": TINY["methods"]["ablation"], "a-b": TINY["methods"]["ablation"]}},
+            r"two cells would share the folder a-b__default__seed0 \(a/b",
+        ),
     ],
 )
 def test_bad_experiments_fail_with_one_line(tmp_path, capsys, change, message):

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..checks import check_integer
 from ..config_files import read_yaml
 from ..defaults import CERTIFICATES, DEFAULT_PROCEDURE, SEQUENTIAL_PROCEDURES
 from ..run_config import RunConfig, load_run_config
@@ -118,6 +119,14 @@ def load_experiment(source) -> Experiment:
         raise ValueError(
             f"experiment.certify: unknown option {', '.join(unknown)} (allowed: {', '.join(CERTIFY_DEFAULTS)})"
         )
+    for name in ("n0", "n", "batch_size"):  # checked here: a cell's certify runs only after its training
+        check_integer(f"experiment.certify.{name}", certify[name], 1)
+    if (
+        isinstance(certify["alpha"], bool)
+        or not isinstance(certify["alpha"], (int, float))
+        or not 0 < certify["alpha"] < 1
+    ):
+        raise ValueError(f"experiment.certify.alpha={certify['alpha']!r}: must be a number in (0, 1)")
     if certify["certificate"] not in CERTIFICATES:
         raise ValueError(
             f"experiment.certify.certificate={certify['certificate']!r}: must be one of {', '.join(CERTIFICATES)}"
@@ -125,6 +134,15 @@ def load_experiment(source) -> Experiment:
     cells = []
     for method, spec in methods.items():
         cells += _method_cells(raw, method, spec, seeds)
+    folders = {}
+    for cell in cells:
+        other = folders.setdefault(cell.name, cell)
+        if other is not cell:
+            raise ValueError(
+                f"experiment: two cells would share the folder {cell.name} ({other.method} {other.params} seed "
+                f"{other.seed} and {cell.method} {cell.params} seed {cell.seed}): a repeated seed or grid value, or "
+                "method names that differ only outside letters, digits, _ . = -"
+            )
     threats = _threats(raw.get("threats"), cells)
     pareto = raw.get("pareto") or []
     for threat in pareto:
