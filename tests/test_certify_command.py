@@ -282,13 +282,18 @@ def test_a_checkpoint_of_another_run_is_refused(image_run, capsys):
         (("--model", "hiersmooth.models.images:NoSuchNet"), "cannot import"),
         (("--model", "hiersmooth.models.graphs:GCN"), "--weights .*does not fit hiersmooth.models.graphs:GCN"),
         (("--data", "missing.npz"), "--data missing.npz: no such file"),
-        (("--weights", "trap.pt"), "--weights trap.pt: not a plain state dict"),
+        (("--weights", "trap.pt"), "--weights trap.pt: holds pickled objects beyond tensors"),
+        (("--weights", "empty.pt"), r"--weights empty.pt: not a state dict written by torch.save \(EOFError\)"),
+        (("--weights", "notes.txt"), "--weights notes.txt: not a state dict written by torch.save"),
+        (("--weights", "."), r"--weights \.: not a state dict written by torch.save \(IsADirectoryError"),
     ],
 )
 def test_bad_certify_input_is_one_line(image_run, capsys, monkeypatch, change, message):
     tmp_path, args = image_run
     monkeypatch.chdir(tmp_path)
     torch.save({"weights": object()}, tmp_path / "trap.pt")  # pickled object: refused by weights_only=True
+    (tmp_path / "empty.pt").write_bytes(b"")  # a save killed before its first byte
+    (tmp_path / "notes.txt").write_text("not weights")
     flag, value = change
     args = list(args)
     args[args.index(flag) + 1] = value

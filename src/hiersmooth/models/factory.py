@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import pickle
 import sys
+import warnings
 
 import torch
 
@@ -67,11 +69,20 @@ def build_model(spec: str, width: int, num_classes: int, weights=None) -> torch.
 def load_state(model: torch.nn.Module, weights, description: str, option: str = "--weights") -> None:
     """Load the state dict in file ``weights`` into ``model`` strictly; never unpickles anything but tensors."""
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on an unusual pickle protocol: the error below says it all
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(weights, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"{option} {weights}: no such file") from None
-    except Exception as error:  # pickled objects beyond tensors, or not a torch file at all
-        raise ValueError(f"{option} {weights}: not a plain state dict ({str(error).splitlines()[0]})") from None
+    except Exception as error:
+        if isinstance(error, pickle.UnpicklingError) and _starts_as_pickle(weights):  # the weights-only refusal
+            raise ValueError(
+                f"{option} {weights}: holds pickled objects beyond tensors (or is cut short); weights are read with "
+                "weights_only=True, which unpickles nothing else"
+            ) from None
+        lines = str(error).strip().splitlines()  # a text file, a truncated archive, an empty file
+        detail = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+        raise ValueError(f"{option} {weights}: not a state dict written by torch.save ({detail})") from None
     if not isinstance(state, dict):
         raise ValueError(f"{option} {weights}: holds a {type(state).__name__}, not a state dict")
     try:
@@ -81,6 +92,15 @@ def load_state(model: torch.nn.Module, weights, description: str, option: str = 
         raise ValueError(
             f"{option} {weights}: does not fit {description} ({lines[1].strip() if len(lines) > 1 else error})"
         ) from None
+
+
+def _starts_as_pickle(path) -> bool:
+    """Whether the file at ``path`` starts as a torch archive (a zip) or a pickle stream (protocol 2 and later)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(2).startswith((b"PK", b"\x80"))
+    except OSError:
+        return False
 
 
 def named_model(
