@@ -1338,6 +1338,11 @@ def test_bad_input_raises_value_error(selection, noise, x, n, fragment):
 def test_bad_input_other_rules():
     with pytest.raises(ValueError, match=r"n=0"):
         smoothing(BERNOULLI, GAUSS).sampler(torch.rand(3, 3)).draw(0)
+    for stream in (3, np.random.default_rng(0)):  # not a torch.Generator: one line, not torch's overload list
+        with pytest.raises(ValueError, match=r"generator: must be a torch.Generator or None, got (int|Generator)"):
+            smoothing(BERNOULLI, GAUSS).sample(torch.rand(3, 3), 2, stream)
+        with pytest.raises(ValueError, match=r"generator: must be a torch.Generator or None"):
+            smoothing(BERNOULLI, GAUSS).sample_each(torch.rand(2, 1, 3, 3), stream)
     with pytest.raises(ValueError, match=r"a sparse input must be an \(N, D\) feature matrix"):
         smoothing(BERNOULLI, SPARSE).sample(torch.zeros(2, 2, 2).to_sparse_coo(), 2)
     with pytest.raises(ValueError, match=r"selection.size=11: cannot select more rows than selection.entities=10"):

@@ -165,3 +165,22 @@ def test_binomial_masses_are_scipy_stats():
         for n in (0, 1, 2, 7, 41, 61, 200, 5000):
             expected = binom.pmf(np.arange(n + 1), n, p)
             np.testing.assert_array_equal(_binomial_pmf(n, p), expected, err_msg=f"n={n}, p={p}")
+
+
+@pytest.mark.parametrize(
+    "rows, added, deleted, message",
+    [
+        (1, [0.5], 0, r"added: must be a non-empty list of integers, found 0.5"),  # was read as ra = 0
+        (1, 0, [-1], r"deleted: values must be integers in \[0, 2\^63 - 1\]"),
+        ([True], 0, 0, r"rows: must be a non-empty list of integers, found True"),
+        (1, 10**20, 0, r"added: values must be integers in \[0, 2\^63 - 1\]"),
+    ],
+)
+def test_certified_bits_refuses_axes_that_are_not_counts(rows, added, deleted, message):
+    smoothing = hiersmooth.from_config(
+        {"selection": {"kind": "bernoulli", "p": 0.8}, "noise": {"kind": "sparse", "p_plus": 0.05, "p_minus": 0.6}}
+    )
+    result = certify_votes(Votes(np.array([[90, 10]]), np.array([[900, 100]]), np.array([0])), smoothing)
+    with pytest.raises(ValueError, match=message):
+        result.binary.certified_bits(rows, added, deleted)
+    assert result.binary.certified_bits(np.int64(1), [1, 0, 1], 0).shape == (1, 1, 3, 1)  # order and repeats kept

@@ -90,11 +90,14 @@ class Smoothing:
         """
         import torch
 
+        from .sampler import check_generator
+
         if not isinstance(xs, torch.Tensor) or xs.layout != torch.strided or xs.dim() not in (3, 4) or xs.shape[0] == 0:
             raise ValueError(
                 f"xs: must be a dense batch (B, C, H, W) of images or (B, N, D) of feature matrices, got "
                 f"{type(xs).__name__} of shape {tuple(getattr(xs, 'shape', ()))}"
             )
+        check_generator(generator)
         batch = xs.shape[0]
         rows = xs.permute(0, 2, 3, 1) if xs.dim() == 4 else xs  # images: pixels are the rows
         entities = rows.shape[1] * (rows.shape[2] if xs.dim() == 4 else 1)

@@ -38,7 +38,7 @@ from typing import ClassVar, Protocol
 import numpy as np
 
 from ..rounding import down, one_minus, up
-from ..threat import Threat
+from ..threat import Threat, axis_values
 from .normal import cdf_down, cdf_up, probit_down, probit_up
 from .regions import Regions, sparse_regions
 from .theorem1 import theorem1_argument, theorem1_lower, theorem1_upper, theorem1_upper_argument
@@ -495,7 +495,8 @@ class Sparse(Noise):
         and the per-point files ask for the same grid).
         """
         (rows, row_of), (added, added_of), (deleted, deleted_of) = (
-            np.unique(np.asarray(axis, dtype=np.int64), return_inverse=True) for axis in (rows, added, deleted)
+            np.unique(_count_axis(name, axis), return_inverse=True)
+            for name, axis in (("rows", rows), ("added", added), ("deleted", deleted))
         )
         key = ("certified_bits", rows.tobytes(), added.tobytes(), deleted.tobytes())
         if key not in certificate.cache:
@@ -728,6 +729,14 @@ class Ablation(Noise):
             return _fill_indicator(out, mask, indicator)
 
         return draw
+
+
+def _count_axis(name: str, values) -> np.ndarray:
+    """A count axis of a threat grid as given — an integer or a sequence of them, order and repeats kept — checked
+    by :func:`hiersmooth.threat.axis_values` (integers in [0, 2⁶³ − 1], no float, bool or NaN): int64."""
+    values = np.asarray(values, dtype=object).reshape(-1).tolist()
+    axis_values(name, values)
+    return np.asarray(values, dtype=np.int64)
 
 
 def _floating(rows):

@@ -52,6 +52,7 @@ class Sampler:
     def draw(self, n: int, generator: torch.Generator | None = None, token: torch.Tensor | None = None) -> torch.Tensor:
         """n samples of Ψ_x; ``token`` (a tensor with one value per row entry) overrides the ablation token."""
         n = _sample_count(n)
+        check_generator(generator)
         mask = self.smoothing.selection.sample_mask(n, self.entities, generator, self.device)
         samples = self._draw(mask, self.smoothing.indicator, generator, token)
         if self.image_shape is not None:
@@ -76,6 +77,12 @@ class Sampler:
             for size, generator in zip(sizes, generators)
         ]
         return blocks(masks, self.smoothing.indicator, generators, token)
+
+
+def check_generator(generator) -> None:
+    """Refuse a ``generator`` that is neither None nor a ``torch.Generator`` (e.g. NumPy's), in one line."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator: must be a torch.Generator or None, got {type(generator).__name__}")
 
 
 def _sample_count(n) -> int:
