@@ -215,11 +215,11 @@ def stages(case: Case, batch_size: int) -> None:
 def floor(case: Case, batch_size: int) -> None:
     """Overhead over the bare model of forward passes whose samples cost only what an exact draw cannot avoid.
 
-    Per block of the seed plan: its generator (``SeedPlan.generator``: NumPy's SeedSequence, then a
-    ``torch.Generator``), one 63-bit word per four selection trials and one normal per value (torch's CPU
-    generators, the cheapest here), and a copy of samples drawn beforehand (the memory a draw writes), in
-    ``count``'s rounds of passes (the draws of a round, then its passes). "plain seeds": the same with a
-    ``torch.Generator`` seeded directly, which shows the share of the SeedSequence. The passes' logits are
+    Per block of the seed plan: its generator (``SeedPlan.block_seeds``, NumPy's SeedSequence, for all blocks before
+    the passes, as ``count`` does, then a ``torch.Generator``), one 63-bit word per four selection trials and one
+    normal per value (torch's CPU generators, the cheapest here), and a copy of samples drawn beforehand (the memory
+    a draw writes), in ``count``'s rounds of passes (the draws of a round, then its passes). "plain seeds": the same
+    with a ``torch.Generator`` seeded directly, which shows the share of the SeedSequence. The passes' logits are
     counted (argmax, bincount) without checks.
     """
     classifier = case.classifier
@@ -232,18 +232,19 @@ def floor(case: Case, batch_size: int) -> None:
     blocks, pixels = batch_size // plan.block_size, case.x.shape[1] * case.x.shape[2]
     model = classifier.model.eval()
 
-    def least_draw(index: int, seeded: bool) -> torch.Tensor:
+    def least_draw(index: int, seeds: list[int] | None) -> torch.Tensor:
         for block in range(index * blocks, (index + 1) * blocks):
-            stream = plan.generator(0, "estimation", block) if seeded else torch.Generator().manual_seed(block)
+            stream = torch.Generator().manual_seed(block if seeds is None else seeds[block])
             torch.empty(-(-plan.block_size * pixels // 4), dtype=torch.int64).random_(generator=stream)
             torch.randn(plan.block_size, case.x.shape[0], pixels, generator=stream)
         return inputs[index].clone()
 
     def rounds(seeded: bool):
         def run():
+            seeds = plan.block_seeds(0, "estimation", range(passes * blocks)) if seeded else None  # as count does
             with torch.inference_mode():
                 for first in range(0, passes, per_round):
-                    batches = [least_draw(i, seeded) for i in range(first, min(passes, first + per_round))]
+                    batches = [least_draw(i, seeds) for i in range(first, min(passes, first + per_round))]
                     for batch in batches:
                         torch.bincount(model(batch).argmax(1), minlength=classifier.num_classes)
 

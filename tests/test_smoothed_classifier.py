@@ -277,6 +277,23 @@ def test_seeds_points_and_stages_give_independent_streams():
         assert not torch.equal(reference, other)
 
 
+@pytest.mark.parametrize("seed, point", [(0, 0), (7, 3), (2**70 + 5, 2**40)])
+def test_block_seeds_are_numpys_seed_sequence_of_the_block(seed, point):
+    """The seed plan's formula (``hiersmooth.seeds``), computed here with NumPy alone: the first 64-bit word of
+    SeedSequence([seed, point, stage, block]) cut to 63 bits — for blocks asked together, in any order."""
+    plan = SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3, seed=seed).seed_plan(graph=False)
+    blocks = [5, 0, 2**33, 5]
+    for stage, number in {"selection": 0, "estimation": 1, "prediction": 2}.items():
+        expected = [
+            int(np.random.SeedSequence([seed, point, number, b]).generate_state(1, np.uint64)[0]) % 2**63
+            for b in blocks
+        ]
+        assert plan.block_seeds(point, stage, blocks) == expected
+        generator = plan.generator(point, stage, 2**33)
+        reference = torch.Generator().manual_seed(expected[2])
+        assert torch.equal(torch.rand(4, generator=generator), torch.rand(4, generator=reference))
+
+
 def test_disjoint_union_equals_one_forward_pass_per_copy():
     """Votes of the batched union equal votes counted copy by copy on the same samples."""
     x, edges = small_graph(2)

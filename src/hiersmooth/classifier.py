@@ -34,7 +34,7 @@ from .defaults import DEFAULT_ALPHA, DEFAULT_PROCEDURE
 from .devices import check_device
 from .inputs import node_indices
 from .progress import progress_bar
-from .seeds import SeedPlan
+from .seeds import SeedPlan, seeded_generator
 from .smoothing import Smoothing, from_config
 from .smoothing.sampler import concat_samples
 
@@ -291,11 +291,13 @@ class SmoothedClassifier:
         workers = self._workers()
         per_round = _passes_per_round(x, group * plan.block_size, len(passes), workers)
 
+        seeds = dict(zip(blocks[first_block:], plan.block_seeds(point, stage, blocks[first_block:])))
+
         def drawn(start: int) -> tuple[int, torch.Tensor]:
             """The end of the pass from block ``start`` on and its samples, each block drawn from its own generator."""
             stop = min(start + group, len(blocks))
             chosen = blocks[start:stop]
-            generators = [plan.generator(point, stage, b, self.device) for b in chosen]
+            generators = [seeded_generator(seeds[b], self.device) for b in chosen]
             return stop, sampler.draw_blocks([sizes[b] for b in chosen], generators, token)
 
         def round_votes(starts: list[int]):

@@ -48,15 +48,22 @@ class SeedPlan:
 
     def generator(self, point: int, stage: str, block: int, device="cpu"):
         """The generator of block ``block`` of ``stage`` for point ``point``."""
-        import torch
+        return seeded_generator(self.block_seeds(point, stage, [block])[0], device)
 
+    def block_seeds(self, point: int, stage: str, blocks) -> list[int]:
+        """The seeds of the generators of ``blocks`` of ``stage`` for point ``point``: the first 64-bit word of
+        ``SeedSequence([seed, point, stage, block])``'s state, cut to 63 bits. Computed for many blocks before
+        their draws, the SeedSequences run back to back (7 µs each), not each among a forward pass's work, where
+        one cost a digits pass 30–40 µs (benchmarks/smoothing_overhead.py --floor)."""
         if stage not in STAGES:
             raise ValueError(f"stage={stage!r}: must be one of {', '.join(STAGES)}")
         if type(point) is not int or point < 0:  # (the common case checked without a call)
             point = check_integer("point", point, 0)
-
-        state = np.random.SeedSequence([self.seed, point, STAGES[stage], block]).generate_state(1, np.uint64)[0]
-        return torch.Generator(device=device).manual_seed(int(state) & (2**63 - 1))
+        entropy = [self.seed, point, STAGES[stage]]
+        return [
+            int(np.random.SeedSequence([*entropy, block]).generate_state(1, np.uint64)[0]) & (2**63 - 1)
+            for block in blocks
+        ]
 
     def to_record(self) -> dict:
         return {
@@ -66,3 +73,10 @@ class SeedPlan:
             "stages": STAGES,
             "stream_version": STREAM_VERSION,
         }
+
+
+def seeded_generator(seed: int, device="cpu"):
+    """A ``torch.Generator`` on ``device`` seeded with one of :meth:`SeedPlan.block_seeds`."""
+    import torch
+
+    return torch.Generator(device=device).manual_seed(seed)
