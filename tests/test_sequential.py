@@ -318,6 +318,33 @@ def test_a_point_stopped_early_holds_the_fixed_n_votes_of_its_first_samples():
         np.testing.assert_array_equal(run.votes[point], prefix)
 
 
+class _Recorder(torch.nn.Module):
+    """Keeps every batch it classifies; class 0 for all."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, z):
+        self.batches.append(z.clone())
+        return torch.zeros(z.shape[0], 2)
+
+
+def test_a_sequential_batch_draws_the_samples_of_count_also_for_an_input_that_requires_grad():
+    """``count_blocks`` (what a sequential run fills its passes with) and ``count`` draw the same block alike; at
+    σ = 0.3 the two constructions of the gaussian draw round differently, so an input that requires grad must not
+    switch one of them to the other (both draw without autograd)."""
+    smoothing = {**SMOOTHING, "noise": {"kind": "gaussian", "sigma": 0.3}, "indicator": True}
+    image = torch.rand(1, 5, 5, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    by_count, by_blocks = _Recorder(), _Recorder()
+    hiersmooth.SmoothedClassifier(by_count, smoothing, 2).count(image, "estimation", 200, 200, point=4)
+    blocked = hiersmooth.SmoothedClassifier(by_blocks, smoothing, 2)
+    sampler, token = blocked.image_sampler(image)
+    blocked.count_blocks([(sampler, token, 4, 0, 100), (sampler, token, 4, 1, 100)], "estimation", 200)
+    assert torch.equal(torch.cat(by_count.batches), torch.cat(by_blocks.batches))
+
+
 def test_a_killed_sequential_run_resumes_to_the_same_result(tmp_path, fail_after):
     images = images_at([0.999, 0.95, 0.9, 0.85, 0.7])
     options = dict(targets=["r=1,eps=0.1", "r=1,eps=0.3"], progress=False)

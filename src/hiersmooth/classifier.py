@@ -418,12 +418,14 @@ class SmoothedClassifier:
 
         def votes(group: list) -> torch.Tensor:
             """Per-block votes of a group of blocks: drawn, classified in chunks of ``batch_size``, counted."""
-            samples = concat_samples(
-                [
-                    sampler.draw(size, plan.generator(point, stage, block, self.device), token)
-                    for sampler, token, point, block, size in group
-                ]
-            )
+            seeds = [plan.block_seeds(point, stage, [block])[0] for _, _, point, block, _ in group]
+            with torch.inference_mode():  # as count draws: the same samples, also of an input that requires grad
+                samples = concat_samples(
+                    [
+                        sampler.draw(size, seeded_generator(seed, self.device), token)
+                        for (sampler, token, _, _, size), seed in zip(group, seeds)
+                    ]
+                )
             sizes = torch.tensor([size for *_, size in group], device=self.device)
             owner = torch.repeat_interleave(torch.arange(len(group), device=self.device), sizes)
             chunks = split_samples(samples, batch_size)
