@@ -352,6 +352,13 @@ def test_edge_weights_are_passed_through_the_union():
     )
     with pytest.raises(ValueError, match="edge_weight"):
         SmoothedClassifier(model, SPARSE, 2).certify(x, 4, 4, edge_index=edges, edge_weight=weight[:-1])
+    nan = weight.clone()
+    nan[3] = float("nan")
+    with pytest.raises(ValueError, match=r"edge_weight: must be finite numbers \(found NaN or infinity\)"):
+        SmoothedClassifier(model, SPARSE, 2).certify(x, 4, 4, edge_index=edges, edge_weight=nan)
+    unweighted = gcn()  # forward(x, edge_index): the weights would be a fourth positional argument
+    with pytest.raises(ValueError, match=r"edge_weight: GCN.forward\(x, edge_index\) takes no edge weights"):
+        SmoothedClassifier(unweighted, SPARSE, 3).certify(x, 4, 4, edge_index=edges, edge_weight=weight)
 
 
 class TakesData(torch.nn.Module):

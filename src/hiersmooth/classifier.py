@@ -704,10 +704,14 @@ class SmoothedClassifier:
                 f"edge_weight: must be a floating (E,) tensor with one weight per edge, E = {edge_index.shape[1]}; "
                 f"got {edge_weight.dtype} of shape {tuple(edge_weight.shape)}"
             )
+        if not bool(torch.isfinite(edge_weight).all()):
+            raise ValueError("edge_weight: must be finite numbers (found NaN or infinity)")
+        self._check_graph_model(weighted=True)
         return edge_weight
 
-    def _check_graph_model(self) -> None:
-        """Refuse a graph model that cannot take ``(x, edge_index)``, e.g. ``forward(self, data)``."""
+    def _check_graph_model(self, weighted: bool = False) -> None:
+        """Refuse a graph model that cannot take ``(x, edge_index)``, e.g. ``forward(self, data)``, or — where
+        ``weighted`` — ``(x, edge_index, edge_weight)``."""
         try:
             parameters = inspect.signature(self.model.forward).parameters.values()
         except (TypeError, ValueError):  # no signature to read (a compiled or C++ module): let the call decide
@@ -715,8 +719,13 @@ class SmoothedClassifier:
         if any(p.kind == p.VAR_POSITIONAL for p in parameters):
             return
         positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        names = ", ".join(p.name for p in positional)
+        if weighted and len(positional) == 2:
+            raise ValueError(
+                f"edge_weight: {type(self.model).__name__}.forward({names}) takes no edge weights; give a model "
+                "with forward(x, edge_index, edge_weight) or leave edge_weight out"
+            )
         if len(positional) < 2:
-            names = ", ".join(p.name for p in positional)
             raise ValueError(
                 f"model: {type(self.model).__name__}.forward({names}) cannot classify a graph; expected the PyG "
                 f"signature forward(x, edge_index[, edge_weight]) returning logits (N, K) (wrap a forward(data) "
