@@ -1338,6 +1338,12 @@ def test_bad_input_raises_value_error(selection, noise, x, n, fragment):
 def test_bad_input_other_rules():
     with pytest.raises(ValueError, match=r"n=0"):
         smoothing(BERNOULLI, GAUSS).sampler(torch.rand(3, 3)).draw(0)
+    ablation = smoothing(BERNOULLI, {"kind": "ablation"})
+    rows = torch.rand(3, 2, generator=gen(6))
+    as_list = ablation.sample(rows, 4, gen(7), token=[0.5, 0.25])  # a list is a token too
+    assert torch.equal(as_list, ablation.sample(rows, 4, gen(7), token=torch.tensor([0.5, 0.25])))
+    with pytest.raises(ValueError, match=r"token: the ablation token must be finite numbers"):
+        ablation.sample(torch.rand(3, 2), 4, gen(7), token=torch.tensor([float("nan"), 0.0]))
     for stream in (3, np.random.default_rng(0)):  # not a torch.Generator: one line, not torch's overload list
         with pytest.raises(ValueError, match=r"generator: must be a torch.Generator or None, got (int|Generator)"):
             smoothing(BERNOULLI, GAUSS).sample(torch.rand(3, 3), 2, stream)

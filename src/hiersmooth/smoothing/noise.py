@@ -717,11 +717,13 @@ class Ablation(Noise):
             fixed = torch.tensor(self.token, dtype=rows.dtype, device=rows.device)
 
         def draw(mask, indicator, generator=None, token=None):
-            value = fixed if token is None else token
+            value = fixed if token is None else torch.as_tensor(token, device=rows.device)
             if value.shape != (rows.shape[1],):
                 raise ValueError(
                     f"noise.token has shape {tuple(value.shape)}: must have one value per column, ({rows.shape[1]},)"
                 )
+            if token is not None and not bool(torch.isfinite(value).all()):  # (the config's token is checked)
+                raise ValueError("token: the ablation token must be finite numbers (found NaN or infinity)")
             if _tracks_gradients(value, rows):  # a learnable token being trained: out= would drop its gradient
                 return _with_indicator(torch.where(mask.unsqueeze(-1), value.to(rows.dtype), rows), mask, indicator)
             out = _empty_samples(rows, mask.shape[0], rows.shape[1] + indicator)
