@@ -250,6 +250,23 @@ def test_certify_accepts_a_checkpoint_and_refuses_data_of_another_shape(digits_r
     assert "trained on inputs of shape (1, 8, 8)" in error and "(1, 10, 10)" in error and "\n" not in error
 
 
+def test_a_checkpoint_refuses_a_smoothing_of_another_sample_width_and_a_damaged_class_count(
+    digits_run, tmp_path, capsys
+):
+    no_indicator = tmp_path / "no_indicator.yaml"  # the digits run was trained with τ: two channels
+    no_indicator.write_text(yaml.safe_dump({**HIERARCHICAL_GAUSSIAN, "indicator": False}))
+    certify = ["certify", "--checkpoint", str(digits_run), "--out", str(tmp_path / "x"), "--n0", "4", "--n", "8"]
+    assert main(certify + ["--smoothing", str(no_indicator), "--no-progress"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "--smoothing: gives samples of width 1" in error and "the checkpoint's model takes 2" in error
+    damaged = tmp_path / "damaged"
+    shutil.copytree(digits_run, damaged)
+    meta = json.loads((damaged / "model.json").read_text())
+    (damaged / "model.json").write_text(json.dumps({**meta, "num_classes": -1}))
+    assert main(["certify", "--checkpoint", str(damaged), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
+    assert "model.json records num_classes=-1" in capsys.readouterr().err
+
+
 def test_certify_without_checkpoint_names_the_missing_options(tmp_path, capsys):
     assert main(["certify", "--out", str(tmp_path)]) == 2
     assert "certify needs --smoothing, --model, --data (or --checkpoint DIR" in capsys.readouterr().err

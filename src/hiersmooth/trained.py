@@ -143,6 +143,11 @@ def load_trained(path) -> TrainedModel:
         input_shape, classes = tuple(int(v) for v in meta["input_shape"]), int(meta["num_classes"])
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"--checkpoint {path}: model.json is not readable ({error})") from None
+    if classes < 2 or not input_shape or min(input_shape) < 1:
+        raise ValueError(
+            f"--checkpoint {path}: model.json records num_classes={classes} and input_shape={input_shape}; a "
+            "checkpoint has at least 2 classes and a positive size on every axis"
+        )
     model, width = config_model(config, input_shape, classes)
     load_state(
         model, path / "model.pt", f"{config.model.name} with input width {width} and {classes} classes", "--checkpoint"
@@ -199,6 +204,14 @@ def certify_checkpoint(
             "(leave out --num-classes: a checkpoint knows its class count)"
         )
     chosen = from_config(smoothing) if smoothing is not None else trained.config.smoothing
+    widths = [
+        input_width(c, trained.input_shape, trained.config.data.graph) for c in (chosen, trained.config.smoothing)
+    ]
+    if widths[0] != widths[1]:
+        raise ValueError(
+            f"--smoothing: gives samples of width {widths[0]} (channels or features, with τ and the encoding), but "
+            f"the checkpoint's model takes {widths[1]}, as trained (indicator and encoding must match its smoothing)"
+        )
     paths = {
         name: value for name, value in (("data", data), ("smoothing", smoothing)) if isinstance(value, (str, Path))
     }
