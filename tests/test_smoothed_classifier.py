@@ -513,6 +513,10 @@ def test_bad_graph_input_and_models():
         SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 1)
     with pytest.raises(ValueError, match="seed=-1"):
         SmoothedClassifier(SmallCNN(2, 3), hs.from_config(HIERARCHICAL_GAUSSIAN), 3, seed=-1)
+    with pytest.raises(ValueError, match="autocast='no': must be True or False"):
+        SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3, autocast="no")
+    with pytest.raises(ValueError, match="progress=1: must be True or False"):
+        SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3, progress=1)
     with pytest.raises(ValueError, match="block_size=0: must be an integer >= 1"):
         SmoothedClassifier(SmallCNN(2, 3), HIERARCHICAL_GAUSSIAN, 3, block_size=0)
     with pytest.raises(ValueError, match="device='tpu': not a torch device"):

@@ -220,8 +220,10 @@ class SmoothedClassifier:
         default = parameter.device if parameter is not None else torch.device("cpu")
         self.device = default if device is None else check_device(device)
         self.model = model.to(self.device)
-        self.autocast = bool(autocast)
-        self.progress = progress
+        for name, flag in (("autocast", autocast), ("progress", progress)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ValueError(f"{name}={flag!r}: must be True or False")
+        self.autocast, self.progress = bool(autocast), bool(progress)
         # union edges keyed on id(edge_index); each entry keeps the tensor itself, so its id and memory cannot be
         # recycled while cached, and its version counter, so an in-place change is a miss
         self._edges: dict[tuple, tuple] = {}
