@@ -481,3 +481,11 @@ def test_option_names_that_are_not_text_get_one_line(tmp_path, capsys, kind):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "option names must be text, found None" in err[0], err
+
+
+def test_error_line_quotes_the_first_line_or_the_type_of_an_empty_message():
+    from hiersmooth.checks import error_line
+
+    assert error_line(ValueError("first\nsecond")) == "first"
+    assert error_line(EOFError()) == "EOFError"  # an empty message: was an IndexError inside the error handler
+    assert error_line(OSError("  \n")) == "OSError"

@@ -1,4 +1,5 @@
-"""Checks of user-given values shared by every layer: one integer validator.
+"""Checks of user-given values shared by every layer: one integer validator, and the one line of an exception
+that an error about a user's file quotes.
 
 Base layer: imports nothing from hiersmooth, so any module may use it.
 """
@@ -27,3 +28,9 @@ def check_integer(name: str, value, least: int = 0, most: int | None = None, *, 
     if rule is None:
         rule = f"must be an integer >= {least}" + ("" if most is None else f" and <= {most}")
     raise ValueError(f"{name}={value!r}: {rule}")
+
+
+def error_line(error: BaseException) -> str:
+    """The first line of ``error``'s message, or its type's name where the message is empty (``EOFError()``)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

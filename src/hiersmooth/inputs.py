@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .certify.votes import not_loadable, read_npz_arrays
+from .checks import error_line
 
 
 def node_indices(nodes, entities: int, name: str = "nodes") -> np.ndarray:
@@ -225,7 +226,7 @@ def dataset_from_arrays(arrays: dict, where: str) -> ImageSet | Graph:
             )
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise ValueError(
-                f"{where}: the features_* arrays are not a valid CSR matrix ({str(error).splitlines()[0]})"
+                f"{where}: the features_* arrays are not a valid CSR matrix ({error_line(error)})"
             ) from None
     else:
         raise ValueError(f"{where}: a graph needs 'features' or features_data/indices/indptr/shape")

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import error_line
 from ..inputs import Graph
 
 #: hiersmooth's dataset name → PyG ``CitationFull`` name
@@ -107,7 +108,7 @@ def load_graph(name: str, root, seed: int = 0, download: bool = True) -> GraphSp
     try:
         data = CitationFull(str(root), GRAPH_DATASETS[name])[0]
     except Exception as error:  # no network, a corrupt raw file, ...
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = error_line(error)
         raise ValueError(f"data.root={root}: cannot load {name} from {raw} nor download it ({reason})") from None
     data = LargestConnectedComponents()(data)
     features = (data.x > 0).float().to_sparse_csr()

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import check_integer
+from ..checks import check_integer, error_line
 from ..inputs import ImageSet
 
 DATASETS = ("digits", "mnist", "cifar10")
@@ -213,7 +213,7 @@ def _mnist_from_npz(path: Path) -> tuple[ImageSet, ImageSet]:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in keys if key in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a readable mnist.npz ({str(error).splitlines()[0]})") from None
+        raise ValueError(f"{path}: not a readable mnist.npz ({error_line(error)})") from None
     missing = [key for key in keys if key not in arrays]
     if missing:
         raise ValueError(f"{path}: missing the array {', '.join(missing)} (needs {', '.join(keys)})")

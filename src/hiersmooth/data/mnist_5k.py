@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import error_line
 from ..inputs import ImageSet
 from .images import check_split, stratified_split
 
@@ -46,7 +47,7 @@ def read_mnist_5k(path) -> tuple[np.ndarray, np.ndarray]:
         with gzip.open(path, "rt") as stream:
             table = np.loadtxt(stream, delimiter=",", dtype=np.int64, ndmin=2)
     except (OSError, EOFError, zlib.error, ValueError) as error:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path}: not a readable gzipped CSV of MNIST rows ({str(error).splitlines()[0]})") from None
+        raise ValueError(f"{path}: not a readable gzipped CSV of MNIST rows ({error_line(error)})") from None
     pixels, labels = table[:, :-1], table[:, -1]
     if table.shape[1] != SIDE * SIDE + 1 or len(table) == 0:
         raise ValueError(f"{path}: rows must hold {SIDE * SIDE} pixel values and a label, got shape {table.shape}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import check_integer
+from ..checks import check_integer, error_line
 from ..inputs import PointCloudSet
 
 DATASETS = ("mnist_points", "modelnet40")
@@ -142,7 +142,7 @@ def _read_h5(h5py, path: Path) -> tuple[np.ndarray, np.ndarray]:
                 raise ValueError(f"{path}: missing the dataset {', '.join(missing)} (needs data and label)")
             data, labels = file["data"][()], file["label"][()]
     except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 file ({str(error).splitlines()[0]})") from None
+        raise ValueError(f"{path}: not a readable HDF5 file ({error_line(error)})") from None
     if data.dtype.kind not in "iuf" or data.ndim != 3:
         raise ValueError(
             f"{path}: data must be a real (clouds, points, dimensions) array, got {data.dtype} {data.shape}"
