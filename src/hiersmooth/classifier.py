@@ -879,17 +879,23 @@ def _passes_per_round(x: torch.Tensor, samples_per_pass: int, passes: int, worke
     return max(1, min(ROUND_PASSES, ROUND_BYTES // max(1, stored * samples_per_pass), -(-passes // workers)))
 
 
+def _unfit_kind(output: torch.Tensor) -> str | None:
+    """What keeps a tensor from being logits — ``"nested"``, ``"sparse"``, ``"meta"``, ``"complex"`` or
+    ``"bool"`` — or None for a dense tensor of real numbers with data."""
+    if output.is_nested:
+        return "nested"
+    if output.layout != torch.strided:
+        return "sparse"
+    if output.is_meta:
+        return "meta"
+    if output.is_complex():
+        return "complex"
+    return "bool" if output.dtype == torch.bool else None
+
+
 def _real_dense(output) -> bool:
-    """Whether ``output`` is a dense tensor of real numbers with data: what logits must be (not bool, complex,
-    sparse, nested or on the meta device)."""
-    return (
-        isinstance(output, torch.Tensor)
-        and not output.is_nested
-        and output.layout == torch.strided
-        and not output.is_meta
-        and output.dtype != torch.bool
-        and not output.is_complex()
-    )
+    """Whether ``output`` is what logits must be: a dense tensor of real numbers with data."""
+    return isinstance(output, torch.Tensor) and _unfit_kind(output) is None
 
 
 def _described(output) -> str:
@@ -897,17 +903,7 @@ def _described(output) -> str:
     errors."""
     if not isinstance(output, torch.Tensor):
         return f"a {type(output).__name__}"
-    if output.is_nested:
+    kind = _unfit_kind(output)
+    if kind == "nested":  # (no shape to show)
         return "a nested tensor"
-    kind = (
-        "sparse "
-        if output.layout != torch.strided
-        else "meta "
-        if output.is_meta
-        else "complex "
-        if output.is_complex()
-        else "bool "
-        if output.dtype == torch.bool
-        else ""
-    )
-    return f"a {kind}tensor of shape {tuple(output.shape)}"
+    return f"a {kind + ' ' if kind else ''}tensor of shape {tuple(output.shape)}"
