@@ -114,14 +114,18 @@ def union_edges(edge_index: torch.Tensor, nodes: int, copies: int) -> torch.Tens
     return edge_index.repeat(1, copies) + offsets
 
 
-def bare_forwards(case: Case, batch_size: int):
-    """Forward passes only, over the ``case.samples`` noisy samples drawn once beforehand in batches."""
+def drawn_inputs(case: Case, batch_size: int) -> list[tuple]:
+    """The model's arguments for the ``case.samples`` noisy samples, drawn once beforehand in batches."""
     assert case.samples % batch_size == 0, f"{case.samples} samples do not split into batches of {batch_size}"
     sampler = case.classifier.smoothing.sampler(case.x)
     generator = torch.Generator().manual_seed(1)
     edges = (union_edges(case.edge_index, case.x.shape[0], batch_size),) if case.graph else ()
-    inputs = [(sampler.draw(batch_size, generator), *edges) for _ in range(case.samples // batch_size)]
-    model = case.classifier.model.eval()
+    return [(sampler.draw(batch_size, generator), *edges) for _ in range(case.samples // batch_size)]
+
+
+def forward_passes(model, inputs: list[tuple]):
+    """A function running ``model(*arguments)`` for each of ``inputs`` (eval mode, ``torch.inference_mode``)."""
+    model.eval()
 
     def forwards():
         with torch.inference_mode():
@@ -129,6 +133,11 @@ def bare_forwards(case: Case, batch_size: int):
                 model(*arguments)
 
     return forwards
+
+
+def bare_forwards(case: Case, batch_size: int):
+    """Forward passes only, over the ``case.samples`` noisy samples drawn once beforehand in batches."""
+    return forward_passes(case.classifier.model, drawn_inputs(case, batch_size))
 
 
 def smoothed_count(case: Case, batch_size: int):
@@ -189,14 +198,7 @@ def stages(case: Case, batch_size: int) -> None:
             return [(batch,) for batch in batches]
         return [(batch, union_edges(case.edge_index, entities, batch.shape[0] // entities)) for batch in batches]
 
-    inputs = assemble()
-    model = classifier.model.eval()
-
-    def forwards():
-        with torch.inference_mode():
-            for arguments in inputs:
-                model(*arguments)
-
+    forwards = forward_passes(classifier.model, assemble())
     seconds = {
         name: best_seconds(f) for name, f in [("draw", draw_blocks), ("assemble", assemble), ("forward", forwards)]
     }
@@ -224,10 +226,8 @@ def floor(case: Case, batch_size: int) -> None:
     """
     classifier = case.classifier
     plan = classifier.seed_plan(False)
-    sampler = classifier.smoothing.sampler(case.x)
-    generator = torch.Generator().manual_seed(1)
-    passes = case.samples // batch_size
-    inputs = [sampler.draw(batch_size, generator) for _ in range(passes)]
+    arguments = drawn_inputs(case, batch_size)
+    inputs, passes = [batch for (batch,) in arguments], len(arguments)
     per_round = _passes_per_round(case.x, batch_size, passes, 1)
     blocks, pixels = batch_size // plan.block_size, case.x.shape[1] * case.x.shape[2]
     model = classifier.model.eval()
@@ -250,11 +250,7 @@ def floor(case: Case, batch_size: int) -> None:
 
         return run
 
-    def bare():
-        with torch.inference_mode():
-            for batch in inputs:
-                model(batch)
-
+    bare = forward_passes(model, arguments)
     bare_rate, seeded_rate, plain_rate = best_rates([bare, rounds(True), rounds(False)], case.samples)
     print(
         f"{case.name:<24} {batch_size:>6} {bare_rate / seeded_rate - 1:>12.1%} {bare_rate / plain_rate - 1:>12.1%}",
